@@ -1,0 +1,1 @@
+"""pricer: predict a product price from its text."""

@@ -1,0 +1,115 @@
+"""A trained model with everything it needs to price raw text, saved as one directory.
+
+``models/<name>/`` holds ``weights.pt`` (a plain state dict, loaded with
+``weights_only=True`` so a model file can never execute code) and ``model.json`` (architecture,
+vectorizer settings, target transform statistics, training summary). A reloaded predictor
+computes exactly what the trained one did.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from pricer.atomic import atomic_path, write_json
+from pricer.batching import CSRTensors
+from pricer.features import VectorizerSettings, vectorize_texts
+from pricer.models import build_model
+from pricer.target import TargetTransform
+from pricer.training import model_outputs
+
+FORMAT_VERSION = 1
+WEIGHTS_FILE = "weights.pt"
+CONFIG_FILE = "model.json"
+
+
+class ModelLoadError(RuntimeError):
+    """A model directory is missing, from an incompatible version, or not a pricer model."""
+
+
+@dataclass
+class PricePredictor:
+    name: str
+    model: nn.Module
+    architecture: dict[str, Any]
+    vectorizer: VectorizerSettings
+    target: TargetTransform
+    info: dict[str, Any] = field(default_factory=dict)
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    def predict_matrix(self, features: sp.csr_matrix, *, batch_rows: int = 8192) -> np.ndarray:
+        """Dollar prices for the rows of an already-hashed feature matrix."""
+        if features.shape[1] != self.vectorizer.n_features:
+            raise ValueError(
+                f"{self.name}: features have {features.shape[1]} columns, model expects "
+                f"{self.vectorizer.n_features}"
+            )
+        outputs = model_outputs(self.model, CSRTensors.from_scipy(features), self.device, batch_rows=batch_rows)
+        return self.target.decode(outputs)
+
+    def predict(self, texts: Sequence[str], *, batch_rows: int = 8192) -> np.ndarray:
+        """Dollar prices for raw product texts (the same field the model was trained on)."""
+        features = vectorize_texts(list(texts), self.vectorizer, chunk_rows=max(batch_rows, 1))
+        return self.predict_matrix(features, batch_rows=batch_rows)
+
+    def save(self, directory: str | Path) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        with atomic_path(directory / WEIGHTS_FILE) as tmp:
+            torch.save({k: v.detach().cpu() for k, v in self.model.state_dict().items()}, tmp)
+        write_json(
+            directory / CONFIG_FILE,
+            {
+                "format_version": FORMAT_VERSION,
+                "name": self.name,
+                "architecture": self.architecture,
+                "vectorizer": self.vectorizer.to_dict(),
+                "target": self.target.to_dict(),
+                "info": self.info,
+            },
+        )
+
+    @classmethod
+    def load(cls, directory: str | Path, *, device: str | torch.device = "cpu") -> "PricePredictor":
+        directory = Path(directory)
+        config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
+        if not config_path.is_file() or not weights_path.is_file():
+            raise ModelLoadError(f"{directory}: not a pricer model directory (needs {CONFIG_FILE} and {WEIGHTS_FILE})")
+        try:
+            config = json.loads(config_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ModelLoadError(f"{config_path}: not valid JSON: {error}") from None
+        if not isinstance(config, dict) or config.get("format_version") != FORMAT_VERSION:
+            found = config.get("format_version") if isinstance(config, dict) else None
+            raise ModelLoadError(
+                f"{config_path}: model format {found!r} is not supported (this pricer reads {FORMAT_VERSION})"
+            )
+        try:
+            vectorizer = VectorizerSettings(**config["vectorizer"])
+            target = TargetTransform(**config["target"])
+            model = build_model(config["architecture"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise ModelLoadError(f"{config_path}: incompatible model config: {error}") from None
+        try:
+            state = torch.load(weights_path, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError) as error:
+            raise ModelLoadError(f"{weights_path}: not a readable weights file: {error}") from None
+        if not isinstance(state, dict):
+            raise ModelLoadError(f"{weights_path}: expected a state dict, found {type(state).__name__}")
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as error:
+            raise ModelLoadError(f"{weights_path}: weights do not fit the architecture in {CONFIG_FILE}: {error}") from None
+        device = torch.device(device)
+        model.to(device).eval()
+        return cls(config.get("name", directory.name), model, config["architecture"], vectorizer, target, config.get("info", {}), device)

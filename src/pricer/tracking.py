@@ -1,0 +1,228 @@
+"""MLflow tracking: one store per project, one run per trained model per pipeline run.
+
+The default store is SQLite at the project root. ``dvc exp run --temp`` and ``--queue`` run the
+pipeline in a copy under ``<root>/.dvc/tmp/exps/``; runs from there must still land in the
+root's store, so the root is found by stepping out of that folder. ``MLFLOW_TRACKING_URI``
+overrides everything (a shared tracking server, say).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import importlib.metadata
+import logging
+import os
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+STORE_FILE = "mlflow.db"
+ARTIFACTS_DIR = "mlartifacts"
+SQLITE_BUSY_TIMEOUT_S = 60  # parallel queued experiments write to one SQLite file
+KEY_LIBRARIES = ("torch", "numpy", "scipy", "scikit-learn", "pandas", "datasets", "dvc", "mlflow")
+
+
+class TrackingError(RuntimeError):
+    """The tracking store cannot be used; raised before any training starts."""
+
+
+def project_root(cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> Path:
+    """The repository whose store runs belong to, also from inside a DVC temp experiment."""
+    environ = os.environ if environ is None else environ
+    start = Path(environ.get("DVC_ROOT") or (cwd or Path.cwd())).resolve()
+    parts = start.parts
+    for i in range(len(parts) - 3):
+        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
+            return Path(*parts[:i])
+    return start
+
+
+def default_tracking_uri(root: Path) -> str:
+    return f"sqlite:///{root / STORE_FILE}?timeout={SQLITE_BUSY_TIMEOUT_S}"
+
+
+def resolve_tracking_uri(root: Path, environ: Mapping[str, str] | None = None) -> str:
+    environ = os.environ if environ is None else environ
+    return environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(root)
+
+
+def file_md5(path: str | Path) -> str:
+    """The md5 DVC records in dvc.lock for a file."""
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    versions = {}
+    for name in KEY_LIBRARIES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """``{"mlp": {"lr": 0.01}}`` → ``{"mlp.lr": "0.01"}`` (MLflow params are flat strings)."""
+    flat: dict[str, str] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+@contextmanager
+def _store_lock(root: Path) -> Iterator[None]:
+    """Serialise store creation/migration: two queued runs may open a new store at once."""
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / f".{STORE_FILE}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@dataclass
+class Tracker:
+    """A thin wrapper over ``MlflowClient`` for one run; ``run_id`` is None when disabled."""
+
+    client: Any = None
+    run_id: str | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.client is not None and self.run_id is not None
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        if not self.enabled:
+            return
+        from mlflow.entities import Param
+
+        items = [Param(k, v[:6000]) for k, v in sorted(flatten(params).items())]
+        for start in range(0, len(items), 100):  # log_batch takes at most 100 params
+            self.client.log_batch(self.run_id, params=items[start : start + 100])
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        if not self.enabled:
+            return
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        entries = [Metric(k, float(v), now, step or 0) for k, v in metrics.items() if v is not None]
+        self.client.log_batch(self.run_id, metrics=entries)
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        if not self.enabled:
+            return
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_artifacts(self, directory: str | Path, artifact_path: str) -> None:
+        if self.enabled:
+            self.client.log_artifacts(self.run_id, str(directory), artifact_path)
+
+    def finish(self, status: str = "FINISHED") -> None:
+        if self.enabled:
+            self.client.set_terminated(self.run_id, status)
+
+
+def _check_reachable(uri: str) -> None:
+    """Fail in seconds, not after MLflow's default minutes of retries, on a dead server."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=10):
+            pass
+    except (urllib.error.URLError, OSError) as error:
+        raise TrackingError(
+            f"MLflow tracking server {uri} is unreachable ({error}); start it, unset "
+            "MLFLOW_TRACKING_URI to use the local store, or run with -S tracking.enabled=false"
+        ) from None
+
+
+def connect(uri: str, experiment: str, root: Path) -> tuple[Any, str]:
+    """Open the store and make sure ``experiment`` exists; return (client, experiment_id)."""
+    _check_reachable(uri)
+    from mlflow.tracking import MlflowClient
+
+    try:
+        with _store_lock(root):
+            client = MlflowClient(tracking_uri=uri)
+            found = client.get_experiment_by_name(experiment)
+            if found is not None:
+                return client, found.experiment_id
+            artifacts = (root / ARTIFACTS_DIR).resolve()
+            experiment_id = client.create_experiment(experiment, artifact_location=artifacts.as_uri())
+            return client, experiment_id
+    except TrackingError:
+        raise
+    except Exception as error:  # MLflow raises many types for a locked/corrupt/foreign store
+        raise TrackingError(
+            f"MLflow store {uri} cannot be used: {type(error).__name__}: {error}. "
+            "Fix or move the store, or run with -S tracking.enabled=false"
+        ) from None
+
+
+def start_run(
+    *, enabled: bool, experiment: str, run_name: str, tags: Mapping[str, Any], root: Path | None = None
+) -> Tracker:
+    """Start a run in the project's store (or a disabled Tracker when tracking is off)."""
+    if not enabled:
+        log.info("tracking disabled (tracking.enabled=false): no MLflow run")
+        return Tracker()
+    root = root or project_root()
+    uri = resolve_tracking_uri(root)
+    client, experiment_id = connect(uri, experiment, root)
+    run = client.create_run(experiment_id, run_name=run_name, tags={k: str(v) for k, v in tags.items()})
+    log.info("MLflow run %s (%s) in %s", run.info.run_id, run_name, uri)
+    return Tracker(client=client, run_id=run.info.run_id)
+
+
+def resume_run(*, enabled: bool, run_id: str | None, experiment: str, root: Path | None = None) -> Tracker:
+    """Reopen an existing run (the evaluate stage adds test metrics to the training run)."""
+    if not enabled or not run_id:
+        return Tracker()
+    root = root or project_root()
+    client, _ = connect(resolve_tracking_uri(root), experiment, root)
+    return Tracker(client=client, run_id=run_id)
+
+
+def run_tags(model_name: str, data_source: str, extra: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """Tags that tie a run to its DVC experiment, code revision and data."""
+    tags = {
+        "model": model_name,
+        "data_source": data_source,
+        "dvc_exp_name": os.environ.get("DVC_EXP_NAME", "workspace"),
+        "dvc_baseline_rev": os.environ.get("DVC_EXP_BASELINE_REV", ""),
+        "git_commit": _git_revision(),
+    }
+    tags.update({f"version.{k}": v for k, v in library_versions().items()})
+    tags.update({k: str(v) for k, v in (extra or {}).items()})
+    return tags
+
+
+def _git_revision() -> str:
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return out.stdout.strip()

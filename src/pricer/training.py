@@ -1,0 +1,271 @@
+"""The training loop: plain, explicit, one epoch after another.
+
+Both regressors share it; a ``Recipe`` carries everything that differs between them
+(optimizer, loss, schedule, clipping). The LR schedule is explicit: cosine annealing stepped
+once per epoch when ``cosine_t_max`` is set, else constant.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from pricer.atomic import atomic_path
+from pricer.batching import CSRTensors, epoch_order, iterate_batches
+from pricer.target import TargetTransform
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = 1
+LOSS_CHECK_EVERY = 256  # steps between finiteness checks: each check is a host sync
+
+
+class DivergedError(RuntimeError):
+    """Training produced a non-finite loss; no metrics are written from such a model."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    optimizer: str  # "sgd" | "adamw"
+    lr: float
+    loss: str  # "mse" | "l1"
+    batch_size: int
+    epochs: int
+    weight_decay: float = 0.0
+    cosine_t_max: int | None = None
+    grad_clip: float | None = None
+    keep_best: bool = True
+    precision: str = "fp32"  # "fp32" | "bf16" autocast
+    seed: int = 42
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    epoch: int  # 1-based
+    train_loss: float
+    val_loss: float
+    val_mae: float  # dollars
+    lr: float
+    seconds: float
+
+
+@dataclass
+class FitResult:
+    history: list[EpochRecord] = field(default_factory=list)
+    best_epoch: int = 0
+    best_val_mae: float = math.inf
+
+
+def select_device(requested: str) -> torch.device:
+    """``auto`` picks CUDA, then Apple MPS, then CPU; an explicit request must be available."""
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train.device is 'cuda' but no CUDA device is available")
+    if requested == "mps" and not torch.backends.mps.is_available():
+        raise RuntimeError("train.device is 'mps' but MPS is not available")
+    return torch.device(requested)
+
+
+def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _loss_function(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    losses = {"mse": nn.functional.mse_loss, "l1": nn.functional.l1_loss}
+    if name not in losses:
+        raise ValueError(f"loss must be one of {sorted(losses)}, got {name!r}")
+    return losses[name]
+
+
+def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=recipe.lr)
+    if recipe.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {recipe.optimizer!r}")
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe) -> torch.optim.lr_scheduler.LRScheduler:
+    if recipe.cosine_t_max:
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=recipe.cosine_t_max)
+    return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+
+
+@torch.inference_mode()
+def model_outputs(
+    model: nn.Module,
+    data: CSRTensors,
+    device: torch.device,
+    *,
+    batch_rows: int = 8192,
+    precision: str = "fp32",
+) -> torch.Tensor:
+    """Raw model outputs for every row of ``data``, in large batches, on the CPU, float32."""
+    was_training = model.training
+    model.eval()
+    outputs = []
+    with _autocast(device, precision):
+        for batch, _ in iterate_batches(data, batch_rows):
+            outputs.append(model(batch.to(device)).float().cpu())
+    model.train(was_training)
+    return torch.cat(outputs) if outputs else torch.empty(0)
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def _load_checkpoint(path: Path) -> dict[str, Any]:
+    # weights_only: a checkpoint is data, never code
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def fit(
+    model: nn.Module,
+    train: CSRTensors,
+    validation: CSRTensors,
+    validation_prices: np.ndarray,
+    target: TargetTransform,
+    recipe: Recipe,
+    *,
+    device: torch.device,
+    model_name: str,
+    on_epoch: Callable[[EpochRecord], None] | None = None,
+    checkpoint_path: Path | None = None,
+    checkpoint_key: dict[str, Any] | None = None,
+    resume: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
+    progress: bool = False,
+) -> FitResult:
+    """Train ``model`` in place; return the per-epoch history and the best epoch.
+
+    ``model`` may be wrapped in DistributedDataParallel (then ``rank``/``world_size`` shard
+    the rows of every epoch). With ``keep_best`` the weights of the epoch with the lowest
+    validation MAE are loaded back at the end. With ``checkpoint_path`` every completed epoch
+    is checkpointed, and ``resume`` restarts after the last one it finds, provided it was
+    written for the same recipe and ``checkpoint_key`` (architecture, data fingerprint...).
+    """
+    identity = {"recipe": recipe.to_dict(), "key": checkpoint_key or {}}
+    loss_fn = _loss_function(recipe.loss)
+    optimizer = make_optimizer(model, recipe)
+    scheduler = make_scheduler(optimizer, recipe)
+    inner = model.module if hasattr(model, "module") else model
+    result = FitResult()
+    best_state: dict[str, torch.Tensor] | None = None
+    first_epoch = 1
+    torch.manual_seed(recipe.seed)  # dropout masks
+
+    if resume and checkpoint_path is not None and checkpoint_path.exists():
+        state = _load_checkpoint(checkpoint_path)
+        if state.get("format") != CHECKPOINT_FORMAT or state.get("identity") != identity:
+            log.warning("%s: checkpoint %s is from another configuration; starting afresh", model_name, checkpoint_path)
+        else:
+            inner.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            torch.set_rng_state(state["torch_rng"])
+            result.history = [EpochRecord(**record) for record in state["history"]]
+            result.best_epoch, result.best_val_mae = state["best_epoch"], state["best_val_mae"]
+            best_state = state["best_model"]
+            first_epoch = len(result.history) + 1
+            log.info("%s: resuming after epoch %d from %s", model_name, first_epoch - 1, checkpoint_path)
+
+    targets_val = validation.targets
+    for epoch in range(first_epoch, recipe.epochs + 1):
+        started = time.perf_counter()
+        model.train()
+        order = epoch_order(train.rows, recipe.seed, epoch, rank=rank, world_size=world_size)
+        shuffled = train.take_rows(order)
+        steps = math.ceil(shuffled.rows / recipe.batch_size)
+        loss_sum = torch.zeros((), device=device)
+        bar = tqdm(
+            iterate_batches(shuffled, recipe.batch_size),
+            total=steps,
+            desc=f"{model_name} epoch {epoch}/{recipe.epochs}",
+            unit="batch",
+            disable=not progress,
+            leave=False,
+        )
+        for step, (batch, targets) in enumerate(bar, start=1):
+            batch, targets = batch.to(device), targets.to(device, non_blocking=True)
+            with _autocast(device, recipe.precision):
+                predictions = model(batch)
+            loss = loss_fn(predictions.float(), targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if recipe.grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+            optimizer.step()
+            loss_sum += loss.detach()
+            if step % LOSS_CHECK_EVERY == 0 and not torch.isfinite(loss_sum):
+                raise DivergedError(f"{model_name}: loss became non-finite in epoch {epoch} (step {step})")
+        if world_size > 1:
+            torch.distributed.all_reduce(loss_sum)
+            loss_sum /= world_size
+        train_loss = float(loss_sum) / max(steps, 1)
+        if not math.isfinite(train_loss):
+            raise DivergedError(f"{model_name}: loss became non-finite in epoch {epoch}")
+        current_lr = optimizer.param_groups[0]["lr"]
+        scheduler.step()
+
+        outputs = model_outputs(inner, validation, device, precision=recipe.precision)
+        val_loss = float(loss_fn(outputs, targets_val)) if targets_val is not None else math.nan
+        val_mae = float(np.mean(np.abs(target.decode(outputs) - validation_prices)))
+        if not math.isfinite(val_loss) or not math.isfinite(val_mae):
+            raise DivergedError(f"{model_name}: validation loss became non-finite in epoch {epoch}")
+        record = EpochRecord(epoch, train_loss, val_loss, val_mae, current_lr, time.perf_counter() - started)
+        result.history.append(record)
+        if val_mae < result.best_val_mae:
+            result.best_epoch, result.best_val_mae = epoch, val_mae
+            if recipe.keep_best:
+                best_state = copy.deepcopy(inner.state_dict())
+        log.info(
+            "%s epoch %d/%d: train loss %.4f, val loss %.4f, val MAE $%.2f (%.1fs)",
+            model_name, epoch, recipe.epochs, train_loss, val_loss, val_mae, record.seconds,
+        )
+        if on_epoch is not None and rank == 0:
+            on_epoch(record)
+        if checkpoint_path is not None and rank == 0:
+            _save_checkpoint(
+                checkpoint_path,
+                {
+                    "format": CHECKPOINT_FORMAT,
+                    "identity": identity,
+                    "model": inner.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "torch_rng": torch.get_rng_state(),
+                    "history": [asdict(r) for r in result.history],
+                    "best_epoch": result.best_epoch,
+                    "best_val_mae": result.best_val_mae,
+                    "best_model": best_state,
+                },
+            )
+
+    if recipe.keep_best and best_state is not None:
+        inner.load_state_dict(best_state)
+    return result

@@ -1,0 +1,43 @@
+"""fetch: load items from the configured source, validate them, write one parquet per split."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from pricer.atomic import atomic_path, write_json
+from pricer.data import DataError, fetch_splits
+from pricer.params import ParamsError, load_params
+from pricer.pipeline import FETCH_REPORT, RAW_DIR, SPLITS, configure_logging
+
+log = logging.getLogger("pricer.stages.fetch")
+
+
+def main() -> int:
+    configure_logging()
+    try:
+        params = load_params()
+        d = params.data
+        result = fetch_splits(
+            d.source,
+            text_field=params.vectorize.text_field,
+            revision=d.revision,
+            seed=params.seed,
+            synthetic_items=d.synthetic_items,
+            validation_fraction=d.validation_fraction,
+            test_fraction=d.test_fraction,
+            max_train_items=d.max_train_items,
+        )
+    except (ParamsError, DataError) as error:
+        log.error("%s", error)
+        return 1
+    for split in SPLITS:
+        with atomic_path(RAW_DIR / f"{split}.parquet") as tmp:
+            result.splits[split].to_parquet(tmp, index=False)
+        log.info("wrote %s: %d rows", RAW_DIR / f"{split}.parquet", len(result.splits[split]))
+    write_json(FETCH_REPORT, result.report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

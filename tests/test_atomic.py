@@ -1,0 +1,45 @@
+import json
+
+import pytest
+
+from pricer.atomic import atomic_directory, atomic_path, write_json
+
+
+def test_write_json_is_canonical(tmp_path):
+    write_json(tmp_path / "a.json", {"b": 1, "a": 2})
+    write_json(tmp_path / "b.json", {"a": 2, "b": 1})
+    assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
+    assert json.loads((tmp_path / "a.json").read_text()) == {"a": 2, "b": 1}
+
+
+def test_failed_write_keeps_old_file_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("killed")
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+
+
+def test_non_finite_json_is_refused(tmp_path):
+    with pytest.raises(ValueError):
+        write_json(tmp_path / "m.json", {"mae": float("nan")})
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_atomic_directory_replaces_whole_directory(tmp_path):
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "stale.txt").write_text("old")
+    with atomic_directory(target) as tmp:
+        (tmp / "new.txt").write_text("new")
+        assert not (target / "new.txt").exists()
+    assert sorted(p.name for p in target.iterdir()) == ["new.txt"]
+    with pytest.raises(RuntimeError):
+        with atomic_directory(target) as tmp:
+            (tmp / "partial.txt").write_text("x")
+            raise RuntimeError("killed")
+    assert sorted(p.name for p in target.iterdir()) == ["new.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]

@@ -1,0 +1,67 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pricer.params import Params, ParamsError, load_params, params_from_dict
+
+REPO_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+
+
+def test_repository_params_load_and_follow_the_recipes():
+    params = load_params(REPO_PARAMS)
+    assert params.mlp.hidden_layers == (128, 64, 64, 64, 64, 64, 64)
+    assert (params.mlp.lr, params.mlp.batch_size, params.mlp.epochs) == (0.01, 64, 10)
+    assert (params.lr, params.resnet.weight_decay, params.resnet.batch_size, params.resnet.epochs) == (0.001, 0.01, 64, 5)
+    assert (params.resnet.dropout, params.resnet.cosine_t_max, params.resnet.grad_clip) == (0.2, 10, 1.0)
+    assert (params.vectorize.n_features, params.vectorize.stop_words, params.vectorize.binary) == (5000, "english", True)
+
+
+def test_missing_keys_take_defaults():
+    assert params_from_dict({}) == Params()
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        ({"lr": -0.1}, "lr"),
+        ({"lr": 0}, "lr"),
+        ({"lr": "fast"}, "lr"),
+        ({"mlp": {"lr": 0}}, "mlp.lr"),
+        ({"mlp": {"batch_size": 0}}, "mlp.batch_size"),
+        ({"resnet": {"batch_size": 0}}, "resnet.batch_size"),
+        ({"resnet": {"layers": 1}}, "resnet.layers"),
+        ({"vectorize": {"n_features": 0}}, "vectorize.n_features"),
+        ({"vectorize": {"n_features": 2.5}}, "vectorize.n_features"),
+        ({"train": {"device": "tpu"}}, "train.device"),
+        ({"train": {"precision": "fp8"}}, "train.precision"),
+        ({"mlp": {"target": "sqrt"}}, "mlp.target"),
+        ({"mlp": {"epochs": True}}, "mlp.epochs"),
+        ({"data": {"test_fraction": 0.7}}, "data.test_fraction"),
+        ({"mlp": {"hidden_layers": []}}, "mlp.hidden_layers"),
+        ({"mlp": {"hidden_layers": [128, "x"]}}, "mlp.hidden_layers[1]"),
+        ({"mlp": "fast"}, "mlp"),
+        ({"resnet": {"size": 3}}, "resnet.size"),
+    ],
+)
+def test_bad_values_are_rejected_naming_the_key(raw, key):
+    with pytest.raises(ParamsError, match=key.replace("[", r"\[").replace("]", r"\]")):
+        params_from_dict(raw)
+
+
+def test_file_errors_name_the_file(tmp_path):
+    with pytest.raises(ParamsError, match="missing.yaml: file not found"):
+        load_params(tmp_path / "missing.yaml")
+    bad = tmp_path / "params.yaml"
+    bad.write_text("mlp: [unclosed\n")
+    with pytest.raises(ParamsError, match="params.yaml: not valid YAML"):
+        load_params(bad)
+    bad.write_text(yaml.safe_dump({"train": {"threads": -1}}))
+    with pytest.raises(ParamsError, match=r"params.yaml: .*train.threads"):
+        load_params(bad)
+
+
+def test_optional_values_accept_null_and_numbers():
+    params = params_from_dict({"data": {"max_train_items": None, "revision": None}, "train": {"progress": False}})
+    assert params.data.max_train_items is None and params.train.progress is False
+    assert params_from_dict({"lr": 1}).lr == 1.0
