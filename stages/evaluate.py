@@ -55,10 +55,10 @@ def main() -> int:
                   for band, mae in mae_by_band(actual, predicted).items()]
         log.info("%s: test MAE $%.2f", name, metrics[name]["test_mae"])
 
-    baselines = {
-        name: report(np.full_like(actual, value)) | {"value": round(value, 4)}
-        for name, value in constant_baselines(train_prices).items()
-    }
+    baselines = {}
+    for name, value in constant_baselines(train_prices).items():
+        baselines[f"{name}_test_mae"] = report(np.full_like(actual, value))["test_mae"]
+        baselines[f"{name}_price"] = round(value, 4)
     for name, figures in metrics.items():
         write_json(METRICS_DIR / f"{name}.json", figures)
     write_json(METRICS_DIR / "baselines.json", baselines)
@@ -75,8 +75,7 @@ def main() -> int:
         except tracking.TrackingError as error:
             log.error("%s", error)
             return 1
-        tracker.log_metrics({k: v for k, v in figures.items() if isinstance(v, float)}
-                            | {f"baseline_{b}_test_mae": baselines[b]["test_mae"] for b in baselines})
+        tracker.log_metrics(figures | {f"baseline_{k}": v for k, v in baselines.items() if k.endswith("test_mae")})
     return 0
 
 

@@ -180,16 +180,11 @@ def main(model_name: str) -> int:
     if rank != 0:
         return 0
 
-    summary = {
-        "best_epoch": result.best_epoch,
-        "best_val_mae": round(result.best_val_mae, 4),
-        "final_val_mae": round(result.history[-1].val_mae, 4),
-        "epochs": len(result.history),
-        "kept_epoch": result.best_epoch if model_recipe.keep_best else len(result.history),
-    }
+    summary = {"best_epoch": result.best_epoch, "best_val_mae": round(result.best_val_mae, 4)}
     predictor = PricePredictor(
         model_name, model.cpu(), arch, vectorizer_settings(params), target,
-        info={"recipe": model_recipe.to_dict(), "parameters": count_parameters(model), **summary},
+        info={"recipe": model_recipe.to_dict(), "parameters": count_parameters(model), **summary,
+              "kept_epoch": result.best_epoch if model_recipe.keep_best else len(result.history)},
     )
     with atomic_directory(MODELS_DIR / model_name) as tmp:
         predictor.save(tmp)

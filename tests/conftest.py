@@ -28,7 +28,19 @@ def tiny_texts() -> list[str]:
 
 @pytest.fixture
 def random_csr() -> sp.csr_matrix:
-    matrix = sp.random(200, 50, density=0.08, format="csr", dtype=np.float32, random_state=1)
-    matrix[5] = 0  # an empty row: its output must be the bias alone
-    matrix.eliminate_zeros()
+    matrix = sp.random(200, 50, density=0.08, format="lil", dtype=np.float32, random_state=1)
+    matrix[5, :] = 0  # an empty row: its output must be the bias alone
     return matrix.tocsr()
+
+
+@pytest.fixture(scope="session")
+def catalogue_features():
+    """A small learnable problem: 1,200 catalogue items hashed to 512 columns, split 1000/200."""
+    from pricer.catalogue import generate_catalogue
+    from pricer.features import VectorizerSettings, vectorize_texts
+
+    items = generate_catalogue(1200, seed=0)
+    settings = VectorizerSettings(n_features=512)
+    matrix = vectorize_texts(items["summary"].tolist(), settings)
+    prices = items["price"].to_numpy()
+    return settings, matrix[:1000], prices[:1000], matrix[1000:], prices[1000:], items

@@ -49,9 +49,8 @@ def regression_report(
         f"test_mae_first_{first_n}": mean_absolute_error(actual[:first_n], predicted[:first_n]),
         "test_rmsle": rmsle(actual, predicted),
         "test_hit_rate": hit_rate(actual, predicted, dollars=hit_dollars, fraction=hit_fraction),
-        "test_items": int(len(actual)),
     }
-    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in report.items()}
+    return {k: round(v, 4) for k, v in report.items()}
 
 
 def constant_baselines(train_prices: np.ndarray) -> dict[str, float]:

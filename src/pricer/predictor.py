@@ -9,8 +9,6 @@ computes exactly what the trained one did.
 from __future__ import annotations
 
 import json
-import pickle
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,7 +100,7 @@ class PricePredictor:
             raise ModelLoadError(f"{config_path}: incompatible model config: {error}") from None
         try:
             state = torch.load(weights_path, map_location="cpu", weights_only=True)
-        except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError) as error:
+        except Exception as error:  # torch raises anything from IndexError to UnpicklingError on garbage
             raise ModelLoadError(f"{weights_path}: not a readable weights file: {error}") from None
         if not isinstance(state, dict):
             raise ModelLoadError(f"{weights_path}: expected a state dict, found {type(state).__name__}")

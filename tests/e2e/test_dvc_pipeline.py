@@ -1,0 +1,77 @@
+"""The real ``dvc`` commands on a tiny project: repro, an experiment, exp show, MLflow runs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+
+import pytest
+
+from pricer.predictor import PricePredictor
+
+pytestmark = pytest.mark.e2e
+
+
+def _stages_run(output: str) -> list[str]:
+    return re.findall(r"Running stage '([^']+)'", output)
+
+
+def test_repro_produces_models_metrics_and_mlflow_runs(reproduced_project):
+    project = reproduced_project
+    for split in ("train", "validation", "test"):
+        assert (project.root / f"data/raw/{split}.parquet").exists()
+        assert (project.root / f"data/features/{split}.npz").exists()
+    report = project.read_json("data/fetch_report.json")
+    assert report["kind"] == "synthetic" and report["splits"]["train"]["rows_out"] > 0
+
+    baselines = project.read_json("metrics/baselines.json")
+    for name in ("mlp", "resnet"):
+        metrics = project.read_json(f"metrics/{name}.json")
+        assert set(metrics) == {"test_mae", "test_mae_first_200", "test_rmsle", "test_hit_rate"}
+        assert metrics["test_mae"] > 0
+        assert PricePredictor.load(project.root / "models" / name).predict(["Title: a lamp"]).shape == (1,)
+        history = list(csv.DictReader((project.root / f"metrics/history/{name}.csv").open()))
+        assert [row["epoch"] for row in history] == ["1", "2"]
+        assert project.read_json(f"metrics/train/{name}.json")["best_epoch"] in (1, 2)
+    assert project.read_json("metrics/resnet.json")["test_mae"] < baselines["train_median_test_mae"]
+
+    runs = {run.data.tags["model"]: run for run in project.mlflow_runs()}
+    assert set(runs) == {"mlp", "resnet"}
+    resnet = runs["resnet"]
+    assert resnet.data.params["params.lr"] == "0.001" and resnet.data.params["params.resnet.hidden"] == "32"
+    assert resnet.data.metrics["test_mae"] == pytest.approx(project.read_json("metrics/resnet.json")["test_mae"])
+    assert resnet.data.tags["dvc_exp_name"] == "workspace" and resnet.data.tags["data_source"] == "synthetic"
+    assert resnet.info.status == "FINISHED"
+
+
+def test_repro_again_is_up_to_date(reproduced_project):
+    done = reproduced_project.dvc("repro")
+    assert _stages_run(done.stdout) == []
+
+
+def test_exp_run_lr_reruns_only_the_residual_network_and_evaluation(reproduced_project):
+    project = reproduced_project
+    project.run("git", "add", "-A")
+    project.run("git", "commit", "-q", "-m", "baseline run")
+    done = project.dvc("exp", "run", "-n", "half-lr", "-S", "lr=0.0005")
+    assert _stages_run(done.stdout) == ["train_resnet", "evaluate"]
+
+    table = json.loads(project.dvc("exp", "show", "--json").stdout)
+    rows = {}
+    for entry in table:
+        for exp in [entry] + [e for e in entry.get("experiments") or [] for e in e.get("revs", [])]:
+            data = exp.get("data") or {}
+            name = exp.get("name") or data.get("name") or exp.get("rev")
+            metrics = (data.get("metrics") or {}).get("metrics/resnet.json", {}).get("data", {})
+            params = (data.get("params") or {}).get("params.yaml", {}).get("data", {})
+            rows[name] = (params.get("lr"), metrics.get("test_mae"))
+    assert rows["half-lr"][0] == 0.0005 and rows["half-lr"][1] > 0
+    baseline = [value for name, value in rows.items() if name not in ("half-lr", "workspace")]
+    assert baseline and baseline[0][0] == 0.001 and baseline[0][1] > 0
+
+    runs = project.mlflow_runs()
+    by_exp = {(r.data.tags["dvc_exp_name"], r.data.tags["model"]) for r in runs}
+    assert ("half-lr", "resnet") in by_exp and ("workspace", "resnet") in by_exp
+    half = next(r for r in runs if r.data.tags["dvc_exp_name"] == "half-lr")
+    assert half.data.params["params.lr"] == "0.0005" and "test_mae" in half.data.metrics

@@ -1,0 +1,34 @@
+import numpy as np
+import pytest
+from sklearn.feature_extraction.text import HashingVectorizer
+
+from pricer.features import VectorizerSettings, vectorize_texts
+
+
+def test_default_settings_are_the_seed_recipe():
+    vectorizer = VectorizerSettings().build()
+    assert (vectorizer.n_features, vectorizer.stop_words, vectorizer.binary) == (5000, "english", True)
+
+
+@pytest.mark.parametrize(("chunk_rows", "n_jobs"), [(7, 1), (50, 2), (1000, 1)])
+def test_chunked_and_parallel_hashing_equals_single_transform(tiny_texts, chunk_rows, n_jobs):
+    settings = VectorizerSettings(n_features=64)
+    expected = HashingVectorizer(n_features=64, stop_words="english", binary=True, dtype=np.float32).transform(tiny_texts)
+    matrix = vectorize_texts(tiny_texts, settings, chunk_rows=chunk_rows, n_jobs=n_jobs)
+    assert matrix.format == "csr" and matrix.dtype == np.float32
+    assert matrix.shape == (len(tiny_texts), 64)
+    assert (matrix != expected).nnz == 0
+
+
+def test_stop_words_and_binary(tiny_texts):
+    matrix = vectorize_texts(["the the the guitar"], VectorizerSettings(n_features=32, norm=None))
+    assert matrix.nnz == 1 and matrix.data[0] == 1.0  # "the" dropped, "guitar" counted once
+
+
+def test_empty_input_has_the_right_width():
+    assert vectorize_texts([], VectorizerSettings(n_features=10)).shape == (0, 10)
+
+
+def test_invalid_chunk_rows():
+    with pytest.raises(ValueError, match="chunk_rows"):
+        vectorize_texts(["a"], VectorizerSettings(), chunk_rows=0)

@@ -1,0 +1,93 @@
+import numpy as np
+import pytest
+import torch
+
+from pricer.batching import CSRTensors
+from pricer.models import build_model
+from pricer.target import TargetTransform
+from pricer.training import DivergedError, Recipe, fit, model_outputs, select_device
+
+CPU = torch.device("cpu")
+RESNET = {"kind": "resnet", "n_features": 512, "hidden": 32, "layers": 3, "dropout": 0.2}
+MLP = {"kind": "mlp", "n_features": 512, "hidden_layers": [32, 16, 16], "init": "kaiming"}
+ADAMW = Recipe(optimizer="adamw", lr=0.003, loss="l1", batch_size=64, epochs=4, weight_decay=0.01,
+               cosine_t_max=10, grad_clip=1.0)
+
+
+def _train(catalogue_features, arch=RESNET, recipe=ADAMW, target_kind="standardized_log", **kwargs):
+    _, train_x, train_y, val_x, val_y, _ = catalogue_features
+    target = TargetTransform.fit(target_kind, train_y)
+    torch.manual_seed(recipe.seed)
+    model = build_model(arch)
+    result = fit(model, CSRTensors.from_scipy(train_x, target.encode(train_y)),
+                 CSRTensors.from_scipy(val_x, target.encode(val_y)), val_y, target, recipe,
+                 device=CPU, model_name="test-model", **kwargs)
+    return model, result, target
+
+
+def test_training_beats_the_median_baseline(catalogue_features):
+    _, _, train_y, _, val_y, _ = catalogue_features
+    _, result, _ = _train(catalogue_features)
+    median_mae = np.mean(np.abs(val_y - np.median(train_y)))
+    assert result.best_val_mae < 0.85 * median_mae
+    assert [r.epoch for r in result.history] == [1, 2, 3, 4]
+
+
+def test_same_seed_gives_identical_weights(catalogue_features):
+    first, _, _ = _train(catalogue_features)
+    second, _, _ = _train(catalogue_features)
+    for (name, a), (_, b) in zip(first.state_dict().items(), second.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def test_keep_best_restores_the_best_epoch(catalogue_features):
+    _, _, _, val_x, val_y, _ = catalogue_features
+    recipe = Recipe(optimizer="adamw", lr=0.03, loss="l1", batch_size=64, epochs=4)  # noisy: best is rarely last
+    model, result, target = _train(catalogue_features, recipe=recipe)
+    best = min(result.history, key=lambda r: r.val_mae)
+    assert result.best_epoch == best.epoch
+    predicted = target.decode(model_outputs(model, CSRTensors.from_scipy(val_x), CPU))
+    assert np.mean(np.abs(predicted - val_y)) == pytest.approx(best.val_mae, rel=1e-6)
+
+
+def test_cosine_schedule_steps_once_per_epoch(catalogue_features):
+    _, result, _ = _train(catalogue_features)
+    expected = [0.003 * (1 + np.cos(np.pi * e / 10)) / 2 for e in range(4)]
+    np.testing.assert_allclose([r.lr for r in result.history], expected, rtol=1e-6)
+
+
+def test_divergence_stops_with_the_model_and_epoch(catalogue_features):
+    raw_sgd = Recipe(optimizer="sgd", lr=10.0, loss="mse", batch_size=64, epochs=2)
+    with pytest.raises(DivergedError, match=r"test-model: .*non-finite in epoch 1"):
+        _train(catalogue_features, arch={**MLP, "init": "default"}, recipe=raw_sgd, target_kind="raw")
+
+
+def test_resume_after_interruption_gives_the_uninterrupted_weights(catalogue_features, tmp_path):
+    uninterrupted, full, _ = _train(catalogue_features)
+    checkpoint = tmp_path / "ckpt.pt"
+
+    def crash_in_epoch_3(record):
+        if record.epoch == 3:
+            raise KeyboardInterrupt  # what a kill during epoch 3 leaves: the epoch-2 checkpoint
+
+    with pytest.raises(KeyboardInterrupt):
+        _train(catalogue_features, checkpoint_path=checkpoint, on_epoch=crash_in_epoch_3)
+    resumed, result, _ = _train(catalogue_features, checkpoint_path=checkpoint, resume=True)
+    assert [r.val_mae for r in result.history] == [r.val_mae for r in full.history]
+    for (name, a), (_, b) in zip(uninterrupted.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def test_checkpoint_of_another_configuration_is_ignored(catalogue_features, tmp_path):
+    checkpoint = tmp_path / "ckpt.pt"
+    _train(catalogue_features, checkpoint_path=checkpoint, checkpoint_key={"train_rows": 1})
+    _, result, _ = _train(catalogue_features, checkpoint_path=checkpoint, checkpoint_key={"train_rows": 2}, resume=True)
+    assert len(result.history) == ADAMW.epochs  # trained from epoch 1, not resumed
+
+
+def test_select_device():
+    assert select_device("cpu") == CPU
+    assert select_device("auto").type in {"cpu", "cuda", "mps"}
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="train.device is 'cuda'"):
+            select_device("cuda")
