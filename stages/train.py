@@ -83,6 +83,8 @@ def main(model_name: str) -> int:
 
     rank = int(os.environ.get("RANK", 0))
     world_size = int(os.environ.get("WORLD_SIZE", 1))
+    if rank != 0:
+        logging.getLogger().setLevel(logging.WARNING)  # one rank tells the story
     device = select_device(params.train.device)
     if distributed:
         if device.type == "cuda":

@@ -195,15 +195,17 @@ def fit(
             log.info("%s: resuming after epoch %d from %s", model_name, first_epoch - 1, checkpoint_path)
 
     targets_val = validation.targets
+    # Data-parallel ranks split each batch, so the recipe's batch size stays the global one.
+    local_batch = max(1, recipe.batch_size // world_size)
     for epoch in range(first_epoch, recipe.epochs + 1):
         started = time.perf_counter()
         model.train()
         order = epoch_order(train.rows, recipe.seed, epoch, rank=rank, world_size=world_size)
         shuffled = train.take_rows(order)
-        steps = math.ceil(shuffled.rows / recipe.batch_size)
+        steps = math.ceil(shuffled.rows / local_batch)
         loss_sum = torch.zeros((), device=device)
         bar = tqdm(
-            iterate_batches(shuffled, recipe.batch_size),
+            iterate_batches(shuffled, local_batch),
             total=steps,
             desc=f"{model_name} epoch {epoch}/{recipe.epochs}",
             unit="batch",
