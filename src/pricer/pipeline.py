@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +114,7 @@ def load_features(directory: Path, split: str) -> tuple[sp.csr_matrix, pd.DataFr
         matrix = sp.load_npz(matrix_path).tocsr()
     except FileNotFoundError:
         raise ArtifactError(f"{matrix_path}: missing; run `dvc repro vectorize`") from None
-    except (ValueError, OSError, EOFError, KeyError) as error:
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as error:
         raise ArtifactError(f"{matrix_path}: not a readable sparse matrix ({error}); rerun `dvc repro -f vectorize`") from None
     try:
         labels = pd.read_parquet(labels_path)

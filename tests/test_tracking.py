@@ -1,0 +1,59 @@
+from pricer import tracking
+
+
+def test_project_root_steps_out_of_dvc_temp_experiments(tmp_path):
+    temp_copy = tmp_path / "repo" / ".dvc" / "tmp" / "exps" / "tmpab12"
+    temp_copy.mkdir(parents=True)
+    assert tracking.project_root(temp_copy, environ={}) == tmp_path / "repo"
+    assert tracking.project_root(tmp_path, environ={"DVC_ROOT": str(temp_copy)}) == tmp_path / "repo"
+    assert tracking.project_root(tmp_path / "repo", environ={}) == tmp_path / "repo"
+
+
+def test_tracking_uri_defaults_to_sqlite_at_the_root_and_env_overrides(tmp_path):
+    uri = tracking.resolve_tracking_uri(tmp_path, environ={})
+    assert uri.startswith(f"sqlite:///{tmp_path}/mlflow.db")
+    assert tracking.resolve_tracking_uri(tmp_path, environ={"MLFLOW_TRACKING_URI": "http://mlflow:5000"}) == "http://mlflow:5000"
+
+
+def test_flatten_and_versions():
+    assert tracking.flatten({"mlp": {"lr": 0.01, "hidden": [1, 2]}, "seed": 4}) == {
+        "mlp.lr": "0.01", "mlp.hidden": "[1, 2]", "seed": "4"}
+    versions = tracking.library_versions()
+    assert versions["torch"].startswith("2.13") and set(versions) == set(tracking.KEY_LIBRARIES)
+
+
+def test_file_md5_matches_dvc(tmp_path):
+    path = tmp_path / "x.txt"
+    path.write_bytes(b"pricer\n")
+    assert tracking.file_md5(path) == "56d8a717a5f27e5e1f52b40fb9956086"  # `md5sum`, as in dvc.lock
+
+
+def test_a_run_lands_in_the_store_with_params_metrics_and_tags(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("DVC_EXP_NAME", "bright-lamp")
+    tracker = tracking.start_run(enabled=True, experiment="pricer", run_name="resnet-bright-lamp",
+                                 tags=tracking.run_tags("resnet", "synthetic"), root=tmp_path)
+    tracker.log_params({"resnet": {"hidden": 32}, "lr": 0.001})
+    tracker.log_metrics({"val_mae": 20.5}, step=1)
+    tracker.log_metrics({"val_mae": 19.5}, step=2)
+    artifact_dir = tmp_path / "model"
+    artifact_dir.mkdir()
+    (artifact_dir / "model.json").write_text("{}")
+    tracker.log_artifacts(artifact_dir, "model")
+    tracker.finish()
+
+    client, experiment_id = tracking.connect(tracking.resolve_tracking_uri(tmp_path), "pricer", tmp_path)
+    (run,) = client.search_runs([experiment_id])
+    assert run.info.run_name == "resnet-bright-lamp" and run.info.status == "FINISHED"
+    assert run.data.params == {"resnet.hidden": "32", "lr": "0.001"}
+    assert run.data.tags["dvc_exp_name"] == "bright-lamp" and run.data.tags["model"] == "resnet"
+    assert [m.value for m in client.get_metric_history(run.info.run_id, "val_mae")] == [20.5, 19.5]
+    assert (tmp_path / "mlartifacts").is_dir()
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "model")] == ["model/model.json"]
+
+
+def test_disabled_tracking_does_nothing(tmp_path):
+    tracker = tracking.start_run(enabled=False, experiment="pricer", run_name="x", tags={}, root=tmp_path)
+    tracker.log_metrics({"val_mae": 1.0})
+    tracker.finish()
+    assert tracker.run_id is None and not (tmp_path / "mlflow.db").exists()
