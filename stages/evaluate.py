@@ -1,27 +1,72 @@
 """evaluate: price the test split from raw text with each saved model; write metrics and plots.
 
 Writes ``metrics/<model>.json``, ``metrics/baselines.json``, ``metrics/bands.csv`` (MAE by
-price band) and ``metrics/predictions.csv`` (per item), and adds the test figures to each
-model's MLflow training run.
+price band: model, band, items, mae) and ``metrics/predictions.csv`` (per item: id, price and
+one column per model), and adds the test figures to each model's MLflow training run. The
+top-level ``plots`` of dvc.yaml draw both CSVs.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from pricer import tracking
 from pricer.atomic import atomic_path, write_json
-from pricer.metrics import constant_baselines, mae_by_band, regression_report
+from pricer.metrics import PRICE_BANDS, constant_baselines, mae_by_band, regression_report
 from pricer.params import ParamsError, load_params
-from pricer.pipeline import FEATURES_DIR, METRICS_DIR, MODEL_NAMES, MODELS_DIR, RAW_DIR, configure_logging, prices_of
+from pricer.pipeline import FEATURES_DIR, METRICS_DIR, MODEL_NAMES, MODELS_DIR, RAW_DIR, configure_logging, prices_of, progress_enabled
 from pricer.predictor import ModelLoadError, PricePredictor
 
 log = logging.getLogger("pricer.stages.evaluate")
+BATCH_ROWS = 4096  # texts priced per step of the progress bar
+
+
+def _predict(predictor: PricePredictor, texts: list[str], progress: bool) -> np.ndarray:
+    """Price ``texts`` in batches, with a progress bar for a person at a terminal."""
+    parts = []
+    with tqdm(total=len(texts), desc=f"evaluate {predictor.name}", unit="item", disable=not progress,
+              leave=False) as bar:
+        for start in range(0, len(texts), BATCH_ROWS):
+            parts.append(predictor.predict(texts[start : start + BATCH_ROWS]))
+            bar.update(len(parts[-1]))
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def _log_test_figures(name: str, figures: dict, params) -> None:
+    """Add the test figures to the model's training run, or to a new run when that run is not
+    in this store (a model pulled from a DVC remote, or trained against another tracking URI)."""
+    if not params.tracking.enabled:
+        return
+    run_file = MODELS_DIR / name / "run.json"
+    run_id = json.loads(run_file.read_text(encoding="utf-8")).get("mlflow_run_id") if run_file.exists() else None
+    settings = {"enabled": True, "experiment": params.tracking.experiment,
+                "busy_timeout_s": params.tracking.busy_timeout_s}
+    tracker = tracking.resume_run(run_id=run_id, **settings)
+    if tracker.enabled:
+        try:
+            tracker.client.get_run(run_id)
+        except Exception:  # MLflow raises its own types for an unknown run id
+            log.warning("%s: its training run %s is not in this MLflow store (model pulled from a DVC remote "
+                        "or trained against another MLFLOW_TRACKING_URI); logging the test figures to a new run",
+                        name, run_id)
+        else:
+            tracker.log_metrics(figures)
+            return
+    tracker = tracking.start_run(
+        run_name=f"{name}-{os.environ.get('DVC_EXP_NAME', 'workspace')}",
+        tags=tracking.run_tags(name, params.data.source, {"training_run_id": run_id or "", "stage": "evaluate"}),
+        **settings,
+    )
+    tracker.log_params({"params": params.as_dict()})
+    tracker.log_metrics(figures)
+    tracker.finish()
 
 
 def main() -> int:
@@ -39,6 +84,8 @@ def main() -> int:
     def report(predicted: np.ndarray) -> dict:
         return regression_report(actual, predicted, first_n=e.first_n, hit_dollars=e.hit_dollars, hit_fraction=e.hit_fraction)
 
+    progress = progress_enabled(params.train.progress)
+    band_items = {label: int(((actual >= low) & (actual < high)).sum()) for label, low, high in PRICE_BANDS}
     predictions = pd.DataFrame({"id": test["id"], "price": actual})
     bands = []
     metrics: dict[str, dict] = {}
@@ -48,10 +95,10 @@ def main() -> int:
         except ModelLoadError as error:
             log.error("%s", error)
             return 1
-        predicted = predictor.predict(test[predictor.vectorizer.text_field].tolist())
+        predicted = _predict(predictor, test[predictor.vectorizer.text_field].tolist(), progress)
         predictions[name] = np.round(predicted, 2)
         metrics[name] = report(predicted)
-        bands += [{"model": name, "band": band, "mae": None if mae is None else round(mae, 4)}
+        bands += [{"model": name, "band": band, "items": band_items[band], "mae": None if mae is None else round(mae, 4)}
                   for band, mae in mae_by_band(actual, predicted).items()]
         log.info("%s: test MAE $%.2f", name, metrics[name]["test_mae"])
 
@@ -67,15 +114,14 @@ def main() -> int:
     with atomic_path(METRICS_DIR / "bands.csv") as tmp:
         pd.DataFrame(bands).to_csv(tmp, index=False)
 
-    for name, figures in metrics.items():
-        run_file = MODELS_DIR / name / "run.json"
-        run_id = json.loads(run_file.read_text(encoding="utf-8")).get("mlflow_run_id") if run_file.exists() else None
+    test_figures = {name: figures | {f"baseline_{k}": v for k, v in baselines.items() if k.endswith("test_mae")}
+                    for name, figures in metrics.items()}
+    for name, figures in test_figures.items():
         try:
-            tracker = tracking.resume_run(enabled=params.tracking.enabled, run_id=run_id, experiment=params.tracking.experiment)
+            _log_test_figures(name, figures, params)
         except tracking.TrackingError as error:
             log.error("%s", error)
             return 1
-        tracker.log_metrics(figures | {f"baseline_{k}": v for k, v in baselines.items() if k.endswith("test_mae")})
     return 0
 
 

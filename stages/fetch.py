@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
+
+from tqdm import tqdm
 
 from pricer.atomic import atomic_path, write_json
 from pricer.data import DataError, fetch_splits
 from pricer.params import ParamsError, load_params
-from pricer.pipeline import FETCH_REPORT, RAW_DIR, SPLITS, configure_logging
+from pricer.pipeline import FETCH_REPORT, RAW_DIR, SPLITS, configure_logging, progress_enabled
 
 log = logging.getLogger("pricer.stages.fetch")
 
@@ -17,7 +20,13 @@ def main() -> int:
     configure_logging()
     try:
         params = load_params()
+        progress = progress_enabled(params.train.progress)
+        if not progress:
+            # The Hub download's own bars (datasets, huggingface_hub): quiet in CI and in logs.
+            os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         d = params.data
+        log.info("fetching %s", d.source)
         result = fetch_splits(
             d.source,
             text_field=params.vectorize.text_field,
@@ -31,7 +40,7 @@ def main() -> int:
     except (ParamsError, DataError) as error:
         log.error("%s", error)
         return 1
-    for split in SPLITS:
+    for split in tqdm(SPLITS, desc="fetch: write splits", unit="split", disable=not progress, leave=False):
         with atomic_path(RAW_DIR / f"{split}.parquet") as tmp:
             result.splits[split].to_parquet(tmp, index=False)
         log.info("wrote %s: %d rows", RAW_DIR / f"{split}.parquet", len(result.splits[split]))

@@ -7,6 +7,7 @@ tracks and writes outputs.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -14,6 +15,7 @@ import logging
 import os
 import subprocess
 import sys
+import zipfile
 from dataclasses import asdict
 
 import torch
@@ -36,6 +38,7 @@ from pricer.pipeline import (
     prices_of,
     progress_enabled,
     recipe,
+    remove_stale_temporaries,
     target_kind,
     vectorizer_settings,
 )
@@ -85,7 +88,20 @@ def main(model_name: str) -> int:
     world_size = int(os.environ.get("WORLD_SIZE", 1))
     if rank != 0:
         logging.getLogger().setLevel(logging.WARNING)  # one rank tells the story
-    device = select_device(params.train.device)
+    try:
+        device = select_device(params.train.device)
+    except RuntimeError as error:  # an explicit device that this machine lacks
+        log.error("%s", error)
+        return 1
+    checkpoint = CHECKPOINTS_DIR / f"{model_name}.pt"
+    outputs = (MODELS_DIR / model_name, METRICS_DIR / "history" / f"{model_name}.csv",
+               METRICS_DIR / "train" / f"{model_name}.json", checkpoint)
+    if rank == 0:
+        for stale in remove_stale_temporaries(*outputs):  # left by a run killed mid-write
+            log.info("removed %s, left by an interrupted run", stale)
+        if params.train.resume and checkpoint.exists() and not zipfile.is_zipfile(checkpoint):
+            log.warning("%s is not a readable checkpoint (truncated?); training from epoch 1", checkpoint)
+            checkpoint.unlink()
     if distributed:
         if device.type == "cuda":
             device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
@@ -120,11 +136,13 @@ def main(model_name: str) -> int:
             tracker = tracking.start_run(
                 enabled=params.tracking.enabled,
                 experiment=params.tracking.experiment,
+                busy_timeout_s=params.tracking.busy_timeout_s,
                 run_name=f"{model_name}-{os.environ.get('DVC_EXP_NAME', 'workspace')}",
                 tags=tracking.run_tags(
                     model_name,
                     params.data.source,
                     {
+                        "data_kind": report.get("kind", ""),
                         "data_revision": report.get("resolved_revision") or params.data.revision or "",
                         **{f"input_md5.{p}": tracking.file_md5(p) for p in inputs},
                     },
@@ -151,7 +169,6 @@ def main(model_name: str) -> int:
             step=record.epoch,
         )
 
-    checkpoint = CHECKPOINTS_DIR / f"{model_name}.pt"
     try:
         result = fit(
             ddp_model,
@@ -176,6 +193,10 @@ def main(model_name: str) -> int:
         tracker.set_tags({"diverged": str(error)})
         tracker.finish("FAILED")
         return 1
+    except BaseException as error:  # Ctrl-C or a crash: the MLflow run must not stay RUNNING
+        with contextlib.suppress(Exception):
+            tracker.finish("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
+        raise
     finally:
         if distributed:
             torch.distributed.destroy_process_group()

@@ -7,10 +7,20 @@ import sys
 import time
 
 import pandas as pd
+import scipy.sparse as sp
+from tqdm import tqdm
 
 from pricer.features import vectorize_texts
 from pricer.params import ParamsError, load_params
-from pricer.pipeline import FEATURES_DIR, RAW_DIR, SPLITS, configure_logging, save_features, vectorizer_settings
+from pricer.pipeline import (
+    FEATURES_DIR,
+    RAW_DIR,
+    SPLITS,
+    configure_logging,
+    progress_enabled,
+    save_features,
+    vectorizer_settings,
+)
 
 log = logging.getLogger("pricer.stages.vectorize")
 
@@ -23,16 +33,23 @@ def main() -> int:
         log.error("%s", error)
         return 1
     settings = vectorizer_settings(params)
+    v = params.vectorize
+    progress = progress_enabled(params.train.progress)
+    # One progress step = one round of `n_jobs` chunks hashed in parallel; hashing is a pure
+    # function of each row, so stacking the rounds gives exactly the one-call result.
+    step_rows = v.chunk_rows * max(v.n_jobs, 1)
     for split in SPLITS:
         path = RAW_DIR / f"{split}.parquet"
         frame = pd.read_parquet(path, columns=["id", "price", settings.text_field])
+        texts = frame[settings.text_field].tolist()
         started = time.perf_counter()
-        matrix = vectorize_texts(
-            frame[settings.text_field].tolist(),
-            settings,
-            chunk_rows=params.vectorize.chunk_rows,
-            n_jobs=params.vectorize.n_jobs,
-        )
+        parts = []
+        with tqdm(total=len(texts), desc=f"vectorize {split}", unit="row", disable=not progress, leave=False) as bar:
+            for start in range(0, max(len(texts), 1), step_rows):
+                block = texts[start : start + step_rows]
+                parts.append(vectorize_texts(block, settings, chunk_rows=v.chunk_rows, n_jobs=v.n_jobs))
+                bar.update(len(block))
+        matrix = parts[0] if len(parts) == 1 else sp.vstack(parts, format="csr", dtype=parts[0].dtype)
         save_features(FEATURES_DIR, split, matrix, frame[["id", "price"]])
         log.info(
             "%s: %d rows, %d non-zeros (%.1f per row) in %.1fs",

@@ -1,1 +1,63 @@
-"""pricer: predict a product price from its text."""
+"""pricer: predict a product price from its text.
+
+The trained models are plain directories (``models/mlp``, ``models/resnet``)::
+
+    import pricer
+
+    model = pricer.load_model("models/resnet")
+    model.predict(["Title: Cordless drill ...", "Title: Desk lamp ..."])   # numpy array of dollars
+    pricer.predict("Title: Desk lamp ...", model="models/mlp")             # one text -> one float
+
+The command line does the same for files: ``pricer predict --help``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Union
+
+if TYPE_CHECKING:  # importing torch is slow: the functions below import it when first called
+    import numpy as np
+
+    from pricer.predictor import PricePredictor
+
+DEFAULT_MODEL = "models/resnet"
+
+__all__ = ["DEFAULT_MODEL", "load_model", "predict"]
+
+_loaded: dict[tuple[str, str, int], "PricePredictor"] = {}
+
+
+def load_model(path: Union[str, Path] = DEFAULT_MODEL, *, device: str = "cpu") -> "PricePredictor":
+    """Load a trained model directory; raises ``pricer.predictor.ModelLoadError`` with the reason."""
+    from pricer.predictor import PricePredictor
+
+    return PricePredictor.load(path, device=device)
+
+
+def predict(
+    texts: Union[str, Sequence[str]],
+    model: Union[str, Path, "PricePredictor"] = DEFAULT_MODEL,
+    *,
+    batch_rows: int = 8192,
+) -> Union[float, "np.ndarray"]:
+    """Dollar prices for product texts: a float for one string, an array for a sequence.
+
+    ``model`` is a loaded model or a model directory (loaded once and reused while its weights
+    file is unchanged).
+    """
+    from pricer.predictor import PricePredictor
+
+    if not isinstance(model, PricePredictor):
+        directory = Path(model).resolve()
+        weights = directory / "weights.pt"
+        key = (str(directory), "cpu", weights.stat().st_mtime_ns if weights.exists() else 0)
+        if key not in _loaded:
+            while len(_loaded) >= 4:  # keep the last few models only: they can be large
+                _loaded.pop(next(iter(_loaded)))
+            _loaded[key] = load_model(directory)
+        model = _loaded[key]
+    if isinstance(texts, str):
+        return float(model.predict([texts], batch_rows=batch_rows)[0])
+    return model.predict(list(texts), batch_rows=batch_rows)

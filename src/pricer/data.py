@@ -220,6 +220,11 @@ def _load_hub(dataset_id: str, revision: str | None) -> tuple[dict[str, pd.DataF
     import datasets
 
     commit = _resolve_hub_commit(dataset_id, revision)
+    if datasets.config.HF_HUB_OFFLINE:
+        snapshot = _cached_hub_snapshot(dataset_id, revision)
+        if snapshot is not None:
+            logger.info("%s: HF_HUB_OFFLINE is set; reading the cached snapshot %s", dataset_id, snapshot)
+            return _load_hub_layout_dir(dataset_id, snapshot), snapshot.name
     try:
         # Pinned to the commit the probe saw, so the report's sha is the data's sha.
         loaded = datasets.load_dataset(dataset_id, revision=commit or revision)
@@ -232,6 +237,28 @@ def _load_hub(dataset_id: str, revision: str | None) -> tuple[dict[str, pd.DataF
     if isinstance(loaded, datasets.Dataset):
         return {"train": _to_frame(dataset_id, "train", loaded)}, commit
     return {str(split): _to_frame(dataset_id, str(split), ds) for split, ds in loaded.items()}, commit
+
+
+def _cached_hub_snapshot(dataset_id: str, revision: str | None) -> Path | None:
+    """The Hub cache's snapshot folder of ``revision`` (None = main) when it holds parquet files.
+
+    ``datasets`` 5.2 in offline mode only looks in its own Arrow cache (filled by an earlier online
+    ``load_dataset``); the Hub cache that ``hf download`` and ``load_dataset`` itself fill
+    (``$HF_HOME/hub/datasets--owner--name/snapshots/<sha>/``) is ignored, so a dataset
+    downloaded there could not be used offline. We read that snapshot as a Hub-layout
+    directory; its folder name is the commit sha, so the report keeps the resolved revision.
+    """
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        folder = snapshot_download(dataset_id, repo_type="dataset", revision=revision, local_files_only=True)
+    except LocalEntryNotFoundError as error:
+        if type(error).__name__ == "IncompleteSnapshotError":  # huggingface_hub >= 1.x: a partial download
+            raise DataError(f"{dataset_id}: {error}") from error
+        return None
+    snapshot = Path(folder)
+    return snapshot if _parquet_files(snapshot) else None
 
 
 def _resolve_hub_commit(dataset_id: str, revision: str | None) -> str | None:
@@ -270,6 +297,14 @@ def _hub_unreachable_message(dataset_id: str, revision: str | None, error: BaseE
         if datasets.config.HF_HUB_OFFLINE
         else f"could not reach the Hugging Face Hub: {_describe(error)}"
     )
+    cached = None
+    if not datasets.config.HF_HUB_OFFLINE:
+        try:
+            cached = _cached_hub_snapshot(dataset_id, revision)
+        except DataError:
+            pass
+    if cached is not None:
+        why += f". This revision is in the local Hub cache ({cached}): rerun with HF_HUB_OFFLINE=1 to use it"
     return (
         f"{dataset_id}: {why}. To use a local copy instead, on a machine with network run\n"
         f"    hf download {dataset_id} --repo-type dataset{pin} --local-dir {local_dir}\n"
@@ -280,6 +315,7 @@ def _hub_unreachable_message(dataset_id: str, revision: str | None, error: BaseE
 
 
 def _to_frame(source: str, split: str, dataset: datasets.Dataset) -> pd.DataFrame:
+    _check_utf8(source, split, dataset)
     try:
         frame = dataset.to_pandas()
     except Exception as error:
@@ -287,6 +323,31 @@ def _to_frame(source: str, split: str, dataset: datasets.Dataset) -> pd.DataFram
     if "price" in dataset.column_names:
         frame["price"] = _price_keeping_nulls(dataset, frame["price"])
     return frame
+
+
+def _check_utf8(source: str, split: str, dataset: datasets.Dataset) -> None:
+    """Every text column must be valid UTF-8: a parquet writer that skipped validation lets
+    invalid bytes through, which pandas only trips over when a value is read (mid-vectorize)."""
+    import pyarrow as pa
+
+    table = dataset.with_format("arrow")
+    for name in dataset.column_names:
+        column = table[name]
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            continue
+        try:
+            column.validate(full=True)
+        except pa.ArrowInvalid:
+            binary = column.cast(pa.large_binary()).to_pylist()
+            for row, value in enumerate(binary):
+                try:
+                    value is None or value.decode("utf-8")
+                except UnicodeDecodeError as error:
+                    raise DataError(
+                        f"{source}: split '{split}' row {row}, column '{name}': invalid UTF-8 "
+                        f"({error.reason} at byte {error.start}); re-encode the text as UTF-8"
+                    ) from None
+            raise
 
 
 def _price_keeping_nulls(dataset: datasets.Dataset, converted: pd.Series) -> pd.Series:

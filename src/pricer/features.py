@@ -8,6 +8,7 @@ can be hashed in parallel processes because the transform is a pure function of 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -62,9 +63,22 @@ def vectorize_texts(
     texts = list(texts)
     if not texts:
         return sp.csr_matrix((0, settings.n_features), dtype=np.float32)
-    chunks = [texts[start : start + chunk_rows] for start in range(0, len(texts), chunk_rows)]
-    if n_jobs == 1 or len(chunks) == 1:
+    if n_jobs == 1 or len(texts) <= chunk_rows:
+        chunks = _chunks(texts, chunk_rows, n_jobs=1)
         parts = [_hash_chunk(chunk, settings) for chunk in chunks]
     else:
+        chunks = _chunks(texts, chunk_rows, n_jobs)
         parts = Parallel(n_jobs=n_jobs)(delayed(_hash_chunk)(chunk, settings) for chunk in chunks)
     return sp.vstack(parts, format="csr", dtype=np.float32)
+
+
+def _chunks(texts: list[str], chunk_rows: int, n_jobs: int) -> list[list[str]]:
+    """Equal chunks of at most ``chunk_rows`` texts, as many as a multiple of ``n_jobs``.
+
+    Equal shares keep every worker busy to the end: 100,000 texts in 20,000-row chunks would
+    be 5 chunks, 3 for one worker and 2 for the other; 6 chunks of 16,667 split 3 and 3.
+    """
+    count = math.ceil(len(texts) / chunk_rows)
+    count = math.ceil(count / n_jobs) * n_jobs
+    size = math.ceil(len(texts) / count)
+    return [texts[start : start + size] for start in range(0, len(texts), size)]

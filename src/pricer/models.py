@@ -45,12 +45,19 @@ class SparseLinear(nn.Module):
 
     The weight is stored transposed, (in_features, out_features), because embedding_bag
     gathers rows; initialisation matches ``nn.Linear`` (fan-in = in_features).
+
+    With ``sparse_gradient`` the weight's gradient is a sparse tensor holding only the rows of
+    the batch's columns (``embedding_bag(sparse=True)``): the same gradient without writing
+    and reading back a dense zero-filled (in_features, out_features) matrix every step. Only
+    plain SGD consumes it (``training.fit`` switches it on for that recipe alone); the
+    default is the ordinary dense gradient that every optimizer, clipping and DDP accept.
     """
 
-    def __init__(self, in_features: int, out_features: int) -> None:
+    def __init__(self, in_features: int, out_features: int, *, sparse_gradient: bool = False) -> None:
         super().__init__()
         self.in_features = in_features
         self.out_features = out_features
+        self.sparse_gradient = sparse_gradient
         self.weight = nn.Parameter(torch.empty(in_features, out_features))
         self.bias = nn.Parameter(torch.empty(out_features))
         self.reset_parameters()
@@ -68,6 +75,7 @@ class SparseLinear(nn.Module):
                 inputs.offsets,
                 mode="sum",
                 per_sample_weights=inputs.values,
+                sparse=self.sparse_gradient,
             )
             return summed + self.bias
         return F.linear(inputs, self.weight.t(), self.bias)

@@ -90,6 +90,7 @@ class EvaluateParams:
 class TrackingParams:
     enabled: bool = True
     experiment: str = "pricer"
+    busy_timeout_s: float = 60.0  # how long to wait for a store another process is writing
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,8 @@ _RULES: list[tuple[str, Any, str]] = [
     ("evaluate.hit_dollars", lambda v: v >= 0, "a number >= 0"),
     ("evaluate.hit_fraction", lambda v: v >= 0, "a number >= 0"),
     ("tracking.experiment", lambda v: v.strip() != "", "a non-empty name"),
+    ("tracking.busy_timeout_s", lambda v: v > 0, "a positive number of seconds"),
+    ("data.source", lambda v: v.strip() != "", "'synthetic', a local path or a Hub dataset id"),
 ]
 
 

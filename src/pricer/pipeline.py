@@ -6,8 +6,10 @@ a pure function of params or a small reader/writer of the pipeline's own files.
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
+import shutil
 import sys
 import zipfile
 from pathlib import Path
@@ -98,6 +100,28 @@ def recipe(params: Params, model_name: str) -> Recipe:
 def target_kind(params: Params, model_name: str) -> str:
     """The residual network always trains on the standardised log; the MLP's is a param."""
     return params.mlp.target if model_name == "mlp" else "standardized_log"
+
+
+def remove_stale_temporaries(*destinations: str | Path) -> list[Path]:
+    """Delete what a killed writer of ``destinations`` left beside them: the hidden
+    ``.<name>.*.tmp*`` files/folders and ``.<name>.*.old`` folders of :mod:`pricer.atomic`.
+
+    A SIGKILL skips the writers' cleanup, so a stage calls this for its own outputs when it
+    starts; only the one process that writes those destinations may call it.
+    """
+    removed = []
+    for destination in map(Path, destinations):
+        if not destination.parent.is_dir():
+            continue
+        name = glob.escape(destination.name)
+        for pattern in (f".{name}.*.tmp*", f".{name}.*.old"):
+            for path in destination.parent.glob(pattern):
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed
 
 
 def save_features(directory: Path, split: str, matrix: sp.csr_matrix, labels: pd.DataFrame) -> None:

@@ -63,8 +63,10 @@ class PricePredictor:
     def save(self, directory: str | Path) -> None:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        with atomic_path(directory / WEIGHTS_FILE) as tmp:
-            torch.save({k: v.detach().cpu() for k, v in self.model.state_dict().items()}, tmp)
+        # Saved through a file handle: given a path, torch names the zip's root folder after the
+        # (random) temporary file name, so equal weights would be written as unequal bytes.
+        with atomic_path(directory / WEIGHTS_FILE) as tmp, open(tmp, "wb") as handle:
+            torch.save({k: v.detach().cpu() for k, v in self.model.state_dict().items()}, handle)
         write_json(
             directory / CONFIG_FILE,
             {

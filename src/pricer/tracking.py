@@ -4,6 +4,11 @@ The default store is SQLite at the project root. ``dvc exp run --temp`` and ``--
 pipeline in a copy under ``<root>/.dvc/tmp/exps/``; runs from there must still land in the
 root's store, so the root is found by stepping out of that folder. ``MLFLOW_TRACKING_URI``
 overrides everything (a shared tracking server, say).
+
+Waits are bounded: a busy SQLite store (another process writing, e.g. a parallel queued
+experiment) is waited on for ``busy_timeout_s`` seconds (``tracking.busy_timeout_s``, default
+60), then the run fails with a TrackingError naming the store, before any training starts; a
+tracking server gets one health check with a 10 s timeout.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import hashlib
 import importlib.metadata
 import logging
 import os
+import platform
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -43,13 +49,15 @@ def project_root(cwd: Path | None = None, environ: Mapping[str, str] | None = No
     return start
 
 
-def default_tracking_uri(root: Path) -> str:
-    return f"sqlite:///{root / STORE_FILE}?timeout={SQLITE_BUSY_TIMEOUT_S}"
+def default_tracking_uri(root: Path, busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_S) -> str:
+    return f"sqlite:///{root / STORE_FILE}?timeout={busy_timeout_s:g}"
 
 
-def resolve_tracking_uri(root: Path, environ: Mapping[str, str] | None = None) -> str:
+def resolve_tracking_uri(
+    root: Path, environ: Mapping[str, str] | None = None, busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_S
+) -> str:
     environ = os.environ if environ is None else environ
-    return environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(root)
+    return environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(root, busy_timeout_s)
 
 
 def file_md5(path: str | Path) -> str:
@@ -84,11 +92,23 @@ def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
 
 
 @contextmanager
-def _store_lock(root: Path) -> Iterator[None]:
+def _store_lock(root: Path, timeout_s: float = SQLITE_BUSY_TIMEOUT_S) -> Iterator[None]:
     """Serialise store creation/migration: two queued runs may open a new store at once."""
     root.mkdir(parents=True, exist_ok=True)
-    with open(root / f".{STORE_FILE}.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    lock_path = root / f".{STORE_FILE}.lock"
+    with open(lock_path, "w") as handle:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TrackingError(
+                        f"{lock_path} is held by another process for more than {timeout_s:g}s "
+                        "(tracking.busy_timeout_s); wait for it to finish, or run with -S tracking.enabled=false"
+                    ) from None
+                time.sleep(0.05)
         try:
             yield
         finally:
@@ -157,13 +177,24 @@ def _check_reachable(uri: str) -> None:
         ) from None
 
 
-def connect(uri: str, experiment: str, root: Path) -> tuple[Any, str]:
+def _store_problem(error: Exception) -> str:
+    """A hint for the store errors people meet, after MLflow's own (long) message."""
+    text = str(error)
+    if "database is locked" in text:
+        return ("another process holds a lock on the store longer than the busy timeout "
+                "(tracking.busy_timeout_s); wait for it, raise the timeout, or")
+    if "file is not a database" in text or "malformed" in text:
+        return "the file is not an SQLite database (corrupt?); move it away (a new store is then created), or"
+    return "fix or move the store, or"
+
+
+def connect(uri: str, experiment: str, root: Path, lock_timeout_s: float = SQLITE_BUSY_TIMEOUT_S) -> tuple[Any, str]:
     """Open the store and make sure ``experiment`` exists; return (client, experiment_id)."""
     _check_reachable(uri)
     from mlflow.tracking import MlflowClient
 
     try:
-        with _store_lock(root):
+        with _store_lock(root, lock_timeout_s):
             client = MlflowClient(tracking_uri=uri)
             found = client.get_experiment_by_name(experiment)
             if found is not None:
@@ -174,33 +205,53 @@ def connect(uri: str, experiment: str, root: Path) -> tuple[Any, str]:
     except TrackingError:
         raise
     except Exception as error:  # MLflow raises many types for a locked/corrupt/foreign store
+        first_line = (str(error).strip().splitlines() or [""])[0]
         raise TrackingError(
-            f"MLflow store {uri} cannot be used: {type(error).__name__}: {error}. "
-            "Fix or move the store, or run with -S tracking.enabled=false"
+            f"MLflow store {uri} cannot be used: {type(error).__name__}: {first_line} "
+            f"({_store_problem(error)} run with -S tracking.enabled=false)"
         ) from None
 
 
 def start_run(
-    *, enabled: bool, experiment: str, run_name: str, tags: Mapping[str, Any], root: Path | None = None
+    *,
+    enabled: bool,
+    experiment: str,
+    run_name: str,
+    tags: Mapping[str, Any],
+    root: Path | None = None,
+    busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_S,
 ) -> Tracker:
-    """Start a run in the project's store (or a disabled Tracker when tracking is off)."""
+    """Start a run in the project's store (or a disabled Tracker when tracking is off).
+
+    Raises TrackingError (store locked past ``busy_timeout_s``, corrupt, or server unreachable).
+    """
     if not enabled:
         log.info("tracking disabled (tracking.enabled=false): no MLflow run")
         return Tracker()
     root = root or project_root()
-    uri = resolve_tracking_uri(root)
-    client, experiment_id = connect(uri, experiment, root)
-    run = client.create_run(experiment_id, run_name=run_name, tags={k: str(v) for k, v in tags.items()})
+    uri = resolve_tracking_uri(root, busy_timeout_s=busy_timeout_s)
+    client, experiment_id = connect(uri, experiment, root, busy_timeout_s)
+    try:
+        run = client.create_run(experiment_id, run_name=run_name, tags={k: str(v) for k, v in tags.items()})
+    except Exception as error:
+        raise TrackingError(f"MLflow store {uri}: cannot create a run: {type(error).__name__}: {error}") from None
     log.info("MLflow run %s (%s) in %s", run.info.run_id, run_name, uri)
     return Tracker(client=client, run_id=run.info.run_id)
 
 
-def resume_run(*, enabled: bool, run_id: str | None, experiment: str, root: Path | None = None) -> Tracker:
+def resume_run(
+    *,
+    enabled: bool,
+    run_id: str | None,
+    experiment: str,
+    root: Path | None = None,
+    busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_S,
+) -> Tracker:
     """Reopen an existing run (the evaluate stage adds test metrics to the training run)."""
     if not enabled or not run_id:
         return Tracker()
     root = root or project_root()
-    client, _ = connect(resolve_tracking_uri(root), experiment, root)
+    client, _ = connect(resolve_tracking_uri(root, busy_timeout_s=busy_timeout_s), experiment, root, busy_timeout_s)
     return Tracker(client=client, run_id=run_id)
 
 
@@ -214,6 +265,7 @@ def run_tags(model_name: str, data_source: str, extra: Mapping[str, Any] | None 
         "git_commit": _git_revision(),
     }
     tags.update({f"version.{k}": v for k, v in library_versions().items()})
+    tags["version.python"] = platform.python_version()
     tags.update({k: str(v) for k, v in (extra or {}).items()})
     return tags
 

@@ -12,7 +12,7 @@ import copy
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from pricer.atomic import atomic_path
 from pricer.batching import CSRTensors, epoch_order, iterate_batches
+from pricer.models import SparseLinear
 from pricer.target import TargetTransform
 
 log = logging.getLogger(__name__)
@@ -103,8 +104,39 @@ def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
     if recipe.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=recipe.lr)
     if recipe.optimizer == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+        # fused: one pass over each parameter per step instead of ~10 tensor ops (and as many
+        # temporaries the size of the 5000-row input weight): 1.5-2x faster steps on CPU
+        return torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay, fused=True)
     raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {recipe.optimizer!r}")
+
+
+def uses_sparse_gradients(recipe: Recipe, device: torch.device, world_size: int = 1) -> bool:
+    """Whether the input layer's weight gets sparse gradients: plain single-process SGD only.
+
+    SGD's update ``w -= lr * grad`` then touches just the rows of the batch's columns instead
+    of zero-filling, scattering into and reading back the whole (n_features, width) gradient.
+    AdamW, weight decay, gradient clipping and DDP all need the dense gradient.
+    """
+    return (
+        recipe.optimizer == "sgd"
+        and not recipe.weight_decay
+        and not recipe.grad_clip
+        and world_size == 1
+        and device.type in ("cpu", "cuda")
+    )
+
+
+@contextlib.contextmanager
+def _sparse_gradients(model: nn.Module, enabled: bool) -> Iterator[None]:
+    layers = [module for module in model.modules() if isinstance(module, SparseLinear)] if enabled else []
+    previous = [layer.sparse_gradient for layer in layers]
+    for layer in layers:
+        layer.sparse_gradient = True
+    try:
+        yield
+    finally:
+        for layer, value in zip(layers, previous):
+            layer.sparse_gradient = value
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe) -> torch.optim.lr_scheduler.LRScheduler:
@@ -131,6 +163,40 @@ def model_outputs(
             outputs.append(model(batch.to(device)).float().cpu())
     model.train(was_training)
     return torch.cat(outputs) if outputs else torch.empty(0)
+
+
+def _train_epoch(
+    model: nn.Module,
+    shuffled: CSRTensors,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    recipe: Recipe,
+    device: torch.device,
+    batch_size: int,
+    *,
+    model_name: str,
+    epoch: int,
+    progress: bool,
+) -> tuple[torch.Tensor, int]:
+    """One pass over ``shuffled`` (rows already in this epoch's order): (sum of batch losses, steps)."""
+    steps = math.ceil(shuffled.rows / batch_size)
+    loss_sum = torch.zeros((), device=device)
+    bar = tqdm(iterate_batches(shuffled, batch_size), total=steps, desc=f"{model_name} epoch {epoch}/{recipe.epochs}",
+               unit="batch", disable=not progress, leave=False)
+    for step, (batch, targets) in enumerate(bar, start=1):
+        batch, targets = batch.to(device), targets.to(device, non_blocking=True)
+        with _autocast(device, recipe.precision):
+            predictions = model(batch)
+        loss = loss_fn(predictions.float(), targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if recipe.grad_clip:
+            nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+        optimizer.step()
+        loss_sum += loss.detach()
+        if step % LOSS_CHECK_EVERY == 0 and not torch.isfinite(loss_sum):
+            raise DivergedError(f"{model_name}: loss became non-finite in epoch {epoch} (step {step})")
+    return loss_sum, steps
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -174,6 +240,7 @@ def fit(
     optimizer = make_optimizer(model, recipe)
     scheduler = make_scheduler(optimizer, recipe)
     inner = model.module if hasattr(model, "module") else model
+    sparse_gradients = uses_sparse_gradients(recipe, device, world_size)
     result = FitResult()
     best_state: dict[str, torch.Tensor] | None = None
     first_epoch = 1
@@ -201,30 +268,12 @@ def fit(
         started = time.perf_counter()
         model.train()
         order = epoch_order(train.rows, recipe.seed, epoch, rank=rank, world_size=world_size)
-        shuffled = train.take_rows(order)
-        steps = math.ceil(shuffled.rows / local_batch)
-        loss_sum = torch.zeros((), device=device)
-        bar = tqdm(
-            iterate_batches(shuffled, local_batch),
-            total=steps,
-            desc=f"{model_name} epoch {epoch}/{recipe.epochs}",
-            unit="batch",
-            disable=not progress,
-            leave=False,
-        )
-        for step, (batch, targets) in enumerate(bar, start=1):
-            batch, targets = batch.to(device), targets.to(device, non_blocking=True)
-            with _autocast(device, recipe.precision):
-                predictions = model(batch)
-            loss = loss_fn(predictions.float(), targets)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if recipe.grad_clip:
-                nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
-            optimizer.step()
-            loss_sum += loss.detach()
-            if step % LOSS_CHECK_EVERY == 0 and not torch.isfinite(loss_sum):
-                raise DivergedError(f"{model_name}: loss became non-finite in epoch {epoch} (step {step})")
+        with _sparse_gradients(inner, sparse_gradients):
+            # the shuffled copy lives only inside the call: freed before the next epoch's
+            loss_sum, steps = _train_epoch(
+                model, train.take_rows(order), optimizer, loss_fn, recipe, device, local_batch,
+                model_name=model_name, epoch=epoch, progress=progress,
+            )
         if world_size > 1:
             torch.distributed.all_reduce(loss_sum)
             loss_sum /= world_size

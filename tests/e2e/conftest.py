@@ -62,6 +62,16 @@ class Project:
     def dvc(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
         return self.run(sys.executable, "-m", "dvc", *args, **kwargs)
 
+    def start(self, *args: str, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+        """Start a command in the background, in its own process group (``os.killpg`` ends it
+        and its children), with stdout and stderr going to ``log``."""
+        with open(log, "w") as handle:
+            return subprocess.Popen(args, cwd=self.root, env=self.env | (env or {}), stdout=handle,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+
+    def git_head(self) -> str:
+        return self.run("git", "rev-parse", "HEAD").stdout.strip()
+
     def read_json(self, relative: str) -> dict:
         return json.loads((self.root / relative).read_text())
 

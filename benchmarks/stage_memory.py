@@ -1,0 +1,160 @@
+"""Benchmark 5: peak resident memory and wall time of each pipeline stage at scale.
+
+Runs the real stage scripts (``python stages/<stage>.py``) one after the other in a scratch
+copy of the repository layout (``stages/`` and a ``params.yaml``; the ``pricer`` package is this
+checkout's ``src``) on the embedded catalogue, and measures for each stage:
+
+* peak RSS of the process tree (the stage and every child, e.g. the hashing workers), summed,
+  sampled with psutil every 50 ms;
+* the kernel's peak RSS of the largest single process (``wait4`` rusage, exact);
+* wall time.
+
+``--full`` is the items_full scale: 820,000 catalogue rows split 800,000 / 10,000 / 10,000
+(data.synthetic_items 820000, validation/test fractions 10000/820000), MLP for its full 10
+epochs; expect 10-20 minutes. The default (100,000 train rows) takes a few minutes. The
+scratch params.yaml is the repository's with data.* changed, tracking off and progress bars
+off. Goal: every stage <= 4 GB.
+
+    .venv/bin/python benchmarks/stage_memory.py                   # 100,000 train rows
+    .venv/bin/python benchmarks/stage_memory.py --full            # 800,000 train rows
+    .venv/bin/python benchmarks/stage_memory.py --full --stages fetch vectorize train_mlp
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import harness
+import psutil
+import yaml
+
+GOAL_GB = 4.0
+STAGES = {
+    "fetch": ["stages/fetch.py"],
+    "vectorize": ["stages/vectorize.py"],
+    "train_mlp": ["stages/train.py", "mlp"],
+    "train_resnet": ["stages/train.py", "resnet"],
+    "evaluate": ["stages/evaluate.py"],
+}
+
+
+def scratch_params(train_items: int, holdout_items: int, resnet_epochs: int | None, threads: int | None) -> dict:
+    params = yaml.safe_load((harness.REPO / "params.yaml").read_text(encoding="utf-8"))
+    total = train_items + 2 * holdout_items
+    fraction = holdout_items / total
+    params["data"].update({"source": "synthetic", "synthetic_items": total, "max_train_items": None,
+                           "validation_fraction": fraction, "test_fraction": fraction})
+    params["tracking"]["enabled"] = False
+    params["train"]["progress"] = False
+    if resnet_epochs is not None:
+        params["resnet"]["epochs"] = resnet_epochs
+    if threads is not None:
+        params["train"]["threads"] = threads
+    return params
+
+
+def run_measured(command: list[str], cwd: Path, env: dict, log_path: Path, interval: float = 0.05) -> dict:
+    """Run ``command``; sample the RSS of its process tree; return peaks (bytes) and wall time."""
+    with open(log_path, "w", encoding="utf-8") as log:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        root = psutil.Process(process.pid)
+        peak_tree = peak_root = 0
+        most_processes = 1
+        while True:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                break
+            try:
+                tree = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                tree = []
+            total = 0
+            for member in tree:
+                try:
+                    rss = member.memory_info().rss
+                except psutil.Error:
+                    continue
+                total += rss
+                if member.pid == root.pid:
+                    peak_root = max(peak_root, rss)
+            peak_tree = max(peak_tree, total)
+            most_processes = max(most_processes, len(tree))
+            time.sleep(interval)
+        process.returncode = os.waitstatus_to_exitcode(status)
+    return {
+        "exit_code": process.returncode,
+        "wall_s": time.perf_counter() - started,
+        "peak_tree_rss_bytes": peak_tree,
+        "peak_stage_process_rss_bytes": peak_root,
+        "max_single_process_rss_bytes_kernel": usage.ru_maxrss * 1024,  # Linux reports KiB
+        "most_processes": most_processes,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--full", action="store_true", help="800,000 train rows (items_full scale)")
+    parser.add_argument("--items", type=int, default=None, help="train rows (default 100,000; --full: 800,000)")
+    parser.add_argument("--holdout", type=int, default=10_000, help="validation rows = test rows")
+    parser.add_argument("--stages", nargs="+", default=list(STAGES), choices=list(STAGES))
+    parser.add_argument("--resnet-epochs", type=int, default=None, help="default: params.yaml resnet.epochs")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="train.threads for the train stages (default: params.yaml's); 1 is the robust choice "
+                             "on a 2-core machine that other processes share, see BENCHMARKS.md")
+    parser.add_argument("--workdir", type=Path, default=None, help="scratch directory (default: a new temp dir)")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch directory and its data")
+    args = parser.parse_args()
+    items = args.items or (800_000 if args.full else 100_000)
+
+    info = harness.machine()
+    harness.print_machine(info)
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="pricer-stages-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(harness.REPO / "stages", workdir / "stages", dirs_exist_ok=True)
+    params = scratch_params(items, args.holdout, args.resnet_epochs, args.threads)
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(harness.REPO / "src"), os.environ.get("PYTHONPATH", "")]),
+           "PRICER_LOG_LEVEL": "INFO", "CI": "1"}
+    print(f"scratch: {workdir}; data.synthetic_items {params['data']['synthetic_items']:,} "
+          f"(train {items:,}, validation/test {args.holdout:,} each), mlp.epochs {params['mlp']['epochs']}, "
+          f"resnet.epochs {params['resnet']['epochs']}, train.threads {params['train']['threads']}, "
+          f"vectorize.n_jobs {params['vectorize']['n_jobs']}")
+
+    results = {}
+    print(f"\n{'stage':14s} {'wall s':>8s} {'tree peak GB':>13s} {'largest process GB':>19s} {'procs':>6s}  goal <= {GOAL_GB:g} GB")
+    for stage in args.stages:
+        log_path = workdir / f"{stage}.log"
+        measured = run_measured([sys.executable, *STAGES[stage]], workdir, env, log_path)
+        results[stage] = measured
+        tree_gb = measured["peak_tree_rss_bytes"] / 1e9
+        single_gb = measured["max_single_process_rss_bytes_kernel"] / 1e9
+        ok = measured["exit_code"] == 0
+        verdict = ("met" if max(tree_gb, single_gb) <= GOAL_GB else "NOT MET") if ok else f"FAILED (exit {measured['exit_code']})"
+        print(f"{stage:14s} {measured['wall_s']:8.1f} {tree_gb:13.2f} {single_gb:19.2f} {measured['most_processes']:6d}  {verdict}",
+              flush=True)
+        if not ok:
+            print(log_path.read_text(encoding="utf-8")[-3000:])
+            break
+    for stage in results:
+        lines = [line for line in (workdir / f"{stage}.log").read_text(encoding="utf-8").splitlines() if " INFO " in line]
+        results[stage]["log_tail"] = lines[-12:]
+    harness.write_results("stage_memory_full" if items >= 800_000 else "stage_memory", {
+        "machine": info, "args": {**vars(args), "workdir": str(workdir)}, "train_items": items, "goal_gb": GOAL_GB,
+        "params": params, "stages": results,
+    })
+    if not args.keep and args.workdir is None:
+        shutil.rmtree(workdir, ignore_errors=True)
+    else:
+        print(f"kept {workdir}")
+
+
+if __name__ == "__main__":
+    main()

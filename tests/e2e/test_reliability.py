@@ -1,0 +1,448 @@
+"""Reliability end to end, with the real stage scripts and ``dvc`` commands on tiny projects.
+
+- Reproducibility: ``dvc repro --force`` twice gives byte-identical data, features, metrics and
+  weights on CPU; ``train.deterministic: true`` runs on CPU (and changes nothing there).
+- Every MLflow run records the git revision, the DVC experiment, the data source and revision,
+  the md5 of its inputs as in dvc.lock, and the versions of the key libraries.
+- Interruption: a stage SIGKILLed at any write leaves each output absent, old, or complete and
+  loadable, never half-written; leftovers are hidden temporaries, cleaned by the next run. A
+  training run killed after a checkpoint resumes (``train.resume: true``) and ends with exactly
+  the weights and metrics of an uninterrupted run.
+- Load: two queued experiments trained in parallel while a third process reads the MLflow
+  store: no run lost, no failure, no "database is locked".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import signal
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+import torch
+import yaml
+
+from pricer import tracking
+from pricer.predictor import PricePredictor
+
+from .conftest import Project, make_project
+
+pytestmark = pytest.mark.e2e
+
+REPRODUCED = (
+    "data/fetch_report.json", "data/raw/*.parquet", "data/features/*",
+    "models/*/weights.pt", "models/*/model.json",
+    "metrics/*.json", "metrics/train/*.json", "metrics/history/*.csv", "metrics/predictions.csv", "metrics/bands.csv",
+)
+HIDDEN_TEMPORARY = re.compile(r"^\..+\.(tmp.*|old)$")  # what pricer.atomic writes before the rename
+
+
+def snapshot(root: Path, patterns: tuple[str, ...] = REPRODUCED) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for pattern in patterns for p in sorted(root.glob(pattern))}
+
+
+# --------------------------------------------------------------------------------------------
+# Reproducibility and the MLflow record (one project for the module)
+
+
+@pytest.fixture(scope="module")
+def repro_project(tmp_path_factory) -> tuple[Project, dict[str, bytes]]:
+    # on CPU: the byte-for-byte promise is a CPU one (see docs/guarantees.md for GPUs)
+    project = make_project(tmp_path_factory.mktemp("pricer-reliability"), {"train": {"device": "cpu"}})
+    project.dvc("repro")
+    return project, snapshot(project.root)
+
+
+def test_deterministic_mode_runs_on_cpu_and_changes_nothing(repro_project):
+    project, first = repro_project
+    try:
+        project.set_params({"train": {"deterministic": True}})
+        for model in ("mlp", "resnet"):
+            project.run("python", "stages/train.py", model)
+            weights = f"models/{model}/weights.pt"
+            assert (project.root / weights).read_bytes() == first[weights], f"{model}: deterministic mode changed the weights"
+            assert (project.root / f"metrics/train/{model}.json").read_bytes() == first[f"metrics/train/{model}.json"]
+    finally:
+        project.run("git", "checkout", "params.yaml")
+
+
+def test_repro_force_twice_is_byte_identical(repro_project):
+    project, first = repro_project
+    project.dvc("repro", "--force")
+    second = snapshot(project.root)
+    assert sorted(second) == sorted(first)
+    assert len([p for p in first if p.startswith("metrics/")]) == 9 and len([p for p in first if p.endswith(".pt")]) == 2
+    different = [path for path in first if first[path] != second[path]]
+    assert not different, f"not reproduced byte for byte: {different}"
+
+
+def test_mlflow_runs_record_code_data_inputs_and_environment(repro_project):
+    project, _ = repro_project
+    lock = yaml.safe_load((project.root / "dvc.lock").read_text())
+    head = project.git_head()
+    latest = {}
+    for run in sorted(project.mlflow_runs(), key=lambda r: r.info.start_time):
+        latest[run.data.tags["model"]] = run
+    assert set(latest) == {"mlp", "resnet"}
+    for model, run in latest.items():
+        tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
+        assert run.info.status == "FINISHED"
+        assert tags["git_commit"] == head
+        assert tags["dvc_exp_name"] == "workspace"
+        assert (tags["data_source"], tags["data_kind"], tags["data_revision"]) == ("synthetic", "synthetic", "")
+        deps = {d["path"]: d["md5"] for d in lock["stages"][f"train_{model}"]["deps"] if d["path"].startswith("data/")}
+        assert len(deps) == 4
+        assert {k.removeprefix("input_md5."): v for k, v in tags.items() if k.startswith("input_md5.")} == deps
+        for library in tracking.KEY_LIBRARIES:
+            assert tags[f"version.{library}"] == metadata.version(library)
+        assert tags["version.python"] == ".".join(map(str, sys.version_info[:3]))
+        assert params["params.seed"] == "42" and params["params.train.threads"] == "2" and params["device"] == "cpu"
+        assert params["recipe.epochs"] == "2" and int(params["parameters"]) > 0
+        assert {"best_val_mae", "val_mae", "test_mae", "test_rmsle", "baseline_train_median_test_mae"} <= set(metrics)
+        assert metrics["test_mae"] == pytest.approx(project.read_json(f"metrics/{model}.json")["test_mae"])
+
+
+READER = """
+import json, pathlib, sys, time
+from mlflow.tracking import MlflowClient
+
+root, stop = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")  # a plain reader: sqlite's default 5 s busy wait
+reads, errors, most = 0, [], 0
+while not stop.exists():
+    try:
+        experiment = client.get_experiment_by_name("pricer")
+        most = max(most, len(client.search_runs([experiment.experiment_id], max_results=1000)))
+        reads += 1
+    except Exception as error:
+        errors.append(f"{type(error).__name__}: {error}"[:300])
+    time.sleep(0.05)
+print(json.dumps({"reads": reads, "errors": errors, "most_runs": most}))
+"""
+
+
+def _queue_states(project: Project, names: tuple[str, ...]) -> dict[str, str]:
+    states = {}
+    for line in project.dvc("queue", "status").stdout.splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and fields[1] in names:
+            states[fields[1]] = fields[-1]
+    return states
+
+
+def _exp_show(project: Project) -> dict[str, dict]:
+    rows = {}
+    for entry in json.loads(project.dvc("exp", "show", "--json").stdout):
+        for exp in [entry] + [e for group in entry.get("experiments") or [] for e in group.get("revs", [])]:
+            data = exp.get("data") or {}
+            name = exp.get("name") or data.get("name") or exp.get("rev")
+            metrics = {path: (value or {}).get("data", {}) for path, value in (data.get("metrics") or {}).items()}
+            params = (data.get("params") or {}).get("params.yaml", {}).get("data", {})
+            rows[name] = {"metrics": metrics, "params": params}
+    return rows
+
+
+def test_parallel_queued_experiments_with_a_concurrent_reader(repro_project, tmp_path):
+    project, _ = repro_project
+    project.run("git", "add", "-A")
+    project.run("git", "commit", "-q", "-m", "baseline with dvc.lock")
+    experiments = {"rel-a": ("0.002", "0.02"), "rel-b": ("0.0005", "0.005")}
+    for name, (lr, mlp_lr) in experiments.items():
+        project.dvc("exp", "run", "--queue", "-n", name, "-S", f"lr={lr}", "-S", f"mlp.lr={mlp_lr}")
+    runs_before = len(project.mlflow_runs())
+
+    stop = tmp_path / "stop-reading"
+    reader = project.start(sys.executable, "-c", READER, str(project.root), str(stop), log=tmp_path / "reader.log")
+    started = time.monotonic()
+    try:
+        project.dvc("queue", "start", "-j", "2")
+        states: dict[str, str] = {}
+        polls = 0
+        while time.monotonic() - started < 420:
+            # `git for-each-ref` is cheap; a `dvc queue status` costs a CPU-second the workers need
+            refs = project.run("git", "for-each-ref", "--format=%(refname)", "refs/exps").stdout.split()
+            finished = {ref.rsplit("/", 1)[-1] for ref in refs} >= set(experiments)
+            if finished or polls % 10 == 9:
+                states = _queue_states(project, tuple(experiments))
+                if len(states) == 2 and all(s in ("Success", "Failed") for s in states.values()):
+                    break
+            polls += 1
+            time.sleep(1)
+    finally:
+        project.dvc("queue", "stop", "--kill", check=False)
+        stop.touch()
+        reader.wait(timeout=60)
+    elapsed = time.monotonic() - started
+    assert states == {"rel-a": "Success", "rel-b": "Success"}, (states, f"{elapsed:.0f}s")
+    for name in experiments:
+        logs = project.dvc("queue", "logs", name).stdout
+        assert "database is locked" not in logs and "Traceback" not in logs, logs[-3000:]
+
+    read = json.loads((tmp_path / "reader.log").read_text().strip().splitlines()[-1])
+    assert read["errors"] == [] and read["reads"] >= 20, read
+
+    rows = _exp_show(project)
+    for name, (lr, mlp_lr) in experiments.items():
+        assert name in rows, sorted(rows)
+        assert (rows[name]["params"]["lr"], rows[name]["params"]["mlp"]["lr"]) == (float(lr), float(mlp_lr))
+        for model in ("mlp", "resnet"):
+            assert rows[name]["metrics"][f"metrics/{model}.json"]["test_mae"] > 0
+
+    runs = project.mlflow_runs()
+    assert len(runs) == runs_before + 4
+    queued = {(r.data.tags["dvc_exp_name"], r.data.tags["model"]): r for r in runs
+              if r.data.tags["dvc_exp_name"] in experiments}
+    assert set(queued) == {(name, model) for name in experiments for model in ("mlp", "resnet")}
+    for (name, model), run in queued.items():
+        assert run.info.status == "FINISHED" and run.data.metrics["test_mae"] > 0
+        lr_key = "params.lr" if model == "resnet" else "params.mlp.lr"
+        assert run.data.params[lr_key] == experiments[name][0 if model == "resnet" else 1]
+        assert rows[name]["metrics"][f"metrics/{model}.json"]["test_mae"] == pytest.approx(run.data.metrics["test_mae"])
+    # the queue ran in copies under .dvc/tmp/exps; their runs landed in the root's store
+    assert not list((project.root / ".dvc").rglob("mlflow.db"))
+
+
+# --------------------------------------------------------------------------------------------
+# Interruption (a second project, bigger, untracked, only fetched and vectorized by dvc)
+
+
+KILLER = r"""
+import os, runpy, signal, sys
+
+# Counts the writes of a stage under its output folders (audit events fire just before the
+# operation) and SIGKILLs the process at write number $KILL_AT_WRITE; $WRITE_LOG lists them.
+kill_at = int(os.environ.get("KILL_AT_WRITE", "0"))
+log = open(os.environ["WRITE_LOG"], "w", buffering=1) if os.environ.get("WRITE_LOG") else None
+watched = tuple(folder + os.sep for folder in ("data", "models", "metrics", "checkpoints"))
+events = {"open", "os.rename", "os.mkdir"}  # creations, writes and renames (os.replace is os.rename)
+count = 0
+
+def hook(event, args):
+    global count
+    if event not in events or not isinstance(args[0], (str, bytes, os.PathLike)):
+        return
+    if event == "open":
+        mode, flags = args[1], args[2]
+        writing = any(c in mode for c in "wax+") if mode else bool(flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT))
+        if not writing:
+            return
+    path = os.path.relpath(os.path.abspath(os.fsdecode(args[0])))
+    if not path.startswith(watched):
+        return
+    count += 1
+    if log:
+        log.write(f"{count}\t{event}\t{path}\n")
+    if count == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+sys.addaudithook(hook)
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+RESUME_EPOCHS = 5
+
+
+@pytest.fixture(scope="module")
+def vectorized_project(tmp_path_factory) -> Project:
+    project = make_project(
+        tmp_path_factory.mktemp("pricer-interrupt"),
+        {"data": {"synthetic_items": 2000}, "vectorize": {"n_jobs": 1}, "resnet": {"hidden": 32, "epochs": RESUME_EPOCHS},
+         "train": {"device": "cpu"}, "tracking": {"enabled": False}},
+    )
+    project.dvc("repro", "vectorize")
+    return project
+
+
+def writes_of(project: Project, stage: list[str], tmp_path: Path) -> tuple[list[list[str]], float]:
+    """Run ``stage`` to completion, listing its writes; and how long it took."""
+    log = tmp_path / "writes.log"
+    project.env["WRITE_LOG"] = str(log)
+    started = time.monotonic()
+    try:
+        project.run(sys.executable, "-c", KILLER, *stage)
+    finally:
+        del project.env["WRITE_LOG"]
+    return [line.split("\t") for line in log.read_text().splitlines()], time.monotonic() - started
+
+
+def killed_at_write(project: Project, stage: list[str], number: int) -> None:
+    project.env["KILL_AT_WRITE"] = str(number)
+    try:
+        done = project.run(sys.executable, "-c", KILLER, *stage, check=False)
+    finally:
+        del project.env["KILL_AT_WRITE"]
+    assert done.returncode == -signal.SIGKILL, (number, done.returncode, done.stderr[-2000:])
+
+
+def killed_after(project: Project, stage: list[str], seconds: float, log: Path) -> None:
+    """SIGKILL ``stage`` (its whole process group) ``seconds`` after it starts."""
+    process = project.start(sys.executable, *stage, log=log)
+    try:
+        process.wait(timeout=seconds)
+    except Exception:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+
+
+def kill_moments(writes: list[list[str]], groups: tuple[str, ...], seed: int) -> list[int]:
+    """One write (by number) per output group, drawn with ``seed``: every output is hit mid-write."""
+    rng = random.Random(seed)
+    moments = []
+    for group in groups:
+        numbers = [int(number) for number, _, path in writes if re.search(group, path)]
+        assert numbers, (group, writes)
+        moments.append(rng.choice(numbers))
+    return sorted(set(moments))
+
+
+def assert_each_output_old_or_complete(root: Path, before: dict[str, bytes], loaders: dict[str, callable],
+                                       folders: tuple[str, ...], context: str) -> None:
+    for relative, load in loaders.items():
+        path = root / relative
+        if not path.exists():
+            continue  # absent: the writer had not got there (or was between two renames)
+        if path.is_file() and before.get(relative) == path.read_bytes():
+            continue  # old
+        try:
+            load(path)  # new: must be complete
+        except Exception as error:
+            pytest.fail(f"{context}: {relative} is half-written: {type(error).__name__}: {error}")
+    expected = {Path(relative).name for relative in loaders}
+    for folder in folders:
+        for entry in (root / folder).iterdir() if (root / folder).is_dir() else []:
+            allowed = entry.name in expected or entry.name in ("train", "history", ".gitignore")
+            assert allowed or HIDDEN_TEMPORARY.match(entry.name), f"{context}: stray {entry}"
+
+
+def leftovers(root: Path, folders: tuple[str, ...]) -> list[str]:
+    return [str(entry) for folder in folders if (root / folder).is_dir()
+            for entry in (root / folder).iterdir() if HIDDEN_TEMPORARY.match(entry.name)]
+
+
+VECTORIZE_LOADERS = {
+    **{f"data/features/{s}.npz": sp.load_npz for s in ("train", "validation", "test")},
+    **{f"data/features/{s}.parquet": pd.read_parquet for s in ("train", "validation", "test")},
+}
+
+
+def _load_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def _load_history(path: Path) -> None:
+    frame = pd.read_csv(path)
+    assert list(frame.columns) == ["epoch", "train_loss", "val_loss", "val_mae", "lr"] and len(frame) >= 1
+
+
+def _load_checkpoint(path: Path) -> None:
+    assert torch.load(path, map_location="cpu", weights_only=True)["history"]
+
+
+TRAIN_LOADERS = {
+    "models/resnet": PricePredictor.load,
+    "checkpoints/resnet.pt": _load_checkpoint,
+    "metrics/history/resnet.csv": _load_history,
+    "metrics/train/resnet.json": lambda path: _load_json(path)["best_epoch"],
+}
+TRAIN_FOLDERS = ("models", "checkpoints", "metrics", "metrics/history", "metrics/train")
+
+
+def test_killed_vectorize_leaves_each_output_old_or_complete(vectorized_project, tmp_path):
+    project = vectorized_project
+    stage = ["stages/vectorize.py"]
+    original = snapshot(project.root, ("data/features/*",))
+    writes, seconds = writes_of(project, stage, tmp_path)
+    project.set_params({"vectorize": {"binary": False}})  # new outputs differ from the old ones
+    try:
+        moments = kill_moments(writes, (r"train\.npz", r"validation\.parquet", r"test\.npz"), seed=5)
+        for number in moments:
+            before = snapshot(project.root, ("data/features/*",))
+            killed_at_write(project, stage, number)
+            assert_each_output_old_or_complete(project.root, before, VECTORIZE_LOADERS, ("data/features",),
+                                               f"killed at write {number} {writes[number - 1]}")
+        before = snapshot(project.root, ("data/features/*",))
+        killed_after(project, stage, random.Random(6).uniform(0.5, 0.95) * seconds, tmp_path / "vectorize.log")
+        assert_each_output_old_or_complete(project.root, before, VECTORIZE_LOADERS, ("data/features",), "killed at random")
+    finally:
+        project.run("git", "checkout", "params.yaml")
+    # the next `dvc repro` notices the changed folder and restores it exactly, leftovers gone
+    project.dvc("repro", "vectorize")
+    assert leftovers(project.root, ("data/features",)) == []
+    assert snapshot(project.root, ("data/features/*",)) == original
+
+
+def test_training_killed_after_a_checkpoint_resumes_to_the_uninterrupted_result(vectorized_project, tmp_path):
+    project = vectorized_project
+    stage = [sys.executable, "stages/train.py", "resnet"]
+    checkpoint = project.root / "checkpoints/resnet.pt"
+    results = ("models/resnet/weights.pt", "models/resnet/model.json", "metrics/train/resnet.json",
+               "metrics/history/resnet.csv")
+    project.set_params({"train": {"resume": True}})
+    try:
+        checkpoint.unlink(missing_ok=True)
+        project.run(*stage)
+        uninterrupted = {path: (project.root / path).read_bytes() for path in results}
+
+        checkpoint.unlink()
+        process = project.start(*stage, log=tmp_path / "killed.log")
+        deadline = time.monotonic() + 120
+        while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        os.killpg(process.pid, signal.SIGKILL)
+        assert process.wait(timeout=30) == -signal.SIGKILL, (tmp_path / "killed.log").read_text()[-2000:]
+        completed = len(torch.load(checkpoint, map_location="cpu", weights_only=True)["history"])
+        assert 1 <= completed < RESUME_EPOCHS, f"killed after {completed} of {RESUME_EPOCHS} epochs"
+
+        done = project.run(*stage)
+        assert f"resuming after epoch {completed}" in done.stderr
+        resumed_epochs = re.findall(rf"resnet epoch (\d+)/{RESUME_EPOCHS}", done.stderr)
+        assert resumed_epochs == [str(e) for e in range(completed + 1, RESUME_EPOCHS + 1)]
+        for path in results:
+            assert (project.root / path).read_bytes() == uninterrupted[path], f"{path} differs after resuming"
+    finally:
+        project.run("git", "checkout", "params.yaml")
+
+
+def test_killed_training_leaves_each_output_old_or_complete_and_the_next_run_cleans_up(vectorized_project, tmp_path):
+    project = vectorized_project
+    stage = ["stages/train.py", "resnet"]
+    outputs = ("models/resnet/*", "checkpoints/*", "metrics/*/resnet.*")
+    try:
+        project.set_params({"resnet": {"epochs": 2}})
+        if not (project.root / "models/resnet").exists():
+            project.run(sys.executable, *stage)
+        project.set_params({"lr": 0.003})
+        writes, seconds = writes_of(project, stage, tmp_path)  # the writes over existing outputs: the "old" ones
+        project.set_params({"lr": 0.005})
+        before = snapshot(project.root, outputs)
+        killed_after(project, stage, random.Random(8).uniform(0.5, 0.95) * seconds, tmp_path / "train.log")
+        assert_each_output_old_or_complete(project.root, before, TRAIN_LOADERS, TRAIN_FOLDERS, "killed at random")
+
+        # the model folder's swap: old folder renamed aside, new one not yet in place
+        (dir_swap,) = [int(n) for n, event, path in writes if event == "os.rename" and re.match(r"models/\.resnet\.[^/]*\.tmp$", path)]
+        moments = kill_moments(writes, (r"^checkpoints/", r"^models/\.resnet\.[^/]*\.tmp/\.weights", r"^metrics/train/"),
+                               seed=7)
+        for number in [m for m in moments if m != dir_swap] + [dir_swap]:
+            before = snapshot(project.root, outputs)
+            killed_at_write(project, stage, number)
+            assert_each_output_old_or_complete(project.root, before, TRAIN_LOADERS, TRAIN_FOLDERS,
+                                               f"killed at write {number} {writes[number - 1]}")
+        assert not (project.root / "models/resnet").exists() and leftovers(project.root, TRAIN_FOLDERS)
+
+        done = project.run(sys.executable, *stage)  # the next run completes and removes the leftovers
+        assert "left by an interrupted run" in done.stderr
+        assert leftovers(project.root, TRAIN_FOLDERS) == []
+        for relative, load in TRAIN_LOADERS.items():
+            load(project.root / relative)
+    finally:
+        project.run("git", "checkout", "params.yaml")

@@ -1,0 +1,857 @@
+"""Bad input, in one table: every case, what pricer does with it, and a check that it does.
+
+Each entry of ``CASES`` is a row of the bad-input table in docs/guarantees.md (a test keeps the
+two in step). An outcome is one of:
+
+- a clear error that names the problem (file, split, row, column, params key, store), raised
+  before anything is written: stage scripts exit non-zero and leave no output behind;
+- a counted drop: the row is left out, counted under its reason in ``data/fetch_report.json``,
+  and every other row is kept.
+
+Several cases are tested in more depth elsewhere (tests/test_data.py, test_params.py,
+test_predictor.py, test_training.py); here they call the same functions once more, so the table
+is complete in one place. Stage-level cases run the real ``stages/*.py`` scripts in a scratch
+directory; Hub cases run in a child interpreter (huggingface_hub reads its settings at import)
+against loopback servers or a Hub cache built on disk, never the network.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+import yaml
+
+from pricer import data, tracking
+from pricer.data import DROP_REASONS, MAX_TEXT_CHARS, DataError, fetch_splits
+from pricer.params import ParamsError, params_from_dict
+from pricer.pipeline import ArtifactError, load_features, save_features
+from pricer.predictor import ModelLoadError, PricePredictor
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+GUARANTEES = REPO_ROOT / "docs" / "guarantees.md"
+HUB_ERROR_BUDGET_S = 30.0  # "Hub unreachable" must be a clear error within this many seconds
+STAGE_FAILS_WITHIN_S = 30.0  # a stage rejecting its input exits within this (imports included)
+SHA = "0123456789abcdef0123456789abcdef01234567"
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    problem: str
+    outcome: str
+    check: Callable[..., None]
+
+
+CASES: list[Case] = []
+
+
+def case(name: str, problem: str, outcome: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    def register(check: Callable[..., None]) -> Callable[..., None]:
+        CASES.append(Case(name, problem, outcome, check))
+        return check
+
+    return register
+
+
+@pytest.fixture(autouse=True)
+def private_datasets_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets-cache")
+
+
+# --------------------------------------------------------------------------------------------
+# Data helpers
+
+
+def items(n: int = 30, first_id: int = 0) -> pd.DataFrame:
+    ids = np.arange(first_id, first_id + n, dtype=np.int64)
+    return pd.DataFrame(
+        {"id": ids, "summary": [f"Title: Item {i}\nCategory: Tools" for i in ids], "price": (ids + 1) * 1.25}
+    )
+
+
+def with_values(frame: pd.DataFrame, row: int, **values: Any) -> pd.DataFrame:
+    """``frame`` with ``values`` in row ``row`` (object columns where the types now mix)."""
+    frame = frame.copy()
+    for column, value in values.items():
+        cells = frame[column].tolist()
+        cells[row] = value
+        kinds = {type(cell) for cell in cells if cell is not None}
+        frame[column] = pd.Series(cells, dtype=object if None in cells or len(kinds) > 1 else None)
+    return frame
+
+
+def write_source(tmp_path: Path, frame: pd.DataFrame, fmt: str = "parquet") -> Path:
+    path = tmp_path / f"items.{fmt}"
+    if fmt == "parquet":
+        # Not frame.to_parquet: pandas would store a NaN price as null (that is `price-missing`).
+        columns = {name: pa.array(frame[name].to_numpy(), from_pandas=False) for name in frame.columns}
+        pq.write_table(pa.table(columns), path)
+    else:
+        records = frame.to_dict(orient="records")
+        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def dropped(result: data.FetchResult) -> dict[str, int]:
+    splits = result.report["splits"]
+    totals = {reason: sum(splits[s]["dropped"][reason] for s in data.SPLITS) for reason in DROP_REASONS}
+    return {reason: count for reason, count in totals.items() if count}
+
+
+def kept_ids(result: data.FetchResult) -> list[int]:
+    return sorted(int(i) for split in data.SPLITS for i in result.splits[split]["id"])
+
+
+def assert_one_row_dropped(tmp_path: Path, frame: pd.DataFrame, reason: str, fmt: str = "parquet") -> None:
+    """Row 7 of ``frame`` is bad: it alone is dropped, counted under ``reason``; all else is kept."""
+    result = fetch_splits(str(write_source(tmp_path, frame, fmt)))
+    assert dropped(result) == {reason: 1}
+    assert kept_ids(result) == [i for i in range(len(frame)) if i != 7]
+
+
+def raises(pattern: str, call: Callable[[], Any], error: type[Exception] = DataError) -> str:
+    with pytest.raises(error, match=pattern) as caught:
+        call()
+    return str(caught.value)
+
+
+# --------------------------------------------------------------------------------------------
+# Data: columns and values
+
+
+@case("missing-column", "the source has no `price` (or no text) column",
+      "error naming file, split and column")
+def _(tmp_path: Path) -> None:
+    path = write_source(tmp_path, items().drop(columns="price"))
+    raises(rf"{re.escape(str(path))}: split 'train': missing required column 'price'",
+           lambda: fetch_splits(str(path)))
+
+
+@case("wrong-column-type", "the text column holds numbers, or `price` holds booleans",
+      "error naming file, split, column and dtype")
+def _(tmp_path: Path) -> None:
+    path = write_source(tmp_path, items().assign(summary=np.arange(30)))
+    raises(r"items\.parquet: split 'train': column 'summary' must hold text, but has dtype int64",
+           lambda: fetch_splits(str(path)))
+    path = write_source(tmp_path, items().assign(price=True))
+    raises(r"items\.parquet: split 'train': column 'price' must hold numbers, but has dtype bool",
+           lambda: fetch_splits(str(path)))
+
+
+@case("price-nan", "a price is NaN", "row dropped, counted as `non_finite_price`")
+def _(tmp_path: Path) -> None:
+    assert_one_row_dropped(tmp_path, with_values(items(), 7, price=float("nan")), "non_finite_price")
+
+
+@case("price-inf", "a price is +inf or -inf", "row dropped, counted as `non_finite_price`")
+def _(tmp_path: Path) -> None:
+    assert_one_row_dropped(tmp_path, with_values(items(), 7, price=float("inf")), "non_finite_price")
+    assert_one_row_dropped(tmp_path, with_values(items(), 7, price=float("-inf")), "non_finite_price")
+
+
+@case("price-negative", "a price is negative", "row dropped, counted as `non_positive_price`")
+def _(tmp_path: Path) -> None:
+    assert_one_row_dropped(tmp_path, with_values(items(), 7, price=-12.5), "non_positive_price")
+
+
+@case("price-zero", "a price is 0", "row dropped, counted as `non_positive_price`")
+def _(tmp_path: Path) -> None:
+    assert_one_row_dropped(tmp_path, with_values(items(), 7, price=0.0), "non_positive_price")
+
+
+@case("price-string", 'a price is a string such as "$12.99" (numeric strings like "12.99" are parsed)',
+      "row dropped, counted as `non_numeric_price`")
+def _(tmp_path: Path) -> None:
+    assert_one_row_dropped(tmp_path, with_values(items(), 7, price="$12.99"), "non_numeric_price", "jsonl")
+    result = fetch_splits(str(write_source(tmp_path, with_values(items(), 7, price="12.99"), "jsonl")))
+    assert dropped(result) == {} and 12.99 in pd.concat(result.splits.values())["price"].tolist()
+
+
+@case("price-missing", "a price is null", "row dropped, counted as `missing_price`")
+def _(tmp_path: Path) -> None:
+    assert_one_row_dropped(tmp_path, with_values(items(), 7, price=None), "missing_price", "jsonl")
+
+
+@case("text-empty", "the text is empty or only whitespace", "row dropped, counted as `empty_text`")
+def _(tmp_path: Path) -> None:
+    assert_one_row_dropped(tmp_path, with_values(items(), 7, summary=""), "empty_text")
+    assert_one_row_dropped(tmp_path, with_values(items(), 7, summary=" \n\t "), "empty_text")
+
+
+@case("text-missing", "the text is null", "row dropped, counted as `missing_text`")
+def _(tmp_path: Path) -> None:
+    assert_one_row_dropped(tmp_path, with_values(items(), 7, summary=None), "missing_text", "jsonl")
+
+
+@case("text-1mb", "a text of 1 MB", f"row kept, text cut to {MAX_TEXT_CHARS:,} characters, counted as `truncated_text`")
+def _(tmp_path: Path) -> None:
+    result = fetch_splits(str(write_source(tmp_path, with_values(items(), 7, summary="lamp " * 200_000))))
+    assert dropped(result) == {} and len(kept_ids(result)) == 30
+    assert sum(result.report["splits"][s]["truncated_text"] for s in data.SPLITS) == 1
+    texts = pd.concat(result.splits.values()).set_index("id")["summary"]
+    assert len(texts[7]) == MAX_TEXT_CHARS and texts.drop(7).str.len().max() < 100
+
+
+@case("text-non-ascii", "non-ASCII text (accents, CJK, emoji)", "kept exactly as written")
+def _(tmp_path: Path) -> None:
+    text = "Café – 日本語 ギター 🎸 naïve"
+    for fmt in ("parquet", "jsonl"):
+        result = fetch_splits(str(write_source(tmp_path, with_values(items(), 7, summary=text), fmt)))
+        assert dropped(result) == {} and pd.concat(result.splits.values()).set_index("id")["summary"][7] == text
+
+
+@case("text-invalid-utf8", "text bytes that are not valid UTF-8 (JSONL line, or a parquet string column)",
+      "error naming file and line (JSONL) or file, split, row and column (parquet)")
+def _(tmp_path: Path) -> None:
+    jsonl = tmp_path / "latin1.jsonl"
+    jsonl.write_bytes(b'{"summary": "ok", "price": 1.0}\n{"summary": "caf\xe9", "price": 2.0}\n')
+    raises(rf"{re.escape(str(jsonl))} line 2: invalid UTF-8 .*re-encode", lambda: fetch_splits(str(jsonl)))
+
+    texts = [t.encode() for t in items()["summary"]]
+    texts[7] = b"caf\xe9 lamp"  # a writer that skipped validation; pyarrow itself would refuse
+    offsets = np.cumsum([0] + [len(t) for t in texts]).astype(np.int32)
+    column = pa.Array.from_buffers(pa.string(), len(texts), [None, pa.py_buffer(offsets.tobytes()),
+                                                             pa.py_buffer(b"".join(texts))])
+    path = tmp_path / "bad-utf8.parquet"
+    pq.write_table(pa.table({"id": np.arange(30), "summary": column, "price": items()["price"]}), path)
+    raises(rf"{re.escape(str(path))}: split 'train' row 7, column 'summary': invalid UTF-8",
+           lambda: fetch_splits(str(path)))
+
+
+def hub_layout(directory: Path, splits: dict[str, pd.DataFrame]) -> Path:
+    (directory / "data").mkdir(parents=True)
+    for split, frame in splits.items():
+        frame.to_parquet(directory / "data" / f"{split}-00000-of-00001.parquet", index=False)
+    return directory
+
+
+@case("duplicate-id", "two rows of a split share an id (ids are not compared across splits)",
+      "the first valid row is kept; the other counted as `duplicate_id`")
+def _(tmp_path: Path) -> None:
+    source = hub_layout(tmp_path / "d", {"train": with_values(items(), 7, id=3), "validation": items(3, 100),
+                                         "test": items(3, 200)})
+    result = fetch_splits(str(source))
+    assert dropped(result) == {"duplicate_id": 1}
+    train = result.splits["train"]
+    assert train[train["id"] == 3]["summary"].tolist() == ["Title: Item 3\nCategory: Tools"]
+    assert len(train) == 29
+
+
+@case("all-rows-invalid", "every row of a split is invalid", "error naming split and the counts per reason")
+def _(tmp_path: Path) -> None:
+    path = write_source(tmp_path, items().assign(price=-1.0))
+    raises(r"split 'train': no rows left after validation \(dropped: \{'non_positive_price': 24\}\)",
+           lambda: fetch_splits(str(path)))
+
+
+@case("empty-split", "a split of the source has no rows", "error naming source and split")
+def _(tmp_path: Path) -> None:
+    hub_layout(tmp_path / "d", {"train": items(), "validation": items(3, 100), "test": items(0)})
+    raises(r"/d: split 'test' is empty in the source", lambda: fetch_splits(str(tmp_path / "d")))
+
+
+# --------------------------------------------------------------------------------------------
+# Data: files
+
+
+@case("parquet-truncated", "a parquet file cut short", "error naming the file")
+def _(tmp_path: Path) -> None:
+    good = write_source(tmp_path, items(50))
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    raises(rf"{re.escape(str(broken))} is not a readable parquet file \(truncated or corrupt\?\)",
+           lambda: fetch_splits(str(broken)))
+
+
+@case("parquet-corrupt", "a parquet file with garbage pages (footer intact), or 0 bytes", "error naming the file")
+def _(tmp_path: Path) -> None:
+    path = write_source(tmp_path, items(300))
+    raw = bytearray(path.read_bytes())
+    raw[100 : len(raw) // 2] = b"\xab" * (len(raw) // 2 - 100)
+    path.write_bytes(bytes(raw))
+    raises(rf"could not read {re.escape(str(path))}: corrupt parquet data", lambda: fetch_splits(str(path)))
+    path.write_bytes(b"")
+    raises(rf"{re.escape(str(path))} is an empty file", lambda: fetch_splits(str(path)))
+
+
+@case("file-missing", "`data.source` names a file that does not exist", "error naming the path")
+def _(tmp_path: Path) -> None:
+    raises(rf"{re.escape(str(tmp_path))}/missing\.parquet: no such file or directory",
+           lambda: fetch_splits(str(tmp_path / "missing.parquet")))
+
+
+@case("dir-without-parquet", "`data.source` is a directory with no parquet files", "error naming the directory")
+def _(tmp_path: Path) -> None:
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "readme.txt").write_text("no data here")
+    raises(r"notes: directory has no parquet files and is not a datasets\.save_to_disk directory",
+           lambda: fetch_splits(str(tmp_path / "notes")))
+
+
+@case("unknown-source", "`data.source` is none of synthetic / a path / `owner/name` (e.g. `nonsense`, `a/b/c`, `table.csv`)",
+      "error listing the accepted kinds; the fetch stage exits 1 and writes nothing")
+def _(tmp_path: Path) -> None:
+    raises(r"'a/b/c': not a known data source; expected 'synthetic'", lambda: fetch_splits("a/b/c"))
+    (tmp_path / "table.csv").write_text("summary,price\na,1\n")
+    raises(r"table\.csv: unsupported file type '\.csv'", lambda: fetch_splits(str(tmp_path / "table.csv")))
+    project = stage_dir(tmp_path / "project", {"data": {"source": "nonsense"}})
+    done = run_stage(project, "fetch.py")
+    assert done.returncode == 1 and "'nonsense': not a known data source" in done.stderr
+    assert_nothing_written(project)
+
+
+# --------------------------------------------------------------------------------------------
+# The Hugging Face Hub (child interpreters; loopback servers and an on-disk Hub cache only)
+
+
+CHILD = """
+import json, sys
+from pricer.data import DataError, fetch_splits
+try:
+    result = fetch_splits(sys.argv[1], revision=sys.argv[2] or None)
+    print(json.dumps({"error": None, "report": result.report}))
+except DataError as error:
+    print(json.dumps({"error": str(error)}))
+"""
+
+
+def hub_environment(tmp_path: Path, **settings: str) -> dict[str, str]:
+    environment = {
+        key: value for key, value in os.environ.items()
+        if not key.upper().startswith(("HF_", "HUGGINGFACE_", "MLFLOW_", "DVC_")) and not key.upper().endswith("_PROXY")
+    }
+    return environment | {"HF_HOME": str(tmp_path / "hf-home"), "NO_PROXY": "127.0.0.1,localhost",
+                          "no_proxy": "127.0.0.1,localhost"} | settings
+
+
+def fetch_in_child(environment: dict[str, str], source: str, revision: str = "") -> tuple[dict, float]:
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", CHILD, source, revision], env=environment,
+                          capture_output=True, text=True, timeout=2 * HUB_ERROR_BUDGET_S, check=False)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1]), time.monotonic() - started
+
+
+def cache_hub_dataset(hf_home: Path, dataset_id: str, splits: dict[str, pd.DataFrame], sha: str = SHA) -> Path:
+    """The Hub cache as `hf download` (or an online `load_dataset`) leaves it."""
+    repo = hf_home / "hub" / f"datasets--{dataset_id.replace('/', '--')}"
+    snapshot = repo / "snapshots" / sha
+    (snapshot / "data").mkdir(parents=True)
+    for split, frame in splits.items():
+        frame.to_parquet(snapshot / "data" / f"{split}-00000-of-00001.parquet", index=False)
+    (snapshot / "README.md").write_text("---\nlicense: mit\n---\n")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(sha)
+    return snapshot
+
+
+class _NotFoundHub(BaseHTTPRequestHandler):
+    """Answers the dataset-info API the way huggingface.co does for unknown ids and revisions."""
+
+    def do_GET(self) -> None:  # noqa: N802
+        code = "RevisionNotFound" if "/revision/" in self.path else "RepoNotFound"
+        self.send_response(404)
+        if self.path.startswith("/api/datasets/"):
+            self.send_header("X-Error-Code", code)
+            self.send_header("X-Error-Message", code)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def not_found_hub() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _NotFoundHub)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@case("hub-unknown-dataset", "a Hub dataset id that does not exist", "error naming the id")
+def _(tmp_path: Path) -> None:
+    with not_found_hub() as endpoint:
+        answer, _ = fetch_in_child(hub_environment(tmp_path, HF_ENDPOINT=endpoint), "someone/no-such-items")
+    assert answer["error"].startswith("someone/no-such-items: no such Hub dataset")
+
+
+@case("hub-unknown-revision", "`data.revision` that the dataset does not have", "error naming id and revision")
+def _(tmp_path: Path) -> None:
+    with not_found_hub() as endpoint:
+        answer, _ = fetch_in_child(hub_environment(tmp_path, HF_ENDPOINT=endpoint), "owner/items", "v999")
+    assert answer["error"] == "owner/items: the Hub dataset has no revision 'v999'"
+
+
+@case("hub-missing-split", "a Hub dataset without a `train` split (a missing validation/test split is carved from train)",
+      "error naming the dataset and the splits it has")
+def _(tmp_path: Path) -> None:
+    cache_hub_dataset(tmp_path / "hf-home", "owner/items", {"validation": items(5), "test": items(5, 10)})
+    answer, _ = fetch_in_child(hub_environment(tmp_path, HF_HUB_OFFLINE="1"), "owner/items")
+    assert answer["error"] == "owner/items: no 'train' split (the source has ['test', 'validation'])"
+
+
+@case("hub-unreachable", "the Hub cannot be reached (connection refused; a server that never answers: "
+      "tests/test_data.py::test_hub_that_never_answers_fails_within_the_budget)",
+      f"error within {HUB_ERROR_BUDGET_S:.0f} s saying how to download a local copy and use it")
+def _(tmp_path: Path) -> None:
+    environment = hub_environment(tmp_path, HF_ENDPOINT=f"http://127.0.0.1:{closed_port()}")
+    answer, elapsed = fetch_in_child(environment, "ed-donner/items_lite")
+    message = answer["error"]
+    assert message.startswith("ed-donner/items_lite: could not reach the Hugging Face Hub")
+    assert "hf download ed-donner/items_lite --repo-type dataset --local-dir items_lite" in message
+    assert "dvc exp run -S data.source=items_lite" in message
+    assert elapsed < HUB_ERROR_BUDGET_S, f"took {elapsed:.1f}s"
+
+
+@case("hub-offline-cached", "`HF_HUB_OFFLINE=1` with the dataset in the Hub cache",
+      "works: read from the cached snapshot; the report keeps its commit sha")
+def _(tmp_path: Path) -> None:
+    splits = {"train": items(40), "validation": items(5, 100), "test": items(5, 200)}
+    cache_hub_dataset(tmp_path / "hf-home", "owner/items", splits)
+    environment = hub_environment(tmp_path, HF_HUB_OFFLINE="1")
+    answer, _ = fetch_in_child(environment, "owner/items")
+    assert answer["error"] is None
+    report = answer["report"]
+    assert (report["kind"], report["resolved_revision"], report["split_strategy"]) == ("hub", SHA, "as_given")
+    assert report["source_splits"] == {"test": 5, "train": 40, "validation": 5}
+    # and through the real fetch stage: the sha lands in data/fetch_report.json (then in MLflow)
+    project = stage_dir(tmp_path / "project", {"data": {"source": "owner/items"}})
+    done = run_stage(project, "fetch.py", env=environment)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((project / "data/fetch_report.json").read_text())["resolved_revision"] == SHA
+    assert len(pd.read_parquet(project / "data/raw/train.parquet")) == 40
+
+
+@case("hub-offline-not-cached", "`HF_HUB_OFFLINE=1` and the dataset (or that revision) is not cached",
+      "error saying so, with how to download a local copy")
+def _(tmp_path: Path) -> None:
+    cache_hub_dataset(tmp_path / "hf-home", "owner/items", {"train": items(40)})
+    environment = hub_environment(tmp_path, HF_HUB_OFFLINE="1")
+    for source, revision in (("owner/other", ""), ("owner/items", "v2")):
+        answer, _ = fetch_in_child(environment, source, revision)
+        assert "HF_HUB_OFFLINE is set and the dataset is not in the local Hub cache" in answer["error"]
+        assert f"hf download {source} --repo-type dataset" in answer["error"]
+
+
+@case("no-remote-code", "a Hub dataset that ships a loading script",
+      "never run: `datasets` is never asked to trust remote code (and datasets 5 refuses scripts)")
+def _(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[dict] = []
+
+    def load_dataset(path: str, **kwargs: Any) -> datasets.DatasetDict:
+        calls.append({"path": path, **kwargs})
+        return datasets.DatasetDict({"train": datasets.Dataset.from_pandas(items())})
+
+    monkeypatch.setattr(data, "_resolve_hub_commit", lambda dataset_id, revision: SHA)
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    fetch_splits("owner/items")
+    fetch_splits(str(write_source(tmp_path, items(), "jsonl")))
+    assert calls and all(not call.get("trust_remote_code") for call in calls)
+    for path in source_files():
+        assert not re.search(r"trust_remote_code\s*=\s*True", path.read_text()), path
+
+
+# --------------------------------------------------------------------------------------------
+# Params: rejected by the params loader before any stage does work
+
+
+PARAMS_CASES = [
+    ("lr-negative", {"lr": -0.1}, "lr"),
+    ("lr-zero", {"lr": 0}, "lr"),
+    ("mlp-lr-zero", {"mlp": {"lr": 0.0}}, "mlp.lr"),
+    ("batch-size-zero", {"resnet": {"batch_size": 0}}, "resnet.batch_size"),
+    ("n-features-zero", {"vectorize": {"n_features": 0}}, "vectorize.n_features"),
+    ("unknown-device", {"train": {"device": "tpu"}}, "train.device"),
+    ("wrong-type", {"mlp": {"epochs": "ten"}}, "mlp.epochs"),
+    ("empty-source", {"data": {"source": " "}}, "data.source"),
+    ("unknown-key", {"resnet": {"size": 3}}, "resnet.size"),
+    ("busy-timeout-zero", {"tracking": {"busy_timeout_s": 0}}, "tracking.busy_timeout_s"),
+]
+
+for _name, _raw, _key in PARAMS_CASES:
+    @case(f"params-{_name}", f"`{yaml.safe_dump(_raw, default_flow_style=True).strip()}`",
+          f"`ParamsError` naming `{_key}`")
+    def _(tmp_path: Path, raw: dict = _raw, key: str = _key) -> None:
+        raises(re.escape(key), lambda: params_from_dict(raw), ParamsError)
+
+
+@case("params-through-stage", "a bad `params.yaml` (e.g. `lr: -1`) when `python stages/train.py resnet` runs",
+      "exits 1 in seconds naming the key and file; writes nothing")
+def _(tmp_path: Path) -> None:
+    project = stage_dir(tmp_path / "project", {"lr": -1})
+    started = time.monotonic()
+    done = run_stage(project, "train.py", "resnet")
+    assert done.returncode == 1 and "params.yaml: params: lr must be a positive number, got -1.0" in done.stderr
+    assert time.monotonic() - started < STAGE_FAILS_WITHIN_S
+    assert_nothing_written(project)
+
+
+@case("device-unavailable", "`train.device: cuda` on a machine without CUDA", "the train stage exits 1 naming the key; writes nothing")
+def _(tmp_path: Path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    project = stage_dir(tmp_path / "project", {"train": {"device": "cuda"}})
+    done = run_stage(project, "train.py", "resnet")
+    assert done.returncode == 1 and "train.device is 'cuda' but no CUDA device is available" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert_nothing_written(project)
+
+
+# --------------------------------------------------------------------------------------------
+# Artifacts
+
+
+@case("features-truncated", "a truncated `data/features/train.npz`",
+      "the train stage exits 1 naming the file and the command to rebuild it; writes no model")
+def _(tmp_path: Path, features_dir: Path) -> None:
+    project = stage_dir(tmp_path / "project", features=features_dir)
+    npz = project / "data/features/train.npz"
+    npz.write_bytes(npz.read_bytes()[: npz.stat().st_size // 2])
+    raises(r"train\.npz: not a readable sparse matrix", lambda: load_features(project / "data/features", "train"),
+           ArtifactError)
+    done = run_stage(project, "train.py", "resnet")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "data/features/train.npz: not a readable sparse matrix" in done.stderr
+    assert "dvc repro -f vectorize" in done.stderr
+    assert_nothing_written(project)
+
+
+@case("features-missing", "a missing `data/features/validation.npz`", "error naming the file and `dvc repro vectorize`")
+def _(tmp_path: Path, features_dir: Path) -> None:
+    project = stage_dir(tmp_path / "project", features=features_dir)
+    (project / "data/features/validation.npz").unlink()
+    raises(r"validation\.npz: missing; run `dvc repro vectorize`",
+           lambda: load_features(project / "data/features", "validation"), ArtifactError)
+
+
+@case("model-incompatible", "a model directory from another format version or whose weights do not fit its "
+      "`model.json` (more: tests/test_predictor.py::test_incompatible_config)", "`ModelLoadError` naming the file")
+def _(tmp_path: Path, predictor: PricePredictor) -> None:
+    predictor.save(tmp_path)
+    config = json.loads((tmp_path / "model.json").read_text())
+    (tmp_path / "model.json").write_text(json.dumps({**config, "format_version": 99}))
+    raises(r"model\.json: model format 99 is not supported", lambda: PricePredictor.load(tmp_path), ModelLoadError)
+    (tmp_path / "model.json").write_text(json.dumps({**config, "architecture": {**config["architecture"], "hidden": 8}}))
+    raises(r"weights\.pt: weights do not fit the architecture", lambda: PricePredictor.load(tmp_path), ModelLoadError)
+    shutil.rmtree(tmp_path / "gone", ignore_errors=True)
+    raises(r"gone: not a pricer model directory", lambda: PricePredictor.load(tmp_path / "gone"), ModelLoadError)
+
+
+@case("checkpoint-other-config", "with `train.resume: true`, a checkpoint written for other params or data "
+      "(more: tests/test_training.py::test_checkpoint_of_another_configuration_is_ignored)",
+      "ignored with a warning naming it; training starts from epoch 1")
+def _(tmp_path: Path, catalogue_features, caplog: pytest.LogCaptureFixture) -> None:
+    from pricer.batching import CSRTensors
+    from pricer.models import build_model
+    from pricer.target import TargetTransform
+    from pricer.training import Recipe, fit
+
+    _, train_x, train_y, val_x, val_y, _ = catalogue_features
+    target = TargetTransform.fit("standardized_log", train_y)
+    recipe = Recipe(optimizer="adamw", lr=0.003, loss="l1", batch_size=256, epochs=2)
+    checkpoint = tmp_path / "resnet.pt"
+
+    def train(key: dict) -> int:
+        model = build_model({"kind": "resnet", "n_features": 512, "hidden": 8, "layers": 2, "dropout": 0.0})
+        result = fit(model, CSRTensors.from_scipy(train_x, target.encode(train_y)),
+                     CSRTensors.from_scipy(val_x, target.encode(val_y)), val_y, target, recipe,
+                     device=torch.device("cpu"), model_name="resnet", checkpoint_path=checkpoint,
+                     checkpoint_key=key, resume=True)
+        return len(result.history)
+
+    assert train({"train_rows": 1000}) == 2
+    assert train({"train_rows": 999}) == 2  # not resumed after epoch 2: trained both epochs again
+    assert f"checkpoint {checkpoint} is from another configuration; starting afresh" in caplog.text
+
+
+@case("checkpoint-corrupt", "with `train.resume: true`, a truncated `checkpoints/<model>.pt`",
+      "the train stage warns, naming it, and trains from epoch 1")
+def _(tmp_path: Path, features_dir: Path) -> None:
+    project = stage_dir(tmp_path / "project", {"train": {"resume": True}}, features=features_dir)
+    (project / "checkpoints").mkdir()
+    (project / "checkpoints/resnet.pt").write_bytes(b"PK\x03\x04 cut short")
+    done = run_stage(project, "train.py", "resnet")
+    assert done.returncode == 0, done.stderr
+    assert "checkpoints/resnet.pt is not a readable checkpoint (truncated?); training from epoch 1" in done.stderr
+    assert "resnet epoch 1/1" in done.stderr
+    assert torch.load(project / "checkpoints/resnet.pt", weights_only=True)["history"]
+
+
+class _Exploit:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return (open, (str(self.marker), "w"))
+
+
+@case("model-not-a-model", "`weights.pt` is garbage, truncated, or a pickle that would run code "
+      "(more: tests/test_predictor.py::test_weights_that_are_not_a_model_never_run_code)",
+      "`ModelLoadError` naming the file; the pickle's code never runs")
+def _(tmp_path: Path, predictor: PricePredictor) -> None:
+    predictor.save(tmp_path)
+    weights = tmp_path / "weights.pt"
+    good = weights.read_bytes()
+    marker = tmp_path / "code-was-run"
+    for payload in (pickle.dumps({"x": _Exploit(marker)}), b"not a model", good[: len(good) // 2]):
+        weights.write_bytes(payload)
+        raises(r"weights\.pt: not a readable weights file", lambda: PricePredictor.load(tmp_path), ModelLoadError)
+    assert not marker.exists()
+
+
+@case("loads-never-run-code", "any model, checkpoint or feature file", "loaded as data only: every `torch.load` "
+      "passes `weights_only=True`, no `allow_pickle=True`, no `trust_remote_code`")
+def _(tmp_path: Path) -> None:
+    loads = 0
+    for path in source_files():
+        text = path.read_text()
+        for call in re.findall(r"torch\.load\([^)]*\)", text):
+            loads += 1
+            assert "weights_only=True" in call, f"{path}: {call}"
+        assert "allow_pickle=True" not in text and not re.search(r"trust_remote_code\s*=\s*True", text), path
+    assert loads >= 2  # the predictor's weights and the training checkpoint
+
+
+# --------------------------------------------------------------------------------------------
+# The MLflow store: unusable stores fail before training starts
+
+
+@contextmanager
+def exclusive_lock(database: Path) -> Iterator[None]:
+    """Another process holding an exclusive SQLite lock on ``database``."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sqlite3, sys\n"
+         "c = sqlite3.connect(sys.argv[1], isolation_level=None)\nc.execute('BEGIN EXCLUSIVE')\n"
+         "print('locked', flush=True)\nsys.stdin.read()", str(database)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        yield
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=10)
+
+
+def tracked_project(tmp_path: Path, features_dir: Path, store: str, **tracking_params: Any) -> Path:
+    """A stage directory whose MLflow store is ``store``: "locked", "corrupt" or "unreachable"."""
+    project = stage_dir(tmp_path / "project", {"tracking": {"enabled": True, **tracking_params}}, features=features_dir)
+    if store in ("locked", "corrupt"):
+        tracking.connect(tracking.resolve_tracking_uri(project, environ={}), "pricer", project)  # a healthy store
+    if store == "corrupt":
+        (project / "mlflow.db").write_bytes(np.random.default_rng(0).bytes(64 * 1024))
+    return project
+
+
+@case("store-locked", "the SQLite store is locked by another process (`BEGIN EXCLUSIVE`) for longer than "
+      "`tracking.busy_timeout_s` (default 60 s)",
+      "`TrackingError` (database is locked) before training; the train stage exits 1, writes no model")
+def _(tmp_path: Path, features_dir: Path) -> None:
+    project = tracked_project(tmp_path, features_dir, "locked", busy_timeout_s=1)
+    with exclusive_lock(project / "mlflow.db"):
+        started = time.monotonic()
+        raises(r"mlflow\.db\?timeout=1 cannot be used: OperationalError: .*database is locked.*tracking\.busy_timeout_s",
+               lambda: tracking.start_run(enabled=True, experiment="pricer", run_name="x", tags={}, root=project,
+                                          busy_timeout_s=1), tracking.TrackingError)
+        assert time.monotonic() - started < 10
+        done = run_stage(project, "train.py", "resnet")
+    assert done.returncode == 1 and "database is locked" in done.stderr and "Traceback" not in done.stderr
+    assert_no_training(project, done)
+
+
+@case("store-corrupt", "`mlflow.db` is random bytes", "`TrackingError` (not an SQLite database) before training; "
+      "the train stage exits 1, writes no model")
+def _(tmp_path: Path, features_dir: Path) -> None:
+    project = tracked_project(tmp_path, features_dir, "corrupt")
+    raises(r"mlflow\.db.* cannot be used: \w+: .*file is not a database.*move it away",
+           lambda: tracking.start_run(enabled=True, experiment="pricer", run_name="x", tags={}, root=project),
+           tracking.TrackingError)
+    done = run_stage(project, "train.py", "resnet")
+    assert done.returncode == 1 and "file is not a database" in done.stderr and "Traceback" not in done.stderr
+    assert_no_training(project, done)
+
+
+@case("store-unreachable", "`MLFLOW_TRACKING_URI=http://127.0.0.1:<closed port>`",
+      "`TrackingError` (server unreachable) in seconds, before training; the train stage exits 1, writes no model")
+def _(tmp_path: Path, features_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = tracked_project(tmp_path, features_dir, "unreachable")
+    uri = f"http://127.0.0.1:{closed_port()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    started = time.monotonic()
+    raises(rf"MLflow tracking server {re.escape(uri)} is unreachable",
+           lambda: tracking.start_run(enabled=True, experiment="pricer", run_name="x", tags={}, root=project),
+           tracking.TrackingError)
+    assert time.monotonic() - started < 10
+    done = run_stage(project, "train.py", "resnet", env={"MLFLOW_TRACKING_URI": uri})
+    assert done.returncode == 1 and "is unreachable" in done.stderr and "Traceback" not in done.stderr
+    assert_no_training(project, done)
+
+
+@case("tracking-disabled", "`-S tracking.enabled=false` (here with a corrupt store present)",
+      "trains and writes the model without touching the store")
+def _(tmp_path: Path, features_dir: Path) -> None:
+    project = tracked_project(tmp_path, features_dir, "corrupt")
+    project_params = yaml.safe_load((project / "params.yaml").read_text())
+    project_params["tracking"]["enabled"] = False
+    (project / "params.yaml").write_text(yaml.safe_dump(project_params))
+    before = (project / "mlflow.db").read_bytes()
+    done = run_stage(project, "train.py", "resnet")
+    assert done.returncode == 0, done.stderr
+    assert PricePredictor.load(project / "models/resnet").predict(["Title: a lamp"]).shape == (1,)
+    assert json.loads((project / "models/resnet/run.json").read_text()) == {"mlflow_run_id": None}
+    assert (project / "mlflow.db").read_bytes() == before
+
+
+# --------------------------------------------------------------------------------------------
+# Stage-level plumbing
+
+
+TINY = {
+    "data": {"synthetic_items": 300},
+    "vectorize": {"n_features": 256, "n_jobs": 1},
+    "mlp": {"hidden_layers": [16, 8], "epochs": 1},
+    "resnet": {"hidden": 16, "layers": 2, "epochs": 1},
+    "train": {"progress": False},
+    "tracking": {"enabled": False},
+}
+
+
+def _merge(base: dict, override: dict) -> dict:
+    merged = dict(base)
+    for key, value in override.items():
+        merged[key] = _merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return merged
+
+
+def stage_dir(root: Path, overrides: dict | None = None, *, features: Path | None = None) -> Path:
+    """A directory a stage script can run in: params.yaml (tiny) and, optionally, features."""
+    root.mkdir(parents=True)
+    (root / "params.yaml").write_text(yaml.safe_dump(_merge(TINY, overrides or {})))
+    if features is not None:
+        shutil.copytree(features, root / "data" / "features")
+    return root
+
+
+def run_stage(project: Path, script: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run ``stages/<script>`` in ``project``; ``env`` adds to (or, with HF_HOME, replaces) the environment."""
+    base = env if env and "HF_HOME" in env else {**os.environ, **(env or {})}
+    environment = {k: v for k, v in base.items() if not k.startswith(("MLFLOW_", "DVC_"))} | {"CI": "true"}
+    environment |= {k: v for k, v in (env or {}).items() if k.startswith("MLFLOW_")}
+    return subprocess.run([sys.executable, str(REPO_ROOT / "stages" / script), *args], cwd=project,
+                          env=environment, capture_output=True, text=True, timeout=300, check=False)
+
+
+def listing(project: Path) -> set[str]:
+    return {str(p.relative_to(project)) for p in project.rglob("*")}
+
+
+def assert_nothing_written(project: Path) -> None:
+    written = {p for p in listing(project) - {"params.yaml", "data"} if not p.startswith("data/features")}
+    assert not written, sorted(written)
+
+
+def assert_no_training(project: Path, done: subprocess.CompletedProcess) -> None:
+    assert "epoch 1/" not in done.stderr  # failed before the first epoch
+    assert not any(p.startswith(("models", "metrics", "checkpoints")) for p in listing(project)), sorted(listing(project))
+
+
+def source_files() -> list[Path]:
+    return sorted([*(REPO_ROOT / "src" / "pricer").glob("*.py"), *(REPO_ROOT / "stages").glob("*.py")])
+
+
+@pytest.fixture(scope="module")
+def features_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """data/features for train and validation, hashed from the catalogue with TINY's settings."""
+    from pricer.catalogue import generate_catalogue
+    from pricer.features import VectorizerSettings, vectorize_texts
+
+    directory = tmp_path_factory.mktemp("features") / "features"
+    frame = generate_catalogue(300, seed=0)
+    matrix = vectorize_texts(frame["summary"].tolist(), VectorizerSettings(n_features=256))
+    labels = frame[["id", "price"]]
+    save_features(directory, "train", matrix[:250], labels.iloc[:250].reset_index(drop=True))
+    save_features(directory, "validation", matrix[250:], labels.iloc[250:].reset_index(drop=True))
+    return directory
+
+
+@pytest.fixture
+def predictor(catalogue_features) -> PricePredictor:
+    from pricer.models import build_model
+    from pricer.target import TargetTransform
+
+    settings, _, train_y, *_ = catalogue_features
+    arch = {"kind": "resnet", "n_features": 512, "hidden": 16, "layers": 3, "dropout": 0.2}
+    torch.manual_seed(0)
+    return PricePredictor("resnet", build_model(arch).eval(), arch, settings,
+                          TargetTransform.fit("standardized_log", train_y))
+
+
+# --------------------------------------------------------------------------------------------
+# The table
+
+
+@pytest.mark.parametrize("bad_input", CASES, ids=[c.name for c in CASES])
+def test_bad_input(bad_input: Case, request: pytest.FixtureRequest) -> None:
+    import inspect
+
+    wanted = inspect.signature(bad_input.check).parameters
+    fixtures = {name: request.getfixturevalue(name) for name in wanted if name not in ("raw", "key")}
+    bad_input.check(**fixtures)
+
+
+def test_cases_have_unique_names() -> None:
+    names = [c.name for c in CASES]
+    assert len(names) == len(set(names))
+
+
+def test_docs_table_lists_every_case() -> None:
+    """docs/guarantees.md's bad-input table has one row per case here, by name."""
+    rows = set(re.findall(r"^\| `([a-z0-9-]+)` \|", GUARANTEES.read_text(encoding="utf-8"), flags=re.M))
+    names = {c.name for c in CASES}
+    assert names <= rows, f"cases missing from {GUARANTEES.name}: {sorted(names - rows)}"
+    assert rows <= names, f"rows of {GUARANTEES.name} without a case: {sorted(rows - names)}"
+
+
+def markdown_table() -> str:
+    """The table for docs/guarantees.md: ``python tests/test_bad_input.py``."""
+    lines = ["| case | bad input | what pricer does |", "|---|---|---|"]
+    lines += [f"| `{c.name}` | {c.problem} | {c.outcome} |" for c in CASES]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown_table())
