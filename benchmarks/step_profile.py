@@ -157,6 +157,8 @@ def profile_model(kind: str, params, settings, train, args, report: dict) -> Non
         step = step_fn(model, optimizer)
         step(*batches[0])
         report.setdefault("compile_seconds", {})[kind] = time.perf_counter() - started
+        print(f"  ({kind}: torch.compile of the dense tail, first step incl. compilation: "
+              f"{report['compile_seconds'][kind]:.1f}s)")
         times["pricer: full step, torch.compile dense tail"] = time_per_step(step, batches, args.passes)
 
     # 5. the reference's step on collated batches (its data path excluded), seed optimizer

@@ -670,7 +670,7 @@ def exclusive_lock(database: Path) -> Iterator[None]:
 def tracked_project(tmp_path: Path, features_dir: Path, store: str, **tracking_params: Any) -> Path:
     """A stage directory whose MLflow store is ``store``: "locked", "corrupt" or "unreachable"."""
     project = stage_dir(tmp_path / "project", {"tracking": {"enabled": True, **tracking_params}}, features=features_dir)
-    if store in ("locked", "corrupt"):
+    if store == "locked":
         tracking.connect(tracking.resolve_tracking_uri(project, environ={}), "pricer", project)  # a healthy store
     if store == "corrupt":
         (project / "mlflow.db").write_bytes(np.random.default_rng(0).bytes(64 * 1024))

@@ -199,8 +199,12 @@ def connect(uri: str, experiment: str, root: Path, lock_timeout_s: float = SQLIT
             found = client.get_experiment_by_name(experiment)
             if found is not None:
                 return client, found.experiment_id
-            artifacts = (root / ARTIFACTS_DIR).resolve()
-            experiment_id = client.create_experiment(experiment, artifact_location=artifacts.as_uri())
+            if uri.startswith(("http://", "https://")):
+                # a tracking server chooses where artifacts go, so that every client can see them
+                experiment_id = client.create_experiment(experiment)
+            else:
+                artifacts = (root / ARTIFACTS_DIR).resolve()
+                experiment_id = client.create_experiment(experiment, artifact_location=artifacts.as_uri())
             return client, experiment_id
     except TrackingError:
         raise

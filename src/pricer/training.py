@@ -200,8 +200,8 @@ def _train_epoch(
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:  # a handle: see PricePredictor.save
+        torch.save(state, handle)
 
 
 def _load_checkpoint(path: Path) -> dict[str, Any]:
@@ -240,7 +240,7 @@ def fit(
     optimizer = make_optimizer(model, recipe)
     scheduler = make_scheduler(optimizer, recipe)
     inner = model.module if hasattr(model, "module") else model
-    sparse_gradients = uses_sparse_gradients(recipe, device, world_size)
+    sparse_gradients = uses_sparse_gradients(recipe, device, world_size) and model is inner  # not under DDP
     result = FitResult()
     best_state: dict[str, torch.Tensor] | None = None
     first_epoch = 1

@@ -98,7 +98,9 @@ def test_mlflow_runs_record_code_data_inputs_and_environment(repro_project):
         assert tags["git_commit"] == head
         assert tags["dvc_exp_name"] == "workspace"
         assert (tags["data_source"], tags["data_kind"], tags["data_revision"]) == ("synthetic", "synthetic", "")
-        deps = {d["path"]: d["md5"] for d in lock["stages"][f"train_{model}"]["deps"] if d["path"].startswith("data/")}
+        stage = lock["stages"][f"train_{model}"]
+        assert stage["params"]["params.yaml"]["train.threads"] == 2  # it changes the last bits: a dependency
+        deps = {d["path"]: d["md5"] for d in stage["deps"] if d["path"].startswith("data/")}
         assert len(deps) == 4
         assert {k.removeprefix("input_md5."): v for k, v in tags.items() if k.startswith("input_md5.")} == deps
         for library in tracking.KEY_LIBRARIES:
