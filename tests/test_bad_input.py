@@ -25,12 +25,10 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +41,7 @@ import pytest
 import torch
 import yaml
 
+from hub_fakes import not_found_hub
 from pricer import data, tracking
 from pricer.data import DROP_REASONS, MAX_TEXT_CHARS, DataError, fetch_splits
 from pricer.params import ParamsError, params_from_dict
@@ -365,35 +364,6 @@ def cache_hub_dataset(hf_home: Path, dataset_id: str, splits: dict[str, pd.DataF
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(sha)
     return snapshot
-
-
-class _NotFoundHub(BaseHTTPRequestHandler):
-    """Answers the dataset-info API the way huggingface.co does for unknown ids and revisions."""
-
-    def do_GET(self) -> None:  # noqa: N802
-        code = "RevisionNotFound" if "/revision/" in self.path else "RepoNotFound"
-        self.send_response(404)
-        if self.path.startswith("/api/datasets/"):
-            self.send_header("X-Error-Code", code)
-            self.send_header("X-Error-Message", code)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@contextmanager
-def not_found_hub() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _NotFoundHub)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def closed_port() -> int:

@@ -15,7 +15,6 @@ import time
 import types
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from hub_fakes import not_found_hub
 from pricer import data
 from pricer.data import DROP_REASONS, MAX_TEXT_CHARS, DataError, fetch_splits, resolve_source, validate_split
 
@@ -797,37 +797,6 @@ def test_hub_offline_mode_without_a_cache(tmp_path: Path) -> None:
     assert "HF_HUB_OFFLINE is set and the dataset is not in the local Hub cache" in message
     assert_explains_local_copy(message)
     assert elapsed < 10, f"took {elapsed:.1f}s"
-
-
-class _NotFoundHub(BaseHTTPRequestHandler):
-    """Answers the Hub's dataset-info API the way huggingface.co does for unknown ids/revisions."""
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        if self.path.startswith("/api/datasets/"):
-            code = "RevisionNotFound" if "/revision/" in self.path else "RepoNotFound"
-            self.send_response(404)
-            self.send_header("X-Error-Code", code)
-            self.send_header("X-Error-Message", code)
-        else:
-            self.send_response(404)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@contextmanager
-def not_found_hub() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _NotFoundHub)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def test_unknown_hub_dataset_and_revision_are_named(tmp_path: Path) -> None:

@@ -32,3 +32,11 @@ def test_empty_input_has_the_right_width():
 def test_invalid_chunk_rows():
     with pytest.raises(ValueError, match="chunk_rows"):
         vectorize_texts(["a"], VectorizerSettings(), chunk_rows=0)
+
+
+def test_chunks_are_equal_and_a_multiple_of_the_workers():
+    from pricer.features import _chunks
+
+    chunks = _chunks([str(i) for i in range(100_000)], 20_000, n_jobs=2)
+    assert len(chunks) == 6 and max(map(len, chunks)) - min(map(len, chunks)) < len(chunks)
+    assert [t for chunk in chunks for t in chunk] == [str(i) for i in range(100_000)]

@@ -70,3 +70,16 @@ def test_unknown_kinds_are_refused():
         build_model({"kind": "transformer"})
     with pytest.raises(ValueError, match="init"):
         MLP(10, (4,), init="xavier")
+
+
+def test_sparse_gradient_mode_gives_the_dense_gradient(random_csr):
+    torch.manual_seed(0)
+    model = build_model({"kind": "mlp", "n_features": 50, "hidden_layers": [8], "init": "default"})
+    data = CSRTensors.from_scipy(random_csr)
+    model(data.batch(0, 64)).sum().backward()
+    dense_grad = model.input.weight.grad.clone()
+    model.zero_grad(set_to_none=True)
+    model.input.sparse_gradient = True
+    model(data.batch(0, 64)).sum().backward()
+    assert model.input.weight.grad.is_sparse
+    torch.testing.assert_close(model.input.weight.grad.to_dense(), dense_grad, rtol=1e-6, atol=1e-7)

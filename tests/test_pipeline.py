@@ -1,7 +1,6 @@
 import numpy as np
 import pandas as pd
 import pytest
-import scipy.sparse as sp
 
 from pricer.params import params_from_dict
 from pricer.pipeline import ArtifactError, architecture, load_features, recipe, save_features, target_kind

@@ -91,3 +91,20 @@ def test_select_device():
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="train.device is 'cuda'"):
             select_device("cuda")
+
+
+def test_sparse_gradients_only_for_plain_single_process_sgd():
+    from pricer.training import uses_sparse_gradients
+
+    sgd = Recipe(optimizer="sgd", lr=0.01, loss="mse", batch_size=64, epochs=1)
+    assert uses_sparse_gradients(sgd, CPU)
+    assert not uses_sparse_gradients(sgd, CPU, world_size=2)
+    assert not uses_sparse_gradients(ADAMW, CPU)
+    assert not uses_sparse_gradients(Recipe(optimizer="sgd", lr=0.01, loss="mse", batch_size=64, epochs=1,
+                                            grad_clip=1.0), CPU)
+
+
+def test_fit_leaves_the_model_with_dense_gradients(catalogue_features):
+    sgd = Recipe(optimizer="sgd", lr=0.01, loss="mse", batch_size=64, epochs=1)
+    model, result, _ = _train(catalogue_features, arch=MLP, recipe=sgd)
+    assert model.input.sparse_gradient is False and result.best_epoch == 1

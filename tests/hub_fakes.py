@@ -1,0 +1,39 @@
+"""A loopback stand-in for the Hugging Face Hub that knows no dataset (shared by the data tests)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class _NotFoundHub(BaseHTTPRequestHandler):
+    """Answers the dataset-info API the way huggingface.co does for unknown ids and revisions."""
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        code = "RevisionNotFound" if "/revision/" in self.path else "RepoNotFound"
+        self.send_response(404)
+        if self.path.startswith("/api/datasets/"):
+            self.send_header("X-Error-Code", code)
+            self.send_header("X-Error-Message", code)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def not_found_hub() -> Iterator[str]:
+    """Serve on a free loopback port for the duration; yield its address for HF_ENDPOINT."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _NotFoundHub)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
