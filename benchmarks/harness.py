@@ -279,6 +279,31 @@ def print_rates(reference: Measure, pricer_: Measure, goal: float | None = None)
     return {"ratio_best": ratio_best, "ratio_median": ratio_median}
 
 
+def compare_side_by_side(
+    title: str,
+    runs: dict[str, Callable[[], float]],
+    repeats: int,
+    work: float,
+    labels: tuple[str, str],
+    unit: str,
+    goal: float,
+    threads: int,
+) -> tuple[Measure, Measure, dict[str, Any]]:
+    """Time ``runs["reference"]`` and ``runs["pricer"]`` interleaved; print wall-clock rates and,
+    with one thread (one core each), rates per CPU-second, which other processes' load cannot lower."""
+    wall, cpu = interleave_with_cpu(runs, repeats, {"reference": work, "pricer": work})
+    reference = Measure(labels[0], wall["reference"], unit)
+    pricer_ = Measure(labels[1], wall["pricer"], unit)
+    print(f"\nthreads={threads}: {title} (wall clock)")
+    ratios: dict[str, Any] = print_rates(reference, pricer_, goal)
+    if threads == 1:
+        print("  per CPU-second (one core each; robust to other processes' load):")
+        cpu_ratios = print_rates(Measure(labels[0], cpu["reference"], f"{unit.split('/')[0]}/cpu-s"),
+                                 Measure(labels[1], cpu["pricer"], f"{unit.split('/')[0]}/cpu-s"), goal)
+        ratios["cpu"] = {"reference": cpu["reference"], "pricer": cpu["pricer"], **cpu_ratios}
+    return reference, pricer_, ratios
+
+
 def write_results(name: str, payload: dict[str, Any]) -> Path:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{name}.json"

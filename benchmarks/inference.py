@@ -94,17 +94,10 @@ def main() -> None:
                 outputs["pricer"] = predictor.predict(texts)
                 return len(texts) / (time.perf_counter() - started)
 
-            runs, cpu_runs = harness.interleave_with_cpu({"reference": reference, "pricer": batched}, args.repeats,
-                                                         {"reference": len(texts), "pricer": len(texts)})
-            ref = harness.Measure("per-item loop (dense row)", runs["reference"], "items/s")
-            new = harness.Measure("PricePredictor.predict", runs["pricer"], "items/s")
-            print(f"\nthreads={threads}, {kind}: inference throughput, raw text to dollars (wall clock)")
-            ratios = harness.print_rates(ref, new, GOAL)
-            if threads == 1:
-                print("  per CPU-second (one core each; robust to other processes' load):")
-                cpu_ratios = harness.print_rates(harness.Measure("per-item loop", cpu_runs["reference"], "items/cpu-s"),
-                                                 harness.Measure("predict", cpu_runs["pricer"], "items/cpu-s"), GOAL)
-                ratios["cpu"] = {"reference": cpu_runs["reference"], "pricer": cpu_runs["pricer"], **cpu_ratios}
+            ref, new, ratios = harness.compare_side_by_side(
+                f"{kind}: inference throughput, raw text to dollars", {"reference": reference, "pricer": batched},
+                args.repeats, len(texts), ("per-item loop (dense row)", "PricePredictor.predict"),
+                "items/s", GOAL, threads)
             agree = float(np.max(np.abs(outputs["reference"] - outputs["pricer"]) / np.maximum(outputs["pricer"], 1.0)))
             print(f"  predictions agree: max relative difference {agree:.1e}")
 

@@ -101,18 +101,10 @@ def main() -> None:
         harness.dense_reference_train(fresh_model(), dense_x, dense_y, recipe, max_steps=20, seed=args.seed)
         fit(fresh_model(), train_t.take_rows(np.arange(2048)), val_t, val.prices, target,
             dataclasses.replace(recipe, epochs=1), device=cpu, model_name="warm-up")
-        samples = args.items * args.epochs
-        runs, cpu_runs = harness.interleave_with_cpu({"reference": reference, "pricer": pricer_fit}, args.repeats,
-                                                     {"reference": samples, "pricer": samples})
-        ref = harness.Measure("dense reference (DataLoader)", runs["reference"], "samples/s")
-        new = harness.Measure("pricer fit (sparse CSR batches)", runs["pricer"], "samples/s")
-        print(f"\nthreads={threads}: SGD MLP training throughput (wall clock)")
-        ratios = harness.print_rates(ref, new, GOAL)
-        if threads == 1:
-            print("  per CPU-second (one core each; robust to other processes' load):")
-            cpu_ratios = harness.print_rates(harness.Measure("dense reference", cpu_runs["reference"], "samples/cpu-s"),
-                                             harness.Measure("pricer fit", cpu_runs["pricer"], "samples/cpu-s"), GOAL)
-            ratios["cpu"] = {"reference": cpu_runs["reference"], "pricer": cpu_runs["pricer"], **cpu_ratios}
+        ref, new, ratios = harness.compare_side_by_side(
+            "SGD MLP training throughput", {"reference": reference, "pricer": pricer_fit}, args.repeats,
+            args.items * args.epochs, ("dense reference (DataLoader)", "pricer fit (sparse CSR batches)"),
+            "samples/s", GOAL, threads)
         print(f"  validation MAE after {args.epochs} epoch(s) (sanity, last run): reference ${val_mae['reference']:.2f}, "
               f"pricer ${val_mae['pricer']:.2f}")
         payload["by_threads"][str(threads)] = {
