@@ -713,7 +713,7 @@ def fetch_splits(
     text_field: str = "summary",
     revision: str | None = None,
     seed: int = 42,
-    synthetic_items: int = 24000,
+    synthetic_items: int = 60000,
     validation_fraction: float = 0.1,
     test_fraction: float = 0.1,
     max_train_items: int | None = None,

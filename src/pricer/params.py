@@ -28,7 +28,7 @@ class ParamsError(ValueError):
 class DataParams:
     source: str = "synthetic"
     revision: str | None = None
-    synthetic_items: int = 24000
+    synthetic_items: int = 60000
     max_train_items: int | None = None
     validation_fraction: float = 0.1
     test_fraction: float = 0.1
