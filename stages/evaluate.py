@@ -19,9 +19,23 @@ from tqdm import tqdm
 
 from pricer import tracking
 from pricer.atomic import atomic_path, write_json
-from pricer.metrics import PRICE_BANDS, constant_baselines, mae_by_band, regression_report
-from pricer.params import ParamsError, load_params
-from pricer.pipeline import FEATURES_DIR, METRICS_DIR, MODEL_NAMES, MODELS_DIR, RAW_DIR, configure_logging, prices_of, progress_enabled
+from pricer.metrics import (
+    PRICE_BANDS,
+    constant_baselines,
+    mae_by_band,
+    regression_report,
+)
+from pricer.pipeline import (
+    FEATURES_DIR,
+    METRICS_DIR,
+    MODEL_NAMES,
+    MODELS_DIR,
+    RAW_DIR,
+    configure_logging,
+    prices_of,
+    progress_enabled,
+    read_params,
+)
 from pricer.predictor import ModelLoadError, PricePredictor
 
 log = logging.getLogger("pricer.stages.evaluate")
@@ -71,10 +85,8 @@ def _log_test_figures(name: str, figures: dict, params) -> None:
 
 def main() -> int:
     configure_logging()
-    try:
-        params = load_params()
-    except ParamsError as error:
-        log.error("%s", error)
+    params = read_params(log)
+    if params is None:
         return 1
     e = params.evaluate
     test = pd.read_parquet(RAW_DIR / "test.parquet")

@@ -20,10 +20,10 @@ from dataclasses import asdict
 
 import torch
 
+from pricer import tracking
 from pricer.atomic import atomic_directory, write_json, write_text
 from pricer.batching import CSRTensors
 from pricer.models import build_model, count_parameters
-from pricer.params import ParamsError, load_params
 from pricer.pipeline import (
     CHECKPOINTS_DIR,
     FEATURES_DIR,
@@ -37,6 +37,7 @@ from pricer.pipeline import (
     load_features,
     prices_of,
     progress_enabled,
+    read_params,
     recipe,
     remove_stale_temporaries,
     target_kind,
@@ -44,7 +45,6 @@ from pricer.pipeline import (
 )
 from pricer.predictor import PricePredictor
 from pricer.target import TargetTransform
-from pricer import tracking
 from pricer.training import DivergedError, EpochRecord, fit, select_device
 
 log = logging.getLogger("pricer.stages.train")
@@ -75,10 +75,8 @@ def main(model_name: str) -> int:
     if model_name not in MODEL_NAMES:
         log.error("usage: train.py {%s}", "|".join(MODEL_NAMES))
         return 2
-    try:
-        params = load_params()
-    except ParamsError as error:
-        log.error("%s", error)
+    params = read_params(log)
+    if params is None:
         return 1
     distributed = "LOCAL_RANK" in os.environ
     if params.train.processes > 1 and not distributed:

@@ -11,13 +11,13 @@ import scipy.sparse as sp
 from tqdm import tqdm
 
 from pricer.features import vectorize_texts
-from pricer.params import ParamsError, load_params
 from pricer.pipeline import (
     FEATURES_DIR,
     RAW_DIR,
     SPLITS,
     configure_logging,
     progress_enabled,
+    read_params,
     save_features,
     vectorizer_settings,
 )
@@ -27,10 +27,8 @@ log = logging.getLogger("pricer.stages.vectorize")
 
 def main() -> int:
     configure_logging()
-    try:
-        params = load_params()
-    except ParamsError as error:
-        log.error("%s", error)
+    params = read_params(log)
+    if params is None:
         return 1
     settings = vectorizer_settings(params)
     v = params.vectorize

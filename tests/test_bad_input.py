@@ -41,7 +41,7 @@ import pytest
 import torch
 import yaml
 
-from hub_fakes import not_found_hub
+from helpers import deep_merge, not_found_hub
 from pricer import data, tracking
 from pricer.data import DROP_REASONS, MAX_TEXT_CHARS, DataError, fetch_splits
 from pricer.params import ParamsError, params_from_dict
@@ -720,17 +720,10 @@ TINY = {
 }
 
 
-def _merge(base: dict, override: dict) -> dict:
-    merged = dict(base)
-    for key, value in override.items():
-        merged[key] = _merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
-    return merged
-
-
 def stage_dir(root: Path, overrides: dict | None = None, *, features: Path | None = None) -> Path:
     """A directory a stage script can run in: params.yaml (tiny) and, optionally, features."""
     root.mkdir(parents=True)
-    (root / "params.yaml").write_text(yaml.safe_dump(_merge(TINY, overrides or {})))
+    (root / "params.yaml").write_text(yaml.safe_dump(deep_merge(TINY, overrides or {})))
     if features is not None:
         shutil.copytree(features, root / "data" / "features")
     return root

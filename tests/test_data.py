@@ -24,7 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from hub_fakes import not_found_hub
+from helpers import not_found_hub
 from pricer import data
 from pricer.data import DROP_REASONS, MAX_TEXT_CHARS, DataError, fetch_splits, resolve_source, validate_split
 

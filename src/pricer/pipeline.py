@@ -21,7 +21,7 @@ import scipy.sparse as sp
 
 from pricer.atomic import atomic_path
 from pricer.features import VectorizerSettings
-from pricer.params import Params
+from pricer.params import Params, ParamsError, load_params
 from pricer.training import Recipe
 
 SPLITS = ("train", "validation", "test")
@@ -45,6 +45,15 @@ def configure_logging(level: str | None = None) -> None:
         datefmt="%H:%M:%S",
         stream=sys.stderr,
     )
+
+
+def read_params(log: logging.Logger, path: str | Path = "params.yaml") -> Params | None:
+    """The stage's params, or None after logging why they are unusable (the message names the key)."""
+    try:
+        return load_params(path)
+    except ParamsError as error:
+        log.error("%s", error)
+        return None
 
 
 def progress_enabled(setting: bool | str) -> bool:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import deep_merge
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,13 +25,6 @@ TINY_PARAMS = {
     "resnet": {"hidden": 32, "layers": 3, "epochs": 2},
     "train": {"progress": False},
 }
-
-
-def _merge(base: dict, override: dict) -> dict:
-    merged = dict(base)
-    for key, value in override.items():
-        merged[key] = _merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
-    return merged
 
 
 def project_files() -> list[str]:
@@ -77,7 +71,7 @@ class Project:
 
     def set_params(self, overrides: dict) -> None:
         path = self.root / "params.yaml"
-        path.write_text(yaml.safe_dump(_merge(yaml.safe_load(path.read_text()), overrides), sort_keys=False))
+        path.write_text(yaml.safe_dump(deep_merge(yaml.safe_load(path.read_text()), overrides), sort_keys=False))
 
     def mlflow_runs(self) -> list:
         from mlflow.tracking import MlflowClient
@@ -93,7 +87,7 @@ def make_project(root: Path, overrides: dict | None = None) -> Project:
         destination.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO_ROOT / relative, destination)
     project = Project(root)
-    project.set_params(_merge(TINY_PARAMS, overrides or {}))
+    project.set_params(deep_merge(TINY_PARAMS, overrides or {}))
     project.run("git", "init", "-q", "-b", "main")
     project.run("git", "add", "-A")
     project.run("git", "commit", "-q", "-m", "tiny pricer project")

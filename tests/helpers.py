@@ -1,4 +1,4 @@
-"""A loopback stand-in for the Hugging Face Hub that knows no dataset (shared by the data tests)."""
+"""Helpers shared by several test modules: a loopback fake Hub, and a deep merge of params."""
 
 from __future__ import annotations
 
@@ -37,3 +37,12 @@ def not_found_hub() -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """``base`` with ``override``'s keys replaced, nested mappings merged key by key."""
+    merged = dict(base)
+    for key, value in override.items():
+        nested = isinstance(value, dict) and isinstance(base.get(key), dict)
+        merged[key] = deep_merge(base[key], value) if nested else value
+    return merged
