@@ -147,6 +147,19 @@ def settings_of(params: Params) -> VectorizerSettings:
 # ------------------------------------------------------------------------------------------
 
 
+def setup(threads: Sequence[int], sizes: dict[str, int], seed: int, *, hashed: Sequence[str] | None = None
+          ) -> tuple[dict[str, Any], Params, VectorizerSettings, dict[str, Split]]:
+    """What every throughput script starts with: print the machine, read the repository's params,
+    draw catalogue splits of ``sizes`` and hash the ``hashed`` ones (default: all)."""
+    info = machine()
+    print_machine(info, threads)
+    params = load_repo_params()
+    settings = settings_of(params)
+    splits = catalogue_splits(sizes, seed)
+    hash_splits({k: v for k, v in splits.items() if hashed is None or k in hashed}, settings)
+    return info, params, settings, splits
+
+
 def densify(matrix: sp.csr_matrix) -> torch.Tensor:
     """The seed's ``torch.FloatTensor(X.toarray())``: rows x features float32."""
     return torch.FloatTensor(matrix.toarray())

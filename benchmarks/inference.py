@@ -66,12 +66,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
 
-    info = harness.machine()
-    harness.print_machine(info, args.threads)
-    params = harness.load_repo_params()
-    settings = harness.settings_of(params)
-    splits = harness.catalogue_splits({"train": args.train_items, "validation": 2_000, "test": args.items}, args.seed)
-    harness.hash_splits({k: v for k, v in splits.items() if k != "test"}, settings)
+    info, params, settings, splits = harness.setup(
+        args.threads, {"train": args.train_items, "validation": 2_000, "test": args.items}, args.seed,
+        hashed=("train", "validation"))
     texts = splits["test"].texts
     print(f"data: {args.items:,} test texts ({np.mean([len(t) for t in texts]):.0f} characters on average)")
 

@@ -40,12 +40,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
 
-    info = harness.machine()
-    harness.print_machine(info, args.threads)
-    params = harness.load_repo_params()
-    settings = harness.settings_of(params)
-    splits = harness.catalogue_splits({"train": args.items, "validation": args.val_items}, args.seed)
-    harness.hash_splits(splits, settings)
+    info, params, settings, splits = harness.setup(
+        args.threads, {"train": args.items, "validation": args.val_items}, args.seed)
     train, val = splits["train"], splits["validation"]
     arch, recipe = harness.model_and_recipe(params, "mlp", settings.n_features)
     recipe = dataclasses.replace(recipe, epochs=args.epochs, seed=args.seed)
@@ -99,7 +95,7 @@ def main() -> None:
         harness.set_threads(threads)
         # warm-up: first-call costs (optimizer lazy imports, allocator) are not throughput
         harness.dense_reference_train(fresh_model(), dense_x, dense_y, recipe, max_steps=20, seed=args.seed)
-        fit(fresh_model(), train_t.take_rows(np.arange(2048)), val_t, val.prices, target,
+        fit(fresh_model(), train_t.take_rows(np.arange(min(2048, train_t.rows))), val_t, val.prices, target,
             dataclasses.replace(recipe, epochs=1), device=cpu, model_name="warm-up")
         ref, new, ratios = harness.compare_side_by_side(
             "SGD MLP training throughput", {"reference": reference, "pricer": pricer_fit}, args.repeats,

@@ -44,15 +44,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
 
-    info = harness.machine()
-    harness.print_machine(info, args.threads)
+    info, params, settings, splits = harness.setup(
+        args.threads, {"train": args.items, "validation": args.val_items}, args.seed)
     flags = harness.cpu_flags()
     bf16_hw = {flag: flag in flags for flag in ("avx512_bf16", "amx_bf16", "amx_tile")}
     print("bf16 hardware: " + ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in bf16_hw.items()))
-    params = harness.load_repo_params()
-    settings = harness.settings_of(params)
-    splits = harness.catalogue_splits({"train": args.items, "validation": args.val_items}, args.seed)
-    harness.hash_splits(splits, settings)
     train, val = splits["train"], splits["validation"]
     arch, recipe = harness.model_and_recipe(params, "resnet", settings.n_features)
     recipe = dataclasses.replace(recipe, epochs=args.epochs, seed=args.seed)
@@ -91,7 +87,7 @@ def main() -> None:
     for threads in args.threads:
         harness.set_threads(threads)
         harness.dense_reference_train(fresh_model(), dense_x, dense_y, recipe, max_steps=10, seed=args.seed)
-        fit(fresh_model(), train_t.take_rows(np.arange(1024)), val_t, val.prices, target,
+        fit(fresh_model(), train_t.take_rows(np.arange(min(1024, train_t.rows))), val_t, val.prices, target,
             dataclasses.replace(recipe, epochs=1), device=cpu, model_name="warm-up")
         ref, new, ratios = harness.compare_side_by_side(
             "residual network training throughput", {"reference": reference, "pricer": pricer_fit}, args.repeats,
