@@ -20,7 +20,7 @@ from tqdm import tqdm
 from pricer import tracking
 from pricer.atomic import atomic_path, write_json
 from pricer.metrics import (
-    PRICE_BANDS,
+    band_masks,
     constant_baselines,
     mae_by_band,
     regression_report,
@@ -97,7 +97,7 @@ def main() -> int:
         return regression_report(actual, predicted, first_n=e.first_n, hit_dollars=e.hit_dollars, hit_fraction=e.hit_fraction)
 
     progress = progress_enabled(params.train.progress)
-    band_items = {label: int(((actual >= low) & (actual < high)).sum()) for label, low, high in PRICE_BANDS}
+    band_items = {label: int(mask.sum()) for label, mask in band_masks(actual).items()}
     predictions = pd.DataFrame({"id": test["id"], "price": actual})
     bands = []
     metrics: dict[str, dict] = {}

@@ -15,7 +15,6 @@ import logging
 import os
 import subprocess
 import sys
-import zipfile
 from dataclasses import asdict
 
 import torch
@@ -97,9 +96,6 @@ def main(model_name: str) -> int:
     if rank == 0:
         for stale in remove_stale_temporaries(*outputs):  # left by a run killed mid-write
             log.info("removed %s, left by an interrupted run", stale)
-        if params.train.resume and checkpoint.exists() and not zipfile.is_zipfile(checkpoint):
-            log.warning("%s is not a readable checkpoint (truncated?); training from epoch 1", checkpoint)
-            checkpoint.unlink()
     if distributed:
         if device.type == "cuda":
             device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))

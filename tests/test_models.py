@@ -54,15 +54,23 @@ def test_sparse_path_equals_dense_formulation(kind, random_csr):
     assert sparse_out[5] == pytest.approx(float(dense_out[5]))  # the empty row
 
 
+def _input_weight_gradient(model, inputs) -> torch.Tensor:
+    model.zero_grad(set_to_none=True)
+    model(inputs).sum().backward()
+    return model.input.weight.grad
+
+
 def test_sparse_gradients_equal_dense_gradients(random_csr):
     torch.manual_seed(0)
     model = build_model({"kind": "mlp", "n_features": 50, "hidden_layers": [8], "init": "default"})
-    data = CSRTensors.from_scipy(random_csr)
-    model(data.batch(0, 64)).sum().backward()
-    sparse_grad = model.input.weight.grad.clone()
-    model.zero_grad()
-    model(torch.from_numpy(random_csr[:64].toarray())).sum().backward()
-    torch.testing.assert_close(sparse_grad, model.input.weight.grad, rtol=1e-5, atol=1e-6)
+    batch = CSRTensors.from_scipy(random_csr).batch(0, 64)
+    dense = _input_weight_gradient(model, torch.from_numpy(random_csr[:64].toarray())).clone()
+    from_sparse_rows = _input_weight_gradient(model, batch).clone()
+    torch.testing.assert_close(from_sparse_rows, dense, rtol=1e-5, atol=1e-6)
+    model.input.sparse_gradient = True  # what training uses for plain SGD
+    sparse = _input_weight_gradient(model, batch)
+    assert sparse.is_sparse
+    torch.testing.assert_close(sparse.to_dense(), from_sparse_rows, rtol=1e-6, atol=1e-7)
 
 
 def test_unknown_kinds_are_refused():
@@ -71,15 +79,3 @@ def test_unknown_kinds_are_refused():
     with pytest.raises(ValueError, match="init"):
         MLP(10, (4,), init="xavier")
 
-
-def test_sparse_gradient_mode_gives_the_dense_gradient(random_csr):
-    torch.manual_seed(0)
-    model = build_model({"kind": "mlp", "n_features": 50, "hidden_layers": [8], "init": "default"})
-    data = CSRTensors.from_scipy(random_csr)
-    model(data.batch(0, 64)).sum().backward()
-    dense_grad = model.input.weight.grad.clone()
-    model.zero_grad(set_to_none=True)
-    model.input.sparse_gradient = True
-    model(data.batch(0, 64)).sum().backward()
-    assert model.input.weight.grad.is_sparse
-    torch.testing.assert_close(model.input.weight.grad.to_dense(), dense_grad, rtol=1e-6, atol=1e-7)

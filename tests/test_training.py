@@ -108,3 +108,12 @@ def test_fit_leaves_the_model_with_dense_gradients(catalogue_features):
     sgd = Recipe(optimizer="sgd", lr=0.01, loss="mse", batch_size=64, epochs=1)
     model, result, _ = _train(catalogue_features, arch=MLP, recipe=sgd)
     assert model.input.sparse_gradient is False and result.best_epoch == 1
+
+
+def test_unreadable_checkpoint_is_ignored_and_training_starts_afresh(catalogue_features, tmp_path, caplog):
+    checkpoint = tmp_path / "ckpt.pt"
+    _train(catalogue_features, checkpoint_path=checkpoint)
+    checkpoint.write_bytes(checkpoint.read_bytes()[:500])  # cut short, as by a kill mid-write
+    _, result, _ = _train(catalogue_features, checkpoint_path=checkpoint, resume=True)
+    assert len(result.history) == ADAMW.epochs
+    assert "is not a readable checkpoint (truncated?); training from epoch 1" in caplog.text

@@ -29,15 +29,20 @@ def hit_rate(actual: np.ndarray, predicted: np.ndarray, *, dollars: float, fract
     return float(np.mean((error <= dollars) | (error <= fraction * actual)))
 
 
+def band_masks(actual: np.ndarray) -> dict[str, np.ndarray]:
+    """For each price band, which items' true price falls in it."""
+    actual = np.asarray(actual, dtype=np.float64)
+    return {label: (actual >= low) & (actual < high) for label, low, high in PRICE_BANDS}
+
+
 def mae_by_band(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float | None]:
     """MAE within each true-price band (None where a band holds no item)."""
     actual = np.asarray(actual, dtype=np.float64)
     predicted = np.asarray(predicted, dtype=np.float64)
-    bands: dict[str, float | None] = {}
-    for label, low, high in PRICE_BANDS:
-        mask = (actual >= low) & (actual < high)
-        bands[label] = mean_absolute_error(actual[mask], predicted[mask]) if mask.any() else None
-    return bands
+    return {
+        label: mean_absolute_error(actual[mask], predicted[mask]) if mask.any() else None
+        for label, mask in band_masks(actual).items()
+    }
 
 
 def regression_report(

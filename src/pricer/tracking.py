@@ -160,9 +160,13 @@ class Tracker:
             self.client.set_terminated(self.run_id, status)
 
 
+def _is_server(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
+
+
 def _check_reachable(uri: str) -> None:
     """Fail in seconds, not after MLflow's default minutes of retries, on a dead server."""
-    if not uri.startswith(("http://", "https://")):
+    if not _is_server(uri):
         return
     import urllib.error
     import urllib.request
@@ -199,7 +203,7 @@ def connect(uri: str, experiment: str, root: Path, lock_timeout_s: float = SQLIT
             found = client.get_experiment_by_name(experiment)
             if found is not None:
                 return client, found.experiment_id
-            if uri.startswith(("http://", "https://")):
+            if _is_server(uri):
                 # a tracking server chooses where artifacts go, so that every client can see them
                 experiment_id = client.create_experiment(experiment)
             else:
@@ -214,6 +218,13 @@ def connect(uri: str, experiment: str, root: Path, lock_timeout_s: float = SQLIT
             f"MLflow store {uri} cannot be used: {type(error).__name__}: {first_line} "
             f"({_store_problem(error)} run with -S tracking.enabled=false)"
         ) from None
+
+
+def _open(experiment: str, root: Path | None, busy_timeout_s: float) -> tuple[str, Any, str]:
+    """The project's store (or MLFLOW_TRACKING_URI's): its uri, a client, the experiment id."""
+    root = root or project_root()
+    uri = resolve_tracking_uri(root, busy_timeout_s=busy_timeout_s)
+    return (uri, *connect(uri, experiment, root, busy_timeout_s))
 
 
 def start_run(
@@ -232,9 +243,7 @@ def start_run(
     if not enabled:
         log.info("tracking disabled (tracking.enabled=false): no MLflow run")
         return Tracker()
-    root = root or project_root()
-    uri = resolve_tracking_uri(root, busy_timeout_s=busy_timeout_s)
-    client, experiment_id = connect(uri, experiment, root, busy_timeout_s)
+    uri, client, experiment_id = _open(experiment, root, busy_timeout_s)
     try:
         run = client.create_run(experiment_id, run_name=run_name, tags={k: str(v) for k, v in tags.items()})
     except Exception as error:
@@ -254,8 +263,7 @@ def resume_run(
     """Reopen an existing run (the evaluate stage adds test metrics to the training run)."""
     if not enabled or not run_id:
         return Tracker()
-    root = root or project_root()
-    client, _ = connect(resolve_tracking_uri(root, busy_timeout_s=busy_timeout_s), experiment, root, busy_timeout_s)
+    _, client, _ = _open(experiment, root, busy_timeout_s)
     return Tracker(client=client, run_id=run_id)
 
 

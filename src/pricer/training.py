@@ -204,9 +204,14 @@ def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
         torch.save(state, handle)
 
 
-def _load_checkpoint(path: Path) -> dict[str, Any]:
-    # weights_only: a checkpoint is data, never code
-    return torch.load(path, map_location="cpu", weights_only=True)
+def _load_checkpoint(path: Path) -> dict[str, Any] | None:
+    """The checkpoint's state, or None when the file is not a readable checkpoint (cut short by a
+    kill or a full disk, say): losing it costs the epochs it held, never the run."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)  # data, never code
+    except Exception:  # torch raises anything from RuntimeError to UnpicklingError on a torn file
+        return None
+    return state if isinstance(state, dict) else None
 
 
 def fit(
@@ -248,7 +253,9 @@ def fit(
 
     if resume and checkpoint_path is not None and checkpoint_path.exists():
         state = _load_checkpoint(checkpoint_path)
-        if state.get("format") != CHECKPOINT_FORMAT or state.get("identity") != identity:
+        if state is None:
+            log.warning("%s is not a readable checkpoint (truncated?); training from epoch 1", checkpoint_path)
+        elif state.get("format") != CHECKPOINT_FORMAT or state.get("identity") != identity:
             log.warning("%s: checkpoint %s is from another configuration; starting afresh", model_name, checkpoint_path)
         else:
             inner.load_state_dict(state["model"])
