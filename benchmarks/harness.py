@@ -41,7 +41,7 @@ from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 from pricer.catalogue import generate_catalogue  # noqa: E402
 from pricer.features import VectorizerSettings, vectorize_texts  # noqa: E402
 from pricer.params import Params, load_params  # noqa: E402
-from pricer.pipeline import architecture, recipe, vectorizer_settings  # noqa: E402
+from pricer.training.recipes import architecture, recipe  # noqa: E402
 from pricer.training import Recipe  # noqa: E402
 
 
@@ -139,7 +139,7 @@ def model_and_recipe(params: Params, kind: str, n_features: int) -> tuple[dict[s
 
 
 def settings_of(params: Params) -> VectorizerSettings:
-    return vectorizer_settings(params)
+    return VectorizerSettings.from_params(params.vectorize)
 
 
 # ------------------------------------------------------------------------------------------

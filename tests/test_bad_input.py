@@ -45,7 +45,7 @@ from helpers import deep_merge, not_found_hub
 from pricer import data, tracking
 from pricer.data import DROP_REASONS, MAX_TEXT_CHARS, DataError, fetch_splits
 from pricer.params import ParamsError, params_from_dict
-from pricer.pipeline import ArtifactError, load_features, save_features
+from pricer.features import ArtifactError, load_features, save_features
 from pricer.predictor import ModelLoadError, PricePredictor
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -485,7 +485,7 @@ def _(tmp_path: Path) -> None:
     project = stage_dir(tmp_path / "project", {"lr": -1})
     started = time.monotonic()
     done = run_stage(project, "train.py", "resnet")
-    assert done.returncode == 1 and "params.yaml: params: lr must be a positive number, got -1.0" in done.stderr
+    assert done.returncode == 1 and "params.yaml: lr must be a positive number, got -1" in done.stderr
     assert time.monotonic() - started < STAGE_FAILS_WITHIN_S
     assert_nothing_written(project)
 

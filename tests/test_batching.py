@@ -31,11 +31,27 @@ def test_take_rows_equals_scipy_row_selection(random_csr):
     assert taken.targets.tolist() == order.astype(np.float32).tolist()
 
 
-def test_epoch_order_is_deterministic_and_shards_disjointly():
+def test_epoch_order_is_deterministic_and_depends_on_the_epoch():
     assert np.array_equal(epoch_order(100, 42, 3), epoch_order(100, 42, 3))
     assert not np.array_equal(epoch_order(100, 42, 3), epoch_order(100, 42, 4))
-    shards = [epoch_order(101, 42, 1, rank=r, world_size=2) for r in range(2)]
-    assert sorted(np.concatenate(shards).tolist()) == list(range(101))
+
+
+@pytest.mark.parametrize(("rows", "world_size"), [(101, 2), (641, 2), (65, 2), (7, 3), (1, 4), (96, 3)])
+def test_epoch_order_gives_every_rank_the_same_number_of_rows_and_keeps_every_row(rows, world_size):
+    shards = [epoch_order(rows, 42, 1, rank=r, world_size=world_size) for r in range(world_size)]
+    assert {len(shard) for shard in shards} == {-(-rows // world_size)}
+    seen = np.concatenate(shards)
+    assert set(seen.tolist()) == set(range(rows))
+    assert len(seen) - rows == -rows % world_size  # the padding only: at most world_size - 1 repeats
+
+
+def test_the_ranks_batches_of_one_step_are_the_single_process_batch():
+    single = epoch_order(640, 7, 2)
+    shards = [epoch_order(640, 7, 2, rank=r, world_size=2) for r in range(2)]
+    global_batch, local_batch = 64, 32
+    for step in range(640 // global_batch):
+        together = np.concatenate([shard[step * local_batch:(step + 1) * local_batch] for shard in shards])
+        assert sorted(together.tolist()) == sorted(single[step * global_batch:(step + 1) * global_batch].tolist())
 
 
 def test_target_length_must_match(random_csr):

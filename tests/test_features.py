@@ -1,8 +1,9 @@
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.feature_extraction.text import HashingVectorizer
 
-from pricer.features import VectorizerSettings, vectorize_texts
+from pricer.features import ArtifactError, VectorizerSettings, load_features, save_features, vectorize_column, vectorize_texts
 
 
 def test_default_settings_are_the_seed_recipe():
@@ -40,3 +41,27 @@ def test_chunks_are_equal_and_a_multiple_of_the_workers():
     chunks = _chunks([str(i) for i in range(100_000)], 20_000, n_jobs=2)
     assert len(chunks) == 6 and max(map(len, chunks)) - min(map(len, chunks)) < len(chunks)
     assert [t for chunk in chunks for t in chunk] == [str(i) for i in range(100_000)]
+
+
+def test_features_round_trip_and_clear_errors(tmp_path, random_csr):
+    labels = pd.DataFrame({"id": np.arange(200), "price": np.linspace(1, 100, 200)})
+    save_features(tmp_path, "train", random_csr, labels)
+    matrix, loaded = load_features(tmp_path, "train")
+    assert (matrix != random_csr).nnz == 0 and loaded.equals(labels)
+
+    with pytest.raises(ArtifactError, match=r"validation.npz: missing; run `dvc repro vectorize`"):
+        load_features(tmp_path, "validation")
+    npz = tmp_path / "train.npz"
+    npz.write_bytes(npz.read_bytes()[:200])
+    with pytest.raises(ArtifactError, match="train.npz: not a readable sparse matrix"):
+        load_features(tmp_path, "train")
+    save_features(tmp_path, "train", random_csr, labels.iloc[:10])
+    with pytest.raises(ArtifactError, match="200 rows but .* has 10"):
+        load_features(tmp_path, "train")
+
+
+def test_vectorize_column_in_rounds_equals_one_call(tiny_texts):
+    settings = VectorizerSettings(n_features=256)
+    whole = vectorize_texts(tiny_texts, settings)
+    in_rounds = vectorize_column(tiny_texts, settings, chunk_rows=7, n_jobs=2, progress_label="test")
+    assert (in_rounds != whole).nnz == 0 and in_rounds.shape == whole.shape

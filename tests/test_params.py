@@ -21,6 +21,34 @@ def test_missing_keys_take_defaults():
     assert params_from_dict({}) == Params()
 
 
+def test_params_yaml_holds_exactly_the_declared_defaults():
+    # params.yaml is the user interface, the pydantic models the one source of defaults: equal.
+    assert load_params(REPO_PARAMS) == Params()
+
+
+def test_yaml_exponent_without_a_dot_is_a_number():
+    # YAML 1.1 reads `lr: 1e-3` as the string "1e-3"; people type it all the time.
+    assert params_from_dict(yaml.safe_load("lr: 1e-3\nmlp:\n  lr: 5E-3\n")).lr == pytest.approx(0.001)
+    assert params_from_dict({"mlp": {"lr": "5E-3"}}).mlp.lr == pytest.approx(0.005)
+
+
+def test_the_data_seed_is_separate_from_the_training_seed():
+    params = params_from_dict({"seed": 7})
+    assert (params.seed, params.data.seed) == (7, 42)
+
+
+@pytest.mark.parametrize(("processes", "message"), [
+    (3, r"mlp.batch_size \(64\) must divide evenly among train.processes \(3\)"),
+    (128, r"mlp.batch_size \(64\) must divide evenly among train.processes \(128\)"),
+])
+def test_a_batch_size_the_processes_do_not_divide_is_rejected_naming_both_keys(processes, message):
+    with pytest.raises(ParamsError, match=message):
+        params_from_dict({"train": {"processes": processes}})
+    with pytest.raises(ParamsError, match=r"resnet.batch_size \(60\) must divide evenly among train.processes \(8\)"):
+        params_from_dict({"train": {"processes": 8}, "resnet": {"batch_size": 60}})
+    assert params_from_dict({"train": {"processes": 4}}).train.processes == 4
+
+
 @pytest.mark.parametrize(
     ("raw", "key"),
     [
@@ -42,6 +70,14 @@ def test_missing_keys_take_defaults():
         ({"mlp": {"hidden_layers": [128, "x"]}}, "mlp.hidden_layers[1]"),
         ({"mlp": "fast"}, "mlp"),
         ({"resnet": {"size": 3}}, "resnet.size"),
+        ({"seed": -1}, "seed"),
+        ({"data": {"seed": -1}}, "data.seed"),
+        ({"data": {"seed": 1.5}}, "data.seed"),
+        ({"lr": float("nan")}, "lr"),
+        ({"lr": True}, "lr"),
+        ({"train": {"progress": "sometimes"}}, "train.progress"),
+        ({"vectorize": {"stop_words": "french"}}, "vectorize.stop_words"),
+        ({"data": {"validation_fraction": 0.45, "test_fraction": 0.45}}, "data.validation_fraction"),
     ],
 )
 def test_bad_values_are_rejected_naming_the_key(raw, key):
@@ -65,3 +101,12 @@ def test_optional_values_accept_null_and_numbers():
     params = params_from_dict({"data": {"max_train_items": None, "revision": None}, "train": {"progress": False}})
     assert params.data.max_train_items is None and params.train.progress is False
     assert params_from_dict({"lr": 1}).lr == 1.0
+
+
+def test_errors_read_key_must_be_what_got_value():
+    with pytest.raises(ParamsError) as raised:
+        params_from_dict({"mlp": {"lr": 0}})
+    assert str(raised.value) == "mlp.lr must be a positive number, got 0"
+    with pytest.raises(ParamsError) as raised:
+        params_from_dict({"resnet": {"size": 3}})
+    assert str(raised.value).startswith("unknown key resnet.size; known: hidden, layers,")

@@ -22,12 +22,6 @@ def test_flatten_and_versions():
     assert versions["torch"].startswith("2.13") and set(versions) == set(tracking.KEY_LIBRARIES)
 
 
-def test_file_md5_matches_dvc(tmp_path):
-    path = tmp_path / "x.txt"
-    path.write_bytes(b"pricer\n")
-    assert tracking.file_md5(path) == "56d8a717a5f27e5e1f52b40fb9956086"  # `md5sum`, as in dvc.lock
-
-
 def test_a_run_lands_in_the_store_with_params_metrics_and_tags(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("DVC_EXP_NAME", "bright-lamp")

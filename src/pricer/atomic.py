@@ -2,11 +2,15 @@
 
 Each writer writes into a temporary file in the destination's directory (same filesystem,
 so ``os.replace`` is an atomic rename) and renames it into place only once it is complete.
+The result gets the permissions any newly created file gets (0644 under umask 022), not the
+owner-only mode of ``tempfile``'s private temporaries: a team shares these files through a
+DVC cache, a remote or a served model directory.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import shutil
@@ -14,6 +18,16 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only way to read it is to set it, so put it straight back
+    os.umask(mask)
+    return mask
+
+
+def _share_like_a_new_file(path: Path, directory: bool = False) -> None:
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
 
 
 @contextlib.contextmanager
@@ -30,6 +44,7 @@ def atomic_path(destination: str | Path) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+        _share_like_a_new_file(tmp)
         os.replace(tmp, destination)
     finally:
         tmp.unlink(missing_ok=True)
@@ -53,6 +68,7 @@ def atomic_directory(destination: str | Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent))
     try:
         yield tmp
+        _share_like_a_new_file(tmp, directory=True)
         if destination.exists():
             retired = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".old", dir=destination.parent))
             os.replace(destination, retired / destination.name)
@@ -62,3 +78,26 @@ def atomic_directory(destination: str | Path) -> Iterator[Path]:
             os.replace(tmp, destination)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def remove_stale_temporaries(*destinations: str | Path) -> list[Path]:
+    """Delete what a killed writer of ``destinations`` left beside them: the hidden
+    ``.<name>.*.tmp*`` files/folders and ``.<name>.*.old`` folders of the writers above.
+
+    A SIGKILL skips the writers' cleanup, so a stage calls this for its own outputs when it
+    starts; only the one process that writes those destinations may call it.
+    """
+    removed = []
+    for destination in map(Path, destinations):
+        if not destination.parent.is_dir():
+            continue
+        name = glob.escape(destination.name)
+        for pattern in (f".{name}.*.tmp*", f".{name}.*.old"):
+            for path in destination.parent.glob(pattern):
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed
+

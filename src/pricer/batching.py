@@ -75,13 +75,21 @@ class CSRTensors:
 
 
 def epoch_order(rows: int, seed: int, epoch: int, *, rank: int = 0, world_size: int = 1) -> np.ndarray:
-    """The shuffled row order of one epoch, a pure function of (seed, epoch).
+    """This rank's shuffled row order for one epoch, a pure function of (seed, epoch, rank).
 
-    Every data-parallel rank draws the same permutation and takes every world_size-th row, so
-    ranks see disjoint rows; resuming at an epoch reproduces that epoch's order exactly.
+    Every data-parallel rank draws the same permutation and takes every world_size-th row of
+    it. When ``rows`` does not divide by ``world_size`` the permutation is first padded with
+    its own first rows, as ``torch.utils.data.DistributedSampler`` does by default, so every
+    rank gets the same number of rows and so runs the same number of steps (unequal step
+    counts deadlock or crash the gradient all-reduce). Padding rather than dropping keeps every
+    row in every epoch; the cost is at most ``world_size - 1`` rows seen twice per epoch.
+    With a local batch of ``batch_size / world_size`` the ranks' batches of one step together
+    are exactly the single-process batch of that step (plus, in the last step, the padding).
+    Resuming at an epoch reproduces that epoch's order exactly.
     """
-    generator = np.random.default_rng([seed, epoch])
-    order = generator.permutation(rows)
+    order = np.random.default_rng([seed, epoch]).permutation(rows)
+    if world_size > 1:
+        order = np.resize(order, rows + (-rows % world_size))  # np.resize repeats from the start
     return order[rank::world_size]
 
 

@@ -9,13 +9,25 @@ can be hashed in parallel processes because the transform is a pure function of 
 from __future__ import annotations
 
 import math
+import zipfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 from joblib import Parallel, delayed
 from sklearn.feature_extraction.text import HashingVectorizer
+
+from pricer import layout
+from pricer.atomic import atomic_path
+from pricer.errors import PricerError
+from pricer.params import VectorizeParams
+
+
+class ArtifactError(PricerError):
+    """A pipeline file is missing or unreadable; the message names it and the stage to rerun."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +51,11 @@ class VectorizerSettings:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_params(cls, vectorize: VectorizeParams) -> "VectorizerSettings":
+        return cls(n_features=vectorize.n_features, stop_words=vectorize.stop_words, binary=vectorize.binary,
+                   norm=vectorize.norm, text_field=vectorize.text_field)
 
 
 def _hash_chunk(texts: Sequence[str], settings: VectorizerSettings) -> sp.csr_matrix:
@@ -72,6 +89,31 @@ def vectorize_texts(
     return sp.vstack(parts, format="csr", dtype=np.float32)
 
 
+def vectorize_column(
+    texts: Sequence[str],
+    settings: VectorizerSettings,
+    *,
+    chunk_rows: int = 20000,
+    n_jobs: int = 1,
+    progress_label: str | None = None,
+) -> sp.csr_matrix:
+    """``vectorize_texts`` in rounds of ``n_jobs`` chunks, with a progress bar when labelled.
+
+    Hashing is a pure function of each row, so stacking the rounds gives exactly the one-call
+    result; a round is one step of the bar.
+    """
+    from tqdm import tqdm
+
+    step_rows = chunk_rows * max(n_jobs, 1)
+    parts = []
+    with tqdm(total=len(texts), desc=progress_label, unit="row", disable=progress_label is None, leave=False) as bar:
+        for start in range(0, max(len(texts), 1), step_rows):
+            block = texts[start : start + step_rows]
+            parts.append(vectorize_texts(block, settings, chunk_rows=chunk_rows, n_jobs=n_jobs))
+            bar.update(len(block))
+    return parts[0] if len(parts) == 1 else sp.vstack(parts, format="csr", dtype=parts[0].dtype)
+
+
 def _chunks(texts: list[str], chunk_rows: int, n_jobs: int) -> list[list[str]]:
     """Equal chunks of at most ``chunk_rows`` texts, as many as a multiple of ``n_jobs``.
 
@@ -82,3 +124,57 @@ def _chunks(texts: list[str], chunk_rows: int, n_jobs: int) -> list[list[str]]:
     count = math.ceil(count / n_jobs) * n_jobs
     size = math.ceil(len(texts) / count)
     return [texts[start : start + size] for start in range(0, len(texts), size)]
+
+
+def save_features(directory: Path, split: str, matrix: sp.csr_matrix, labels: pd.DataFrame) -> None:
+    """A split's hashed matrix (``<split>.npz``) and its (id, price) rows (``<split>.parquet``)."""
+    with atomic_path(directory / f"{split}.npz") as tmp:
+        sp.save_npz(tmp, matrix, compressed=False)
+    with atomic_path(directory / f"{split}.parquet") as tmp:
+        labels.to_parquet(tmp, index=False)
+
+
+def feature_files(directory: Path, split: str) -> tuple[Path, Path]:
+    return directory / f"{split}.npz", directory / f"{split}.parquet"
+
+
+def load_features(directory: Path, split: str) -> tuple[sp.csr_matrix, pd.DataFrame]:
+    """The hashed matrix of a split and its (id, price) labels, checked against each other."""
+    matrix_path, labels_path = feature_files(directory, split)
+    try:
+        matrix = sp.load_npz(matrix_path).tocsr()
+    except FileNotFoundError:
+        raise ArtifactError(f"{matrix_path}: missing; run `dvc repro vectorize`") from None
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as error:
+        raise ArtifactError(f"{matrix_path}: not a readable sparse matrix ({error}); rerun `dvc repro -f vectorize`") from None
+    labels = load_labels(directory, split)
+    if matrix.shape[0] != len(labels):
+        raise ArtifactError(f"{matrix_path} has {matrix.shape[0]} rows but {labels_path} has {len(labels)}")
+    return matrix, labels
+
+
+def load_labels(directory: Path, split: str) -> pd.DataFrame:
+    """The (id, price) rows of a hashed split."""
+    labels_path = feature_files(directory, split)[1]
+    try:
+        return pd.read_parquet(labels_path)
+    except FileNotFoundError:
+        raise ArtifactError(f"{labels_path}: missing; run `dvc repro vectorize`") from None
+    except (ValueError, OSError) as error:
+        raise ArtifactError(f"{labels_path}: not a readable parquet file ({error})") from None
+
+
+def read_raw_split(split: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """One split as the fetch stage wrote it (``data/raw/<split>.parquet``)."""
+    path = layout.raw_split(split)
+    try:
+        return pd.read_parquet(path, columns=list(columns) if columns else None)
+    except FileNotFoundError:
+        raise ArtifactError(f"{path}: missing; run `dvc repro fetch`") from None
+    except (ValueError, OSError, KeyError) as error:
+        raise ArtifactError(f"{path}: not a readable split with columns {list(columns or [])} ({error}); "
+                            "rerun `dvc repro -f fetch`") from None
+
+
+def prices_of(labels: pd.DataFrame) -> np.ndarray:
+    return labels["price"].to_numpy(dtype=np.float64)

@@ -1,18 +1,86 @@
-"""Typed view of ``params.yaml``, validated before any stage does work.
+"""``params.yaml`` declared once: types, ranges and defaults, validated before any stage works.
 
-Every check names the offending key (``mlp.lr``), so a typo in ``dvc exp run -S`` fails in
-milliseconds instead of after an hour of training.
+The pydantic models below are the single source of defaults and rules; ``params.yaml`` is the
+user interface and holds the same values (a test keeps the two equal). Every error names the
+file and the key (``params.yaml: mlp.lr must be a positive number, got 0``), so a typo in
+``dvc exp run -S`` fails in milliseconds instead of after an hour of training.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import types
-from dataclasses import dataclass, field
+import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from pricer.errors import PricerError
+
+
+class ParamsError(PricerError, ValueError):
+    """A parameter is missing, of the wrong type, or has an impossible value."""
+
+
+def check_split_fractions(validation_fraction: float, test_fraction: float) -> None:
+    """The one rule for carving validation and test out of a single split: each fraction in
+    (0, 0.5) and together under 0.9, so that train keeps at least a tenth of the rows."""
+    for key, fraction in (("data.validation_fraction", validation_fraction), ("data.test_fraction", test_fraction)):
+        if not 0 < fraction < 0.5:
+            raise ValueError(f"{key} must be a fraction in (0, 0.5), got {fraction!r}")
+    if validation_fraction + test_fraction >= 0.9:
+        raise ValueError("data.validation_fraction + data.test_fraction must be < 0.9, "
+                         f"got {validation_fraction + test_fraction!r}")
+
+
+def _rule(expected: str, holds: Callable[[Any], bool]) -> AfterValidator:
+    """A range check whose failure reads ``<key> must be <expected>, got <value>``."""
+
+    def check(value: Any) -> Any:
+        if not holds(value):
+            raise PydanticCustomError("pricer_rule", "must be {expected}", {"expected": expected})
+        return value
+
+    return AfterValidator(check)
+
+
+def _yaml_number(value: Any) -> Any:
+    """YAML 1.1 reads ``1e-3`` (no dot) as a string; people write it all the time, so accept
+    numeric strings. Booleans are not numbers here, whatever Python thinks."""
+    if isinstance(value, bool):
+        raise PydanticCustomError("pricer_type", "must be a number")
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise PydanticCustomError("pricer_type", "must be a number") from None
+    if isinstance(value, (int, float)) and not math.isfinite(value):
+        raise PydanticCustomError("pricer_type", "must be a finite number")
+    return value
+
+
+Integer = Annotated[int, Strict()]
+Number = Annotated[float, BeforeValidator(_yaml_number)]
+Flag = Annotated[bool, Strict()]
+Text = Annotated[str, Strict()]
+
+PositiveInt = Annotated[Integer, _rule("an integer >= 1", lambda v: v >= 1)]
+PositiveNumber = Annotated[Number, _rule("a positive number", lambda v: v > 0)]
+NonNegativeNumber = Annotated[Number, _rule("a number >= 0", lambda v: v >= 0)]
+Seed = Annotated[Integer, _rule("an integer >= 0", lambda v: v >= 0)]
+SplitFraction = Annotated[Number, _rule("a fraction in (0, 0.5)", lambda v: 0 < v < 0.5)]
+NonBlank = Annotated[Text, _rule("a non-empty string", lambda v: v.strip() != "")]
 
 Device = Literal["auto", "cpu", "cuda", "mps"]
 Precision = Literal["fp32", "bf16"]
@@ -20,215 +88,146 @@ Target = Literal["standardized_log", "log", "raw"]
 Init = Literal["kaiming", "default"]
 
 
-class ParamsError(ValueError):
-    """A parameter is missing, of the wrong type, or has an impossible value."""
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-@dataclass(frozen=True)
-class DataParams:
-    source: str = "synthetic"
-    revision: str | None = None
-    synthetic_items: int = 60000
-    max_train_items: int | None = None
-    validation_fraction: float = 0.1
-    test_fraction: float = 0.1
+class DataParams(_Section):
+    source: Annotated[Text, _rule("'synthetic', a local path or a Hub dataset id", lambda v: v.strip() != "")] = "synthetic"
+    revision: Text | None = None
+    seed: Seed = 42  # the catalogue and the splits: the test items stay put when `seed` changes
+    synthetic_items: Annotated[Integer, _rule("an integer >= 10", lambda v: v >= 10)] = 60000
+    max_train_items: PositiveInt | None = None
+    validation_fraction: SplitFraction = 0.1
+    test_fraction: SplitFraction = 0.1
 
 
-@dataclass(frozen=True)
-class VectorizeParams:
-    text_field: str = "summary"
-    n_features: int = 5000
-    stop_words: str | None = "english"
-    binary: bool = True
-    norm: str | None = "l2"
-    chunk_rows: int = 20000
-    n_jobs: int = 2
+class VectorizeParams(_Section):
+    text_field: Annotated[Text, _rule("a non-empty column name", lambda v: v.strip() != "")] = "summary"
+    n_features: PositiveInt = 5000
+    stop_words: Annotated[Text | None, _rule("'english' or null", lambda v: v in (None, "english"))] = "english"
+    binary: Flag = True
+    norm: Annotated[Text | None, _rule("'l2', 'l1' or null", lambda v: v in (None, "l1", "l2"))] = "l2"
+    chunk_rows: PositiveInt = 20000
+    n_jobs: PositiveInt = 2
 
 
-@dataclass(frozen=True)
-class MLPParams:
-    hidden_layers: tuple[int, ...] = (128, 64, 64, 64, 64, 64, 64)
-    lr: float = 0.01
-    batch_size: int = 64
-    epochs: int = 10
+class MLPParams(_Section):
+    hidden_layers: Annotated[tuple[PositiveInt, ...], Field(min_length=1)] = (128, 64, 64, 64, 64, 64, 64)
+    lr: PositiveNumber = 0.01
+    batch_size: PositiveInt = 64
+    epochs: PositiveInt = 10
     target: Target = "standardized_log"
     init: Init = "kaiming"
 
 
-@dataclass(frozen=True)
-class ResNetParams:
-    hidden: int = 256
-    layers: int = 6
-    dropout: float = 0.2
-    weight_decay: float = 0.01
-    batch_size: int = 64
-    epochs: int = 5
-    cosine_t_max: int = 10
-    grad_clip: float = 1.0
+class ResNetParams(_Section):
+    hidden: PositiveInt = 256
+    layers: Annotated[Integer, _rule("an integer >= 2 (input and output layers)", lambda v: v >= 2)] = 6
+    dropout: Annotated[Number, _rule("a probability in [0, 1)", lambda v: 0 <= v < 1)] = 0.2
+    weight_decay: NonNegativeNumber = 0.01
+    batch_size: PositiveInt = 64
+    epochs: PositiveInt = 5
+    cosine_t_max: PositiveInt = 10
+    grad_clip: PositiveNumber = 1.0
 
 
-@dataclass(frozen=True)
-class TrainParams:
+class TrainParams(_Section):
     device: Device = "auto"
-    threads: int = 2
+    threads: Annotated[Integer, _rule("an integer >= 0 (0 = torch default)", lambda v: v >= 0)] = 2
     precision: Precision = "fp32"
-    keep_best: bool = True
-    deterministic: bool = False
-    processes: int = 1
-    resume: bool = False
-    progress: bool | Literal["auto"] = "auto"
+    keep_best: Flag = True
+    deterministic: Flag = False
+    processes: PositiveInt = 1
+    resume: Flag = False
+    progress: Annotated[Any, _rule("true, false or 'auto'", lambda v: v is True or v is False or v == "auto")] = "auto"
 
 
-@dataclass(frozen=True)
-class EvaluateParams:
-    first_n: int = 200
-    hit_dollars: float = 40.0
-    hit_fraction: float = 0.2
+class EvaluateParams(_Section):
+    first_n: PositiveInt = 200
+    hit_dollars: NonNegativeNumber = 40.0
+    hit_fraction: NonNegativeNumber = 0.2
 
 
-@dataclass(frozen=True)
-class TrackingParams:
-    enabled: bool = True
-    experiment: str = "pricer"
-    busy_timeout_s: float = 60.0  # how long to wait for a store another process is writing
+class TrackingParams(_Section):
+    enabled: Flag = True
+    experiment: Annotated[Text, _rule("a non-empty name", lambda v: v.strip() != "")] = "pricer"
+    busy_timeout_s: Annotated[Number, _rule("a positive number of seconds", lambda v: v > 0)] = 60.0
 
 
-@dataclass(frozen=True)
-class Params:
-    seed: int = 42
-    lr: float = 0.001
-    data: DataParams = field(default_factory=DataParams)
-    vectorize: VectorizeParams = field(default_factory=VectorizeParams)
-    mlp: MLPParams = field(default_factory=MLPParams)
-    resnet: ResNetParams = field(default_factory=ResNetParams)
-    train: TrainParams = field(default_factory=TrainParams)
-    evaluate: EvaluateParams = field(default_factory=EvaluateParams)
-    tracking: TrackingParams = field(default_factory=TrackingParams)
+class Params(_Section):
+    seed: Seed = 42  # initialisation, shuffling and dropout (the data has data.seed)
+    lr: PositiveNumber = 0.001
+    data: DataParams = DataParams()
+    vectorize: VectorizeParams = VectorizeParams()
+    mlp: MLPParams = MLPParams()
+    resnet: ResNetParams = ResNetParams()
+    train: TrainParams = TrainParams()
+    evaluate: EvaluateParams = EvaluateParams()
+    tracking: TrackingParams = TrackingParams()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Params":
+        try:
+            check_split_fractions(self.data.validation_fraction, self.data.test_fraction)
+        except ValueError as error:
+            raise PydanticCustomError("pricer_consistency", str(error)) from None
+        for section, batch_size in (("mlp", self.mlp.batch_size), ("resnet", self.resnet.batch_size)):
+            if batch_size % self.train.processes:
+                raise PydanticCustomError(
+                    "pricer_consistency",
+                    "{section}.batch_size ({batch_size}) must divide evenly among train.processes ({processes}): "
+                    "the batch size is the global one, split across the processes",
+                    {"section": section, "batch_size": batch_size, "processes": self.train.processes},
+                )
+        return self
 
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return self.model_dump()
 
 
-# (key, predicate, what the value must be) checked after types are right.
-_RULES: list[tuple[str, Any, str]] = [
-    ("lr", lambda v: v > 0, "a positive number"),
-    ("data.synthetic_items", lambda v: v >= 10, "an integer >= 10"),
-    ("data.max_train_items", lambda v: v is None or v >= 1, "null or an integer >= 1"),
-    ("data.validation_fraction", lambda v: 0 < v < 0.5, "a fraction in (0, 0.5)"),
-    ("data.test_fraction", lambda v: 0 < v < 0.5, "a fraction in (0, 0.5)"),
-    ("vectorize.text_field", lambda v: v.strip() != "", "a non-empty column name"),
-    ("vectorize.n_features", lambda v: v >= 1, "an integer >= 1"),
-    ("vectorize.stop_words", lambda v: v in (None, "english"), "'english' or null"),
-    ("vectorize.norm", lambda v: v in (None, "l1", "l2"), "'l2', 'l1' or null"),
-    ("vectorize.chunk_rows", lambda v: v >= 1, "an integer >= 1"),
-    ("vectorize.n_jobs", lambda v: v >= 1, "an integer >= 1"),
-    ("mlp.hidden_layers", lambda v: len(v) >= 1 and all(h >= 1 for h in v), "a non-empty list of positive widths"),
-    ("mlp.lr", lambda v: v > 0, "a positive number"),
-    ("mlp.batch_size", lambda v: v >= 1, "an integer >= 1"),
-    ("mlp.epochs", lambda v: v >= 1, "an integer >= 1"),
-    ("resnet.hidden", lambda v: v >= 1, "an integer >= 1"),
-    ("resnet.layers", lambda v: v >= 2, "an integer >= 2 (input and output layers)"),
-    ("resnet.dropout", lambda v: 0 <= v < 1, "a probability in [0, 1)"),
-    ("resnet.weight_decay", lambda v: v >= 0, "a number >= 0"),
-    ("resnet.batch_size", lambda v: v >= 1, "an integer >= 1"),
-    ("resnet.epochs", lambda v: v >= 1, "an integer >= 1"),
-    ("resnet.cosine_t_max", lambda v: v >= 1, "an integer >= 1"),
-    ("resnet.grad_clip", lambda v: v > 0, "a positive number"),
-    ("train.threads", lambda v: v >= 0, "an integer >= 0 (0 = torch default)"),
-    ("train.processes", lambda v: v >= 1, "an integer >= 1"),
-    ("evaluate.first_n", lambda v: v >= 1, "an integer >= 1"),
-    ("evaluate.hit_dollars", lambda v: v >= 0, "a number >= 0"),
-    ("evaluate.hit_fraction", lambda v: v >= 0, "a number >= 0"),
-    ("tracking.experiment", lambda v: v.strip() != "", "a non-empty name"),
-    ("tracking.busy_timeout_s", lambda v: v > 0, "a positive number of seconds"),
-    ("data.source", lambda v: v.strip() != "", "'synthetic', a local path or a Hub dataset id"),
-]
+def _key(location: tuple[Any, ...]) -> str:
+    key = ""
+    for part in location:
+        key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
+    return key
 
 
-def _type_name(annotation: Any) -> str:
-    return str(annotation).replace("typing.", "")
+def _message(error: dict[str, Any], raw: Any) -> str:
+    """One pydantic error as ``<key> must be <what>, got <value>``."""
+    location = tuple(part for part in error["loc"] if not str(part).startswith(("function-", "literal[", "bool", "lax")))
+    key, kind, value = _key(location), error["type"], error.get("input")
+    if kind == "extra_forbidden":
+        section = Params
+        for part in location[:-1]:
+            section = section.model_fields[part].annotation
+        return f"unknown key {key}; known: {', '.join(section.model_fields)}"
+    if kind == "pricer_consistency":
+        return error["msg"]
+    if kind == "model_type" or kind == "model_attributes_type":
+        return f"{key or 'the file'} must be a mapping of keys, got {value!r}"
+    expectations = {
+        "int_type": "an integer", "bool_type": "true or false", "string_type": "a string",
+        "tuple_type": "a list", "too_short": "a non-empty list of positive widths", "literal_error": None,
+    }
+    if kind == "literal_error":
+        what = "one of " + error["ctx"]["expected"]
+    elif kind.startswith("pricer_"):
+        what = error["msg"].removeprefix("must be ")
+    else:
+        what = expectations.get(kind) or error["msg"]
+    return f"{key} must be {what}, got {value!r}"
 
 
-def _coerce(key: str, value: Any, annotation: Any) -> Any:
-    """Return ``value`` as ``annotation`` or raise ParamsError naming ``key``."""
-    origin = get_origin(annotation)
-    args = get_args(annotation)
-    if origin is Literal:
-        if value not in args:
-            choices = ", ".join(repr(a) for a in args)
-            raise ParamsError(f"params: {key} must be one of {choices}, got {value!r}")
-        return value
-    if origin in (tuple, list):
-        if not isinstance(value, (list, tuple)):
-            raise ParamsError(f"params: {key} must be a list, got {value!r}")
-        return tuple(_coerce(f"{key}[{i}]", v, args[0]) for i, v in enumerate(value))
-    if origin in (Union, types.UnionType):  # Optional[...] or e.g. bool | Literal["auto"]
-        if value is None and type(None) in args:
-            return None
-        for option in (a for a in args if a is not type(None)):
-            try:
-                return _coerce(key, value, option)
-            except ParamsError:
-                continue
-        raise ParamsError(f"params: {key} must be {_type_name(annotation)}, got {value!r}")
-    if annotation is bool:
-        if not isinstance(value, bool):
-            raise ParamsError(f"params: {key} must be true or false, got {value!r}")
-        return value
-    if annotation is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ParamsError(f"params: {key} must be an integer, got {value!r}")
-        return value
-    if annotation is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ParamsError(f"params: {key} must be a number, got {value!r}")
-        return float(value)
-    if annotation is str:
-        if not isinstance(value, str):
-            raise ParamsError(f"params: {key} must be a string, got {value!r}")
-        return value
-    raise TypeError(f"unsupported annotation {annotation!r} for {key}")
-
-
-def _build(cls: type, raw: dict[str, Any], prefix: str) -> Any:
-    hints = get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - names)
-    if unknown:
-        keys = ", ".join(f"{prefix}{k}" for k in unknown)
-        raise ParamsError(f"params: unknown key(s) {keys}; known: {', '.join(sorted(names))}")
-    values: dict[str, Any] = {}
-    for name in names & set(raw):
-        annotation = hints[name]
-        if dataclasses.is_dataclass(annotation):
-            section = raw[name]
-            if not isinstance(section, dict):
-                raise ParamsError(f"params: {prefix}{name} must be a mapping of keys")
-            values[name] = _build(annotation, section, f"{prefix}{name}.")
-        else:
-            values[name] = _coerce(f"{prefix}{name}", raw[name], annotation)
-    return cls(**values)
-
-
-def _lookup(params: Params, dotted: str) -> Any:
-    value: Any = params
-    for part in dotted.split("."):
-        value = getattr(value, part)
-    return value
-
-
-def params_from_dict(raw: dict[str, Any]) -> Params:
-    """Validate a parsed params mapping; missing keys take the documented defaults."""
+def params_from_dict(raw: Any) -> Params:
+    """Validate a parsed params mapping; missing keys take the declared defaults."""
     if not isinstance(raw, dict):
-        raise ParamsError("params: the file must hold a mapping of keys")
-    params = _build(Params, raw, "")
-    for key, is_valid, expectation in _RULES:
-        value = _lookup(params, key)
-        if not is_valid(value):
-            raise ParamsError(f"params: {key} must be {expectation}, got {value!r}")
-    if params.data.validation_fraction + params.data.test_fraction >= 0.9:
-        raise ParamsError("params: data.validation_fraction + data.test_fraction must be < 0.9")
-    return params
+        raise ParamsError("the file must hold a mapping of keys")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as error:
+        # A value that fails several alternatives (``bool | 'auto'``) reports each; the first suffices.
+        raise ParamsError(_message(error.errors()[0], raw)) from None
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
@@ -238,7 +237,7 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         raise ParamsError(f"{path}: file not found") from None
-    except yaml.YAMLError as error:
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
         raise ParamsError(f"{path}: not valid YAML: {error}") from None
     try:
         return params_from_dict(raw)

@@ -21,17 +21,18 @@ from torch import nn
 
 from pricer.atomic import atomic_path, write_json
 from pricer.batching import CSRTensors
+from pricer.errors import PricerError
 from pricer.features import VectorizerSettings, vectorize_texts
 from pricer.models import build_model
 from pricer.target import TargetTransform
-from pricer.training import model_outputs
+from pricer.training.loop import model_outputs
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "weights.pt"
 CONFIG_FILE = "model.json"
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(PricerError, RuntimeError):
     """A model directory is missing, from an incompatible version, or not a pricer model."""
 
 

@@ -13,8 +13,8 @@ tracking server gets one health check with a 10 s timeout.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
-import hashlib
 import importlib.metadata
 import logging
 import os
@@ -26,15 +26,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pricer.errors import PricerError
+
 log = logging.getLogger(__name__)
 
 STORE_FILE = "mlflow.db"
 ARTIFACTS_DIR = "mlartifacts"
 SQLITE_BUSY_TIMEOUT_S = 60  # parallel queued experiments write to one SQLite file
+# Ties a run to the model directory it trained, by content, so that no DVC output has to hold a
+# run id (which would change the output's hash on every run).
+MODEL_DIGEST_TAG = "pricer.model_digest"
 KEY_LIBRARIES = ("torch", "numpy", "scipy", "scikit-learn", "pandas", "datasets", "dvc", "mlflow")
 
 
-class TrackingError(RuntimeError):
+class TrackingError(PricerError):
     """The tracking store cannot be used; raised before any training starts."""
 
 
@@ -58,15 +63,6 @@ def resolve_tracking_uri(
 ) -> str:
     environ = os.environ if environ is None else environ
     return environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(root, busy_timeout_s)
-
-
-def file_md5(path: str | Path) -> str:
-    """The md5 DVC records in dvc.lock for a file."""
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def library_versions() -> dict[str, str]:
@@ -158,6 +154,44 @@ class Tracker:
     def finish(self, status: str = "FINISHED") -> None:
         if self.enabled:
             self.client.set_terminated(self.run_id, status)
+
+    def log_epoch(self, record: Any) -> None:
+        """One training epoch's figures (a ``pricer.training.loop.EpochRecord``), at its step."""
+        self.log_metrics({"train_loss": record.train_loss, "val_loss": record.val_loss, "val_mae": record.val_mae,
+                          "lr": record.lr, "epoch_seconds": record.seconds}, step=record.epoch)
+
+    def log_model_directory(self, directory: Path, digest: str, summary: Mapping[str, float]) -> None:
+        """The trained model's files, its summary figures, and the content tag that finds this run again."""
+        self.log_metrics(summary)
+        self.set_tags({MODEL_DIGEST_TAG: digest})
+        self.log_artifacts(directory, "model")
+
+
+@contextmanager
+def tracked_run(start: Any) -> Iterator[Tracker]:
+    """Yield ``start()``'s tracker and always end its run: FINISHED, FAILED (with the error as a
+    tag), or KILLED after Ctrl-C or SIGTERM, so that no run stays RUNNING."""
+    tracker = start()
+    try:
+        yield tracker
+    except BaseException as error:
+        with contextlib.suppress(Exception):
+            if isinstance(error, PricerError):
+                tracker.set_tags({"error": str(error)[:5000]})
+            tracker.finish("KILLED" if isinstance(error, (KeyboardInterrupt, SystemExit)) else "FAILED")
+        raise
+    tracker.finish()
+
+
+def find_training_run(client: Any, experiment_id: str, model_name: str, digest: str) -> str | None:
+    """The newest finished run that trained exactly the model directory with ``digest``."""
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{MODEL_DIGEST_TAG}` = '{digest}' and tags.model = '{model_name}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return runs[0].info.run_id if runs else None
 
 
 def _is_server(uri: str) -> bool:
@@ -252,29 +286,62 @@ def start_run(
     return Tracker(client=client, run_id=run.info.run_id)
 
 
-def resume_run(
+def reopen_training_run(
     *,
     enabled: bool,
-    run_id: str | None,
+    model_name: str,
+    model_digest: str,
     experiment: str,
     root: Path | None = None,
     busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_S,
 ) -> Tracker:
-    """Reopen an existing run (the evaluate stage adds test metrics to the training run)."""
-    if not enabled or not run_id:
+    """The run that trained the model directory with ``model_digest``, reopened so the evaluate
+    stage adds its test figures there; a disabled Tracker when tracking is off or when this store
+    holds no such run (a model pulled from a DVC remote, or trained against another store)."""
+    if not enabled:
         return Tracker()
-    _, client, _ = _open(experiment, root, busy_timeout_s)
+    _, client, experiment_id = _open(experiment, root, busy_timeout_s)
+    run_id = find_training_run(client, experiment_id, model_name, model_digest)
     return Tracker(client=client, run_id=run_id)
 
 
-def run_tags(model_name: str, data_source: str, extra: Mapping[str, Any] | None = None) -> dict[str, str]:
-    """Tags that tie a run to its DVC experiment, code revision and data."""
+def log_test_figures(
+    settings: Any, model_name: str, model_digest: str, figures: Mapping[str, float], *,
+    data_source: str, params: Mapping[str, Any],
+) -> None:
+    """Add the evaluate stage's test figures to the run that trained the model, or to a new run
+    when that run is not in this store. ``settings`` is params.yaml's ``tracking`` section."""
+    if not settings.enabled:
+        return
+    store = {"experiment": settings.experiment, "busy_timeout_s": settings.busy_timeout_s}
+    tracker = reopen_training_run(enabled=True, model_name=model_name, model_digest=model_digest, **store)
+    if tracker.enabled:
+        tracker.log_metrics(figures)
+        return
+    log.warning("%s: the run that trained it is not in this MLflow store (model pulled from a DVC remote, or "
+                "trained against another MLFLOW_TRACKING_URI); logging the test figures to a new run", model_name)
+    tags = run_tags(model_name, data_source, {"stage": "evaluate", MODEL_DIGEST_TAG + ".evaluated": model_digest},
+                    source_name="stages/evaluate.py")
+    with tracked_run(lambda: start_run(enabled=True, run_name=f"{model_name}-{os.environ.get('DVC_EXP_NAME', 'workspace')}",
+                                       tags=tags, **store)) as tracker:
+        tracker.log_params({"params": params})
+        tracker.log_metrics(figures)
+
+
+def run_tags(model_name: str, data_source: str, extra: Mapping[str, Any] | None = None,
+             source_name: str = "") -> dict[str, str]:
+    """Tags that tie a run to its DVC experiment, code revision and data: MLflow's own system
+    tags (the UI's Source column shows the script and commit) and pricer's DVC tags."""
+    commit = _git_revision()
     tags = {
         "model": model_name,
         "data_source": data_source,
         "dvc_exp_name": os.environ.get("DVC_EXP_NAME", "workspace"),
         "dvc_baseline_rev": os.environ.get("DVC_EXP_BASELINE_REV", ""),
-        "git_commit": _git_revision(),
+        "git_commit": commit,
+        "mlflow.source.git.commit": commit,
+        "mlflow.source.name": source_name,
+        "mlflow.source.type": "LOCAL",
     }
     tags.update({f"version.{k}": v for k, v in library_versions().items()})
     tags["version.python"] = platform.python_version()

@@ -22,19 +22,23 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from pricer.atomic import atomic_path
 from pricer.batching import CSRTensors, epoch_order, iterate_batches
 from pricer.models import SparseLinear
+from pricer.errors import PricerError
 from pricer.target import TargetTransform
+from pricer.training.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = 1
 LOSS_CHECK_EVERY = 256  # steps between finiteness checks: each check is a host sync
 
 
-class DivergedError(RuntimeError):
+class DivergedError(PricerError):
     """Training produced a non-finite loss; no metrics are written from such a model."""
+
+    def __str__(self) -> str:
+        return (f"{super().__str__()}; no model or metrics written. "
+                "Try a lower lr, or mlp.target=standardized_log for the MLP")
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,15 @@ class FitResult:
     history: list[EpochRecord] = field(default_factory=list)
     best_epoch: int = 0
     best_val_mae: float = math.inf
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """The torch seed of one data-parallel rank: ``seed`` itself on rank 0 (so a single-process
+    run is unchanged), an independent stream from ``(seed, rank)`` on the others, so that the
+    ranks' dropout masks differ instead of repeating one another."""
+    if rank == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, rank]).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
 def select_device(requested: str) -> torch.device:
@@ -199,21 +212,6 @@ def _train_epoch(
     return loss_sum, steps
 
 
-def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:  # a handle: see PricePredictor.save
-        torch.save(state, handle)
-
-
-def _load_checkpoint(path: Path) -> dict[str, Any] | None:
-    """The checkpoint's state, or None when the file is not a readable checkpoint (cut short by a
-    kill or a full disk, say): losing it costs the epochs it held, never the run."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)  # data, never code
-    except Exception:  # torch raises anything from RuntimeError to UnpicklingError on a torn file
-        return None
-    return state if isinstance(state, dict) else None
-
-
 def fit(
     model: nn.Module,
     train: CSRTensors,
@@ -249,10 +247,10 @@ def fit(
     result = FitResult()
     best_state: dict[str, torch.Tensor] | None = None
     first_epoch = 1
-    torch.manual_seed(recipe.seed)  # dropout masks
+    torch.manual_seed(rank_seed(recipe.seed, rank))  # dropout masks: each rank draws its own
 
     if resume and checkpoint_path is not None and checkpoint_path.exists():
-        state = _load_checkpoint(checkpoint_path)
+        state = load_checkpoint(checkpoint_path)
         if state is None:
             log.warning("%s is not a readable checkpoint (truncated?); training from epoch 1", checkpoint_path)
         elif state.get("format") != CHECKPOINT_FORMAT or state.get("identity") != identity:
@@ -270,7 +268,9 @@ def fit(
 
     targets_val = validation.targets
     # Data-parallel ranks split each batch, so the recipe's batch size stays the global one.
-    local_batch = max(1, recipe.batch_size // world_size)
+    if recipe.batch_size % world_size:
+        raise ValueError(f"batch size {recipe.batch_size} does not divide among {world_size} processes")
+    local_batch = recipe.batch_size // world_size
     for epoch in range(first_epoch, recipe.epochs + 1):
         started = time.perf_counter()
         model.train()
@@ -308,7 +308,7 @@ def fit(
         if on_epoch is not None and rank == 0:
             on_epoch(record)
         if checkpoint_path is not None and rank == 0:
-            _save_checkpoint(
+            save_checkpoint(
                 checkpoint_path,
                 {
                     "format": CHECKPOINT_FORMAT,

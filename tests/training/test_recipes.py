@@ -1,9 +1,7 @@
-import numpy as np
-import pandas as pd
 import pytest
 
 from pricer.params import params_from_dict
-from pricer.pipeline import ArtifactError, architecture, load_features, recipe, save_features, target_kind
+from pricer.training.recipes import architecture, recipe, target_kind
 
 
 def test_recipes_follow_the_seed():
@@ -28,18 +26,3 @@ def test_architectures_from_params():
         architecture(params, "gbm", 5000)
 
 
-def test_features_round_trip_and_clear_errors(tmp_path, random_csr):
-    labels = pd.DataFrame({"id": np.arange(200), "price": np.linspace(1, 100, 200)})
-    save_features(tmp_path, "train", random_csr, labels)
-    matrix, loaded = load_features(tmp_path, "train")
-    assert (matrix != random_csr).nnz == 0 and loaded.equals(labels)
-
-    with pytest.raises(ArtifactError, match=r"validation.npz: missing; run `dvc repro vectorize`"):
-        load_features(tmp_path, "validation")
-    npz = tmp_path / "train.npz"
-    npz.write_bytes(npz.read_bytes()[:200])
-    with pytest.raises(ArtifactError, match="train.npz: not a readable sparse matrix"):
-        load_features(tmp_path, "train")
-    save_features(tmp_path, "train", random_csr, labels.iloc[:10])
-    with pytest.raises(ArtifactError, match="200 rows but .* has 10"):
-        load_features(tmp_path, "train")

@@ -1,0 +1,24 @@
+"""Content digests of the pipeline's files: the md5s DVC records, and one per model directory."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+
+def file_md5(path: str | Path) -> str:
+    """The md5 DVC records in dvc.lock for a file."""
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def directory_md5(directory: str | Path) -> str:
+    """One md5 over a directory's files (their relative paths and md5s, in sorted order): equal
+    contents, equal digest, wherever the directory lies."""
+    root = Path(directory)
+    listing = sorted((path.relative_to(root).as_posix(), file_md5(path)) for path in root.rglob("*") if path.is_file())
+    return hashlib.md5(json.dumps(listing).encode()).hexdigest()

@@ -1,0 +1,21 @@
+"""Training: the loop (``loop``), its checkpoint, data-parallel processes (``distributed``),
+params → recipes (``recipes``) and one training stage as library calls (``runner``).
+
+The loop's public names are importable from here.
+"""
+
+from pricer.training.loop import (
+    DivergedError,
+    EpochRecord,
+    FitResult,
+    Recipe,
+    fit,
+    make_optimizer,
+    model_outputs,
+    rank_seed,
+    select_device,
+    uses_sparse_gradients,
+)
+
+__all__ = ["DivergedError", "EpochRecord", "FitResult", "Recipe", "fit", "make_optimizer", "model_outputs",
+           "rank_seed", "select_device", "uses_sparse_gradients"]

@@ -1,0 +1,166 @@
+"""One training stage as library calls: load the features, plan the model, train it, save it.
+
+``stages/train.py`` strings these together; each is testable on its own, in one process.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from pricer import layout
+from pricer.atomic import atomic_directory, write_json, write_text
+from pricer.digests import file_md5
+from pricer.batching import CSRTensors
+from pricer.features import VectorizerSettings, feature_files, load_features, prices_of
+from pricer.models import build_model, count_parameters
+from pricer.params import Params
+from pricer.predictor import PricePredictor
+from pricer.target import TargetTransform
+from pricer.training.distributed import Processes
+from pricer.training.loop import EpochRecord, FitResult, Recipe, fit
+from pricer.training.recipes import architecture, recipe, target_kind
+
+log = logging.getLogger(__name__)
+HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "val_mae", "lr")
+TRAINING_SPLITS = ("train", "validation")
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """The hashed train and validation splits, and the md5 of each file they came from."""
+
+    train_features: sp.csr_matrix
+    train_prices: np.ndarray
+    validation_features: sp.csr_matrix
+    validation_prices: np.ndarray
+    file_md5s: dict[str, str] = field(default_factory=dict)  # path -> md5, as dvc.lock records it
+
+
+def load_training_data(features_dir: Path = layout.FEATURES_DIR) -> TrainingData:
+    train_x, train_labels = load_features(features_dir, "train")
+    val_x, val_labels = load_features(features_dir, "validation")
+    files = [path for split in TRAINING_SPLITS for path in feature_files(features_dir, split)]
+    return TrainingData(train_x, prices_of(train_labels), val_x, prices_of(val_labels),
+                        {str(path): file_md5(path) for path in files})
+
+
+@dataclass
+class TrainingPlan:
+    """What will be trained: everything decided from params before the first step."""
+
+    model_name: str
+    architecture: dict[str, Any]
+    recipe: Recipe
+    target: TargetTransform
+    vectorizer: VectorizerSettings
+    model: nn.Module
+
+    @property
+    def parameters(self) -> int:
+        return count_parameters(self.model)
+
+
+def plan_training(params: Params, model_name: str, data: TrainingData, device: torch.device) -> TrainingPlan:
+    """The model, initialised from ``seed`` (identical on every data-parallel rank), and its recipe."""
+    target = TargetTransform.fit(target_kind(params, model_name), data.train_prices)
+    arch = architecture(params, model_name, data.train_features.shape[1])
+    torch.manual_seed(params.seed)
+    model = build_model(arch).to(device)
+    plan = TrainingPlan(model_name, arch, recipe(params, model_name), target,
+                        VectorizerSettings.from_params(params.vectorize), model)
+    log.info("%s: %s parameters, recipe %s, device %s", model_name, f"{plan.parameters:,}", plan.recipe, device)
+    return plan
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    predictor: PricePredictor
+    fit: FitResult
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """``metrics/train/<model>.json``."""
+        return {"best_epoch": self.fit.best_epoch, "best_val_mae": round(self.fit.best_val_mae, 4)}
+
+
+def run_training(
+    plan: TrainingPlan,
+    data: TrainingData,
+    processes: Processes,
+    *,
+    on_epoch: Callable[[EpochRecord], None] | None = None,
+    checkpoint_path: Path | None = None,
+    resume: bool = False,
+    progress: bool = False,
+) -> TrainedModel:
+    """Train ``plan.model`` (under DDP when ``processes`` is distributed); the trained predictor."""
+    model = plan.model
+    if processes.distributed:
+        device_ids = [processes.device.index] if processes.device.type == "cuda" else None
+        model = torch.nn.parallel.DistributedDataParallel(plan.model, device_ids=device_ids)
+    # A checkpoint resumes only the same model on the same bytes of data: same recipe, same
+    # architecture and target, same feature files (their md5s), same number of processes.
+    checkpoint_key = {"architecture": plan.architecture, "target": plan.target.to_dict(),
+                      "vectorizer": plan.vectorizer.to_dict(), "features_md5": data.file_md5s,
+                      "processes": processes.world_size}
+    result = fit(
+        model,
+        CSRTensors.from_scipy(data.train_features, plan.target.encode(data.train_prices)),
+        CSRTensors.from_scipy(data.validation_features, plan.target.encode(data.validation_prices)),
+        data.validation_prices,
+        plan.target,
+        plan.recipe,
+        device=processes.device,
+        model_name=plan.model_name,
+        on_epoch=on_epoch,
+        checkpoint_path=checkpoint_path,
+        checkpoint_key=checkpoint_key,
+        resume=resume,
+        rank=processes.rank,
+        world_size=processes.world_size,
+        progress=progress and processes.is_main,
+    )
+    kept_epoch = result.best_epoch if plan.recipe.keep_best else len(result.history)
+    predictor = PricePredictor(
+        plan.model_name, plan.model.cpu(), plan.architecture, plan.vectorizer, plan.target,
+        info={"recipe": plan.recipe.to_dict(), "parameters": plan.parameters, "best_epoch": result.best_epoch,
+              "best_val_mae": round(result.best_val_mae, 4), "kept_epoch": kept_epoch},
+    )
+    return TrainedModel(predictor, result)
+
+
+def history_csv(history: list[EpochRecord]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(HISTORY_COLUMNS)
+    for record in history:
+        row = asdict(record)
+        writer.writerow([row["epoch"]] + [f"{row[column]:.6g}" for column in HISTORY_COLUMNS[1:]])
+    return buffer.getvalue()
+
+
+def save_training_outputs(trained: TrainedModel) -> Path:
+    """Write the model directory, its history and its summary, each atomically; the directory."""
+    name = trained.predictor.name
+    with atomic_directory(layout.model_dir(name)) as tmp:
+        trained.predictor.save(tmp)
+    write_text(layout.history_csv(name), history_csv(trained.fit.history))
+    write_json(layout.train_metrics(name), trained.summary)
+    return layout.model_dir(name)
+
+
+def training_outputs(model_name: str) -> tuple[Path, ...]:
+    """Every path a training stage writes (as dvc.yaml declares them)."""
+    return (layout.model_dir(model_name), layout.history_csv(model_name), layout.train_metrics(model_name),
+            layout.checkpoint_file(model_name))
