@@ -27,13 +27,20 @@ TINY_PARAMS = {
 }
 
 
-def project_files() -> list[str]:
-    """Tracked and not-ignored files: what a fresh clone (plus uncommitted work) would hold."""
+# What a scratch project is built from: the project's source files, never pipeline outputs.
+SOURCE_PATHS = ("src/", "stages/", ".dvc/config", ".dvc/plots/", ".dvcignore", ".gitignore", "dvc.yaml",
+                "params.yaml", "pyproject.toml", "README.md", "docs/")
+
+
+def project_files(root: Path = REPO_ROOT) -> list[str]:
+    """The source files of this checkout, committed or not (the work in progress is what is
+    tested), whatever state the working tree is in: outputs that `dvc repro` left in it
+    (metrics, dvc.lock, data, models, mlflow.db) are never copied."""
     listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z", "--", *SOURCE_PATHS],
+        cwd=root, capture_output=True, text=True, check=True,
     ).stdout.split("\0")
-    return [f for f in listed if f and (REPO_ROOT / f).is_file() and not f.startswith(("tests/", "benchmarks/"))]
+    return [f for f in listed if f and (root / f).is_file() and not f.endswith(".pyc")]
 
 
 class Project:

@@ -75,3 +75,35 @@ def test_exp_run_lr_reruns_only_the_residual_network_and_evaluation(reproduced_p
     assert ("half-lr", "resnet") in by_exp and ("workspace", "resnet") in by_exp
     half = next(r for r in runs if r.data.tags["dvc_exp_name"] == "half-lr")
     assert half.data.params["params.lr"] == "0.0005" and "test_mae" in half.data.metrics
+
+
+def test_a_training_seed_sweep_keeps_the_test_items(reproduced_project):
+    project = reproduced_project
+    before = (project.root / "metrics/predictions.csv").read_text().splitlines()
+    done = project.dvc("exp", "run", "-n", "seed-7", "-S", "seed=7")
+    assert sorted(_stages_run(done.stdout)) == ["evaluate", "train_mlp", "train_resnet"]
+    after = (project.root / "metrics/predictions.csv").read_text().splitlines()
+    ids_and_prices = [[line.split(",")[:2] for line in rows] for rows in (before, after)]
+    assert ids_and_prices[0] == ids_and_prices[1] and before != after
+    project.run("git", "checkout", "params.yaml")
+
+
+def test_an_edit_to_any_module_a_stage_imports_makes_it_stale(reproduced_project):
+    project = reproduced_project
+    project.dvc("repro")  # the workspace up to date first
+    recipes = project.root / "src/pricer/training/recipes.py"
+    original = recipes.read_text()
+    try:
+        recipes.write_text(original + "# an edit\n")
+        status = project.dvc("status", "--json")
+        stale = set(json.loads(status.stdout))
+        assert stale == {"train_mlp", "train_resnet"}, status.stdout
+        features = project.root / "src/pricer/features.py"
+        features_original = features.read_text()
+        features.write_text(features_original + "# an edit\n")
+        stale = set(json.loads(project.dvc("status", "--json").stdout))
+        assert stale == {"vectorize", "train_mlp", "train_resnet", "evaluate"}
+        features.write_text(features_original)
+    finally:
+        recipes.write_text(original)
+    assert json.loads(project.dvc("status", "--json").stdout) == {}

@@ -31,6 +31,7 @@ import torch
 import yaml
 
 from pricer import tracking
+from pricer.digests import directory_md5
 from pricer.predictor import PricePredictor
 
 from .conftest import Project, make_project
@@ -41,6 +42,7 @@ REPRODUCED = (
     "data/fetch_report.json", "data/raw/*.parquet", "data/features/*",
     "models/*/weights.pt", "models/*/model.json",
     "metrics/*.json", "metrics/train/*.json", "metrics/history/*.csv", "metrics/predictions.csv", "metrics/bands.csv",
+    "dvc.lock",  # nothing run-specific (an MLflow run id, a time) in any output: the lock is stable too
 )
 HIDDEN_TEMPORARY = re.compile(r"^\..+\.(tmp.*|old)$")  # what pricer.atomic writes before the rename
 
@@ -95,7 +97,9 @@ def test_mlflow_runs_record_code_data_inputs_and_environment(repro_project):
     for model, run in latest.items():
         tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
         assert run.info.status == "FINISHED"
-        assert tags["git_commit"] == head
+        assert tags["git_commit"] == head and tags["mlflow.source.git.commit"] == head
+        assert tags["mlflow.source.name"] == "stages/train.py" and tags["mlflow.source.type"] == "LOCAL"
+        assert tags[tracking.MODEL_DIGEST_TAG] == directory_md5(project.root / "models" / model)
         assert tags["dvc_exp_name"] == "workspace"
         assert (tags["data_source"], tags["data_kind"], tags["data_revision"]) == ("synthetic", "synthetic", "")
         stage = lock["stages"][f"train_{model}"]
