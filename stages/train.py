@@ -6,7 +6,6 @@ itself under ``torchrun``; rank 0 alone tracks and writes outputs.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -30,7 +29,7 @@ def main(model_name: str) -> int:
             remove_stale_temporaries(*training_outputs(model_name))  # left by a run killed mid-write
         data = load_training_data()
         plan = plan_training(params, model_name, data, processes.device)
-        report = json.loads(layout.FETCH_REPORT.read_text(encoding="utf-8")) if layout.FETCH_REPORT.exists() else {}
+        report = layout.read_json_output(layout.FETCH_REPORT, "fetch", missing_ok=True)
         tags = tracking.run_tags(model_name, params.data.source, source_name="stages/train.py", extra={
             "data_kind": report.get("kind", ""),
             "data_revision": report.get("resolved_revision") or params.data.revision or "",

@@ -1,8 +1,12 @@
+import errno
 import json
+import os
+import stat
+from pathlib import Path
 
 import pytest
 
-from pricer.atomic import atomic_directory, atomic_path, write_json
+from pricer.atomic import OutputError, atomic_directory, atomic_path, write_json
 
 
 def test_write_json_is_canonical(tmp_path):
@@ -43,3 +47,46 @@ def test_atomic_directory_replaces_whole_directory(tmp_path):
             raise RuntimeError("killed")
     assert sorted(p.name for p in target.iterdir()) == ["new.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_outputs_get_the_permissions_of_any_new_file_not_owner_only(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        write_json(tmp_path / "m.json", {"mae": 1.0})
+        with atomic_directory(tmp_path / "model") as tmp:
+            (tmp / "weights.pt").write_bytes(b"x")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "m.json").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "model").stat().st_mode) == 0o755
+    os.umask(0o077)
+    try:
+        write_json(tmp_path / "private.json", {})
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "private.json").stat().st_mode) == 0o600
+
+
+def test_a_full_disk_is_one_error_naming_the_output_and_keeps_the_old_file(tmp_path):
+    target = tmp_path / "checkpoint.pt"
+    target.write_text("old")
+    with pytest.raises(OutputError, match=r"checkpoint.pt: cannot write it \(No space left on device\)"):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
+    with pytest.raises(OutputError, match="model: cannot write it"):
+        with atomic_directory(tmp_path / "model") as tmp:
+            raise OSError(errno.EDQUOT, os.strerror(errno.EDQUOT))
+
+
+def test_a_file_where_the_output_directory_should_be_is_one_error_naming_the_output(tmp_path):
+    (tmp_path / "metrics").write_text("not a directory")
+    with pytest.raises(OutputError, match="metrics/out.json: cannot write it"):
+        write_json(tmp_path / "metrics" / "out.json", {})
+
+
+def test_other_errors_inside_the_block_pass_through_unchanged(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        with atomic_path(tmp_path / "out.txt"):
+            open(tmp_path / "missing-input.txt")

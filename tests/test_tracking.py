@@ -1,3 +1,7 @@
+import shutil
+
+import pytest
+
 from pricer import tracking
 
 
@@ -51,3 +55,58 @@ def test_disabled_tracking_does_nothing(tmp_path):
     tracker.log_metrics({"val_mae": 1.0})
     tracker.finish()
     assert tracker.run_id is None and not (tmp_path / "mlflow.db").exists()
+
+
+def _store_with_one_run(root, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    tracker = tracking.start_run(enabled=True, experiment="pricer", run_name="mlp-x", tags={"model": "mlp"}, root=root)
+    tracker.log_metrics({"val_mae": 20.0}, step=1)
+    tracker.finish()
+    return tracker
+
+
+def test_a_copied_project_refuses_to_write_into_the_originals_artifacts(tmp_path, monkeypatch):
+    original = tmp_path / "original"
+    _store_with_one_run(original, monkeypatch)
+    copy = tmp_path / "copy"
+    shutil.copytree(original, copy)  # what `cp -a` does
+    with pytest.raises(tracking.TrackingError, match=r"keeps its artifacts in .*original/mlartifacts, outside this project"):
+        tracking.start_run(enabled=True, experiment="pricer", run_name="mlp-y", tags={}, root=copy)
+    # the way out the message names: another experiment gets this project's own artifact location
+    tracker = tracking.start_run(enabled=True, experiment="pricer-copy", run_name="mlp-y", tags={}, root=copy)
+    assert tracker.client.get_experiment_by_name("pricer-copy").artifact_location == (copy / "mlartifacts").resolve().as_uri()
+
+
+def test_a_damaged_store_fails_before_any_training(tmp_path, monkeypatch):
+    _store_with_one_run(tmp_path, monkeypatch)
+    store = tmp_path / "mlflow.db"
+    data = bytearray(store.read_bytes())
+    page = 4096
+    for start in range(page * 2, len(data) - page, page * 3):  # scribble over some pages, not the header
+        data[start + 100 : start + 400] = b"\xff" * 300
+    store.write_bytes(bytes(data))
+    with pytest.raises(tracking.TrackingError, match=r"mlflow.db is damaged|cannot be used"):
+        tracking.start_run(enabled=True, experiment="pricer", run_name="mlp-z", tags={}, root=tmp_path)
+
+
+def test_a_run_ends_killed_after_sigterm_or_ctrl_c_and_failed_after_an_error(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    statuses = {}
+    for label, error in (("sigterm", SystemExit(143)), ("ctrl-c", KeyboardInterrupt()), ("error", RuntimeError("x"))):
+        start = lambda: tracking.start_run(enabled=True, experiment="pricer", run_name=label, tags={}, root=tmp_path)  # noqa: E731
+        with pytest.raises(type(error)):
+            with tracking.tracked_run(start) as tracker:
+                raise error
+        statuses[label] = tracker.client.get_run(tracker.run_id).info.status
+    assert statuses == {"sigterm": "KILLED", "ctrl-c": "KILLED", "error": "FAILED"}
+
+
+def test_the_training_run_is_found_again_by_the_model_directorys_digest(tmp_path, monkeypatch):
+    tracker = _store_with_one_run(tmp_path, monkeypatch)
+    tracker.set_tags({tracking.MODEL_DIGEST_TAG: "abc123"})
+    found = tracking.reopen_training_run(enabled=True, model_name="mlp", model_digest="abc123", experiment="pricer",
+                                         root=tmp_path)
+    assert found.run_id == tracker.run_id
+    other = tracking.reopen_training_run(enabled=True, model_name="mlp", model_digest="other", experiment="pricer",
+                                         root=tmp_path)
+    assert other.run_id is None and not other.enabled

@@ -10,6 +10,7 @@ DVC cache, a remote or a served model directory.
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import json
 import os
@@ -18,6 +19,28 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from pricer.errors import PricerError
+
+# What a full disk, a quota, a read-only or unwritable place, a file where a directory should
+# be (or the reverse), or a failing device raise.
+_WRITE_FAILURES = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO,
+                   errno.ENOTDIR, errno.EISDIR, errno.EEXIST}
+
+
+class OutputError(PricerError):
+    """An output could not be written; the old one, if any, is untouched."""
+
+
+@contextlib.contextmanager
+def _reported_as_output_error(destination: Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as error:
+        if error.errno not in _WRITE_FAILURES:
+            raise
+        raise OutputError(f"{destination}: cannot write it ({error.strerror}); nothing was replaced, "
+                          "the previous version (if any) is intact") from None
 
 
 def _umask() -> int:
@@ -34,20 +57,21 @@ def _share_like_a_new_file(path: Path, directory: bool = False) -> None:
 def atomic_path(destination: str | Path) -> Iterator[Path]:
     """Yield a temporary path to write; on success it replaces ``destination``."""
     destination = Path(destination)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{destination.name}.", suffix=".tmp" + destination.suffix, dir=destination.parent
-    )
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        _share_like_a_new_file(tmp)
-        os.replace(tmp, destination)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with _reported_as_output_error(destination):
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{destination.name}.", suffix=".tmp" + destination.suffix, dir=destination.parent
+        )
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            yield tmp
+            with open(tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
+            _share_like_a_new_file(tmp)
+            os.replace(tmp, destination)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 def write_text(destination: str | Path, text: str) -> None:
@@ -64,20 +88,21 @@ def write_json(destination: str | Path, payload: Any) -> None:
 def atomic_directory(destination: str | Path) -> Iterator[Path]:
     """Yield a temporary directory to fill; on success it takes the place of ``destination``."""
     destination = Path(destination)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent))
-    try:
-        yield tmp
-        _share_like_a_new_file(tmp, directory=True)
-        if destination.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".old", dir=destination.parent))
-            os.replace(destination, retired / destination.name)
-            os.replace(tmp, destination)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.replace(tmp, destination)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with _reported_as_output_error(destination):
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent))
+        try:
+            yield tmp
+            _share_like_a_new_file(tmp, directory=True)
+            if destination.exists():
+                retired = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".old", dir=destination.parent))
+                os.replace(destination, retired / destination.name)
+                os.replace(tmp, destination)
+                shutil.rmtree(retired, ignore_errors=True)
+            else:
+                os.replace(tmp, destination)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def remove_stale_temporaries(*destinations: str | Path) -> list[Path]:

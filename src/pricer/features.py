@@ -22,12 +22,8 @@ from sklearn.feature_extraction.text import HashingVectorizer
 
 from pricer import layout
 from pricer.atomic import atomic_path
-from pricer.errors import PricerError
+from pricer.layout import ArtifactError
 from pricer.params import VectorizeParams
-
-
-class ArtifactError(PricerError):
-    """A pipeline file is missing or unreadable; the message names it and the stage to rerun."""
 
 
 @dataclass(frozen=True)

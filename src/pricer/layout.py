@@ -3,7 +3,15 @@ path that ``dvc.yaml`` declares (a test checks the two agree)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
+
+from pricer.errors import PricerError
+
+class ArtifactError(PricerError):
+    """A pipeline file is missing or unreadable; the message names it and the stage to rerun."""
+
 
 SPLITS = ("train", "validation", "test")
 MODEL_NAMES = ("mlp", "resnet")
@@ -41,3 +49,20 @@ def train_metrics(model_name: str) -> Path:
 
 def test_metrics(model_name: str) -> Path:
     return METRICS_DIR / f"{model_name}.json"
+
+
+def read_json_output(path: Path, stage: str, *, missing_ok: bool = False) -> dict[str, Any]:
+    """A JSON file a stage wrote (``{}`` for a missing one when ``missing_ok``), or an
+    ArtifactError naming it and the stage that rewrites it."""
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        if missing_ok:
+            return {}
+        raise ArtifactError(f"{path}: missing; run `dvc repro {stage}`") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ArtifactError(f"{path}: not valid JSON ({error}); rerun `dvc repro -f {stage}`") from None
+    if not isinstance(payload, dict):
+        raise ArtifactError(f"{path}: expected a JSON object, found {type(payload).__name__}; "
+                            f"rerun `dvc repro -f {stage}`")
+    return payload

@@ -226,6 +226,44 @@ def _store_problem(error: Exception) -> str:
     return "fix or move the store, or"
 
 
+def _sqlite_file(uri: str) -> Path | None:
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
+
+
+def _check_sqlite_integrity(uri: str) -> None:
+    """A damaged SQLite store must fail here, before training, not at the first epoch's log."""
+    import sqlite3
+
+    path = _sqlite_file(uri)
+    if path is None or not path.exists():
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as connection:
+            verdict = connection.execute("PRAGMA quick_check").fetchone()[0]
+    except sqlite3.DatabaseError as error:
+        verdict = str(error)
+    if verdict != "ok":
+        raise TrackingError(
+            f"MLflow store {path} is damaged (SQLite says: {verdict}); move it away (a new store is then created) "
+            "or run with -S tracking.enabled=false")
+
+
+def _check_artifact_location(uri: str, experiment: Any, root: Path) -> None:
+    """The project's own store keeps artifacts in the project: refuse one that points elsewhere
+    (a project copied with ``cp -a`` would write into the original's ``mlartifacts``)."""
+    if _sqlite_file(uri) != root / STORE_FILE:
+        return  # MLFLOW_TRACKING_URI: that store decides where its artifacts go
+    expected = (root / ARTIFACTS_DIR).resolve().as_uri()
+    if experiment.artifact_location != expected:
+        raise TrackingError(
+            f"MLflow store {root / STORE_FILE}: experiment {experiment.name!r} keeps its artifacts in "
+            f"{experiment.artifact_location}, outside this project (was the project copied or moved?); "
+            f"move {STORE_FILE} away to start a store of this project's own, set -S tracking.experiment=<new name>, "
+            "or run with -S tracking.enabled=false")
+
+
 def connect(uri: str, experiment: str, root: Path, lock_timeout_s: float = SQLITE_BUSY_TIMEOUT_S) -> tuple[Any, str]:
     """Open the store and make sure ``experiment`` exists; return (client, experiment_id)."""
     _check_reachable(uri)
@@ -233,9 +271,11 @@ def connect(uri: str, experiment: str, root: Path, lock_timeout_s: float = SQLIT
 
     try:
         with _store_lock(root, lock_timeout_s):
+            _check_sqlite_integrity(uri)
             client = MlflowClient(tracking_uri=uri)
             found = client.get_experiment_by_name(experiment)
             if found is not None:
+                _check_artifact_location(uri, found, root)
                 return client, found.experiment_id
             if _is_server(uri):
                 # a tracking server chooses where artifacts go, so that every client can see them
