@@ -9,7 +9,7 @@ import sys
 from tqdm import tqdm
 
 from pricer.atomic import atomic_path, write_json
-from pricer.data import DataError, fetch_splits
+from pricer.sources import DataError, fetch_splits
 from pricer.params import ParamsError, load_params
 from pricer.pipeline import FETCH_REPORT, RAW_DIR, SPLITS, configure_logging, progress_enabled
 

@@ -8,7 +8,7 @@ two in step). An outcome is one of:
 - a counted drop: the row is left out, counted under its reason in ``data/fetch_report.json``,
   and every other row is kept.
 
-Several cases are tested in more depth elsewhere (tests/test_data.py, test_params.py,
+Several cases are tested in more depth elsewhere (tests/sources/, test_params.py,
 test_predictor.py, test_training.py); here they call the same functions once more, so the table
 is complete in one place. Stage-level cases run the real ``stages/*.py`` scripts in a scratch
 directory; Hub cases run in a child interpreter (huggingface_hub reads its settings at import)
@@ -42,8 +42,10 @@ import torch
 import yaml
 
 from helpers import deep_merge, not_found_hub
-from pricer import data, tracking
-from pricer.data import DROP_REASONS, MAX_TEXT_CHARS, DataError, fetch_splits
+from pricer import tracking
+from pricer.sources import DataError, FetchResult, fetch_splits, hub
+from pricer.sources.split import SPLITS
+from pricer.sources.validate import DROP_REASONS, MAX_TEXT_CHARS
 from pricer.params import ParamsError, params_from_dict
 from pricer.pipeline import ArtifactError, load_features, save_features
 from pricer.predictor import ModelLoadError, PricePredictor
@@ -113,14 +115,14 @@ def write_source(tmp_path: Path, frame: pd.DataFrame, fmt: str = "parquet") -> P
     return path
 
 
-def dropped(result: data.FetchResult) -> dict[str, int]:
+def dropped(result: FetchResult) -> dict[str, int]:
     splits = result.report["splits"]
-    totals = {reason: sum(splits[s]["dropped"][reason] for s in data.SPLITS) for reason in DROP_REASONS}
+    totals = {reason: sum(splits[s]["dropped"][reason] for s in SPLITS) for reason in DROP_REASONS}
     return {reason: count for reason, count in totals.items() if count}
 
 
-def kept_ids(result: data.FetchResult) -> list[int]:
-    return sorted(int(i) for split in data.SPLITS for i in result.splits[split]["id"])
+def kept_ids(result: FetchResult) -> list[int]:
+    return sorted(int(i) for split in SPLITS for i in result.splits[split]["id"])
 
 
 def assert_one_row_dropped(tmp_path: Path, frame: pd.DataFrame, reason: str, fmt: str = "parquet") -> None:
@@ -208,7 +210,7 @@ def _(tmp_path: Path) -> None:
 def _(tmp_path: Path) -> None:
     result = fetch_splits(str(write_source(tmp_path, with_values(items(), 7, summary="lamp " * 200_000))))
     assert dropped(result) == {} and len(kept_ids(result)) == 30
-    assert sum(result.report["splits"][s]["truncated_text"] for s in data.SPLITS) == 1
+    assert sum(result.report["splits"][s]["truncated_text"] for s in SPLITS) == 1
     texts = pd.concat(result.splits.values()).set_index("id")["summary"]
     assert len(texts[7]) == MAX_TEXT_CHARS and texts.drop(7).str.len().max() < 100
 
@@ -327,7 +329,7 @@ def _(tmp_path: Path) -> None:
 
 CHILD = """
 import json, sys
-from pricer.data import DataError, fetch_splits
+from pricer.sources import DataError, fetch_splits
 try:
     result = fetch_splits(sys.argv[1], revision=sys.argv[2] or None)
     print(json.dumps({"error": None, "report": result.report}))
@@ -395,7 +397,7 @@ def _(tmp_path: Path) -> None:
 
 
 @case("hub-unreachable", "the Hub cannot be reached (connection refused; a server that never answers: "
-      "tests/test_data.py::test_hub_that_never_answers_fails_within_the_budget)",
+      "tests/sources/test_hub.py::test_hub_that_never_answers_fails_within_the_budget)",
       f"error within {HUB_ERROR_BUDGET_S:.0f} s saying how to download a local copy and use it")
 def _(tmp_path: Path) -> None:
     environment = hub_environment(tmp_path, HF_ENDPOINT=f"http://127.0.0.1:{closed_port()}")
@@ -446,7 +448,7 @@ def _(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         calls.append({"path": path, **kwargs})
         return datasets.DatasetDict({"train": datasets.Dataset.from_pandas(items())})
 
-    monkeypatch.setattr(data, "_resolve_hub_commit", lambda dataset_id, revision: SHA)
+    monkeypatch.setattr(hub, "resolve_hub_commit", lambda dataset_id, revision: SHA)
     monkeypatch.setattr(datasets, "load_dataset", load_dataset)
     fetch_splits("owner/items")
     fetch_splits(str(write_source(tmp_path, items(), "jsonl")))
