@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 
 from pricer.sources import DataError, fetch_splits
-from pricer.sources.validate import DROP_REASONS, MAX_TEXT_CHARS, validate_split
+from pricer.sources.validate import DROP_REASONS, MAX_PRICE, MAX_TEXT_CHARS, first_non_text_value, validate_split
 
 from .frames import hub_layout, items
 
@@ -49,6 +49,14 @@ def _dtype_for(values: list[Any]) -> Any:
         ({"price": -4.5}, "non_positive_price"),
         ({"id": None}, "missing_id"),
         ({"id": 1}, "duplicate_id"),
+        ({"summary": "\x00\x1b\x7f"}, "empty_text"),
+        ({"summary": "\u200b\ufeff \u00a0"}, "empty_text"),
+        ({"price": 1e308}, "implausible_price"),
+        ({"price": 2.5e9}, "implausible_price"),
+        ({"price": "1e12"}, "implausible_price"),
+        ({"price": True}, "non_numeric_price"),
+        ({"price": "1,299.00"}, "non_numeric_price"),
+        ({"price": "1e400"}, "non_finite_price"),
     ],
     ids=lambda value: str(value) if isinstance(value, str) else None,
 )
@@ -96,7 +104,8 @@ def test_a_row_counts_under_its_first_reason_only() -> None:
     cleaned, counts = validate_split(frame, split="train", text_field="summary", source="s")
     assert counts == {
         "missing_text": 1, "empty_text": 1, "missing_price": 1, "non_numeric_price": 1,
-        "non_finite_price": 1, "non_positive_price": 1, "missing_id": 0, "duplicate_id": 0, "truncated_text": 0,
+        "non_finite_price": 1, "non_positive_price": 1, "implausible_price": 0, "missing_id": 0, "duplicate_id": 0,
+        "truncated_text": 0,
     }
     assert cleaned["id"].tolist() == [7]
 
@@ -193,3 +202,51 @@ def test_missing_text_field_through_fetch_names_source_and_split(tmp_path: Path)
     items(10).to_parquet(tmp_path / "items.parquet")
     with pytest.raises(DataError, match=r"items\.parquet: split 'train': missing required column 'prompt'"):
         fetch_splits(str(tmp_path / "items.parquet"), text_field="prompt")
+
+
+def test_text_with_a_visible_character_among_controls_is_kept() -> None:
+    frame = pd.DataFrame({"summary": ["\x00lamp", "\u200b-", "\t\u00e9"], "price": [1.0, 2.0, 3.0]})
+    cleaned, counts = validate_split(frame, split="train", text_field="summary", source="s")
+    assert counts["empty_text"] == 0 and cleaned["summary"].tolist() == ["\x00lamp", "\u200b-", "\t\u00e9"]
+
+
+def test_a_price_at_the_maximum_is_kept() -> None:
+    frame = pd.DataFrame({"summary": ["a", "b"], "price": [MAX_PRICE, 12.0]})
+    cleaned, counts = validate_split(frame, split="train", text_field="summary", source="s")
+    assert counts["implausible_price"] == 0 and cleaned["price"].tolist() == [MAX_PRICE, 12.0]
+
+
+def test_integer_and_string_spellings_of_one_id_are_duplicates() -> None:
+    frame = pd.DataFrame(
+        {"summary": ["a", "b", "c", "d"], "price": [1.0, 2.0, 3.0, 4.0], "id": pd.Series([1, "1", 2, "007"], dtype=object)}
+    )
+    cleaned, counts = validate_split(frame, split="train", text_field="summary", source="s")
+    assert counts["duplicate_id"] == 1
+    assert cleaned["id"].tolist() == ["1", "2", "007"] and cleaned["id"].dtype == "str"
+
+
+def test_a_float_spelling_of_an_integer_id_is_a_duplicate() -> None:
+    frame = pd.DataFrame({"summary": ["a", "b", "c"], "price": [1.0, 2.0, 3.0], "id": pd.Series([3, 3.0, 4], dtype=object)})
+    cleaned, counts = validate_split(frame, split="train", text_field="summary", source="s")
+    assert counts["duplicate_id"] == 1 and cleaned["id"].tolist() == [3, 4] and cleaned["id"].dtype == np.int64
+
+
+def test_boolean_ids_are_an_error() -> None:
+    frame = pd.DataFrame({"summary": ["a", "b"], "price": [1.0, 2.0], "id": pd.Series([True, 1], dtype=object)})
+    with pytest.raises(DataError, match=r"s: split 'train': column 'id' must hold integers or strings"):
+        validate_split(frame, split="train", text_field="summary", source="s")
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (["a", None, 12, "b"], (2, 12)),
+        (["a", float("nan"), ["x"]], (2, ["x"])),
+        (["a", {"k": 1}], (1, {"k": 1})),
+        (["a", True], (1, True)),
+        (["a", None, "b"], None),
+    ],
+)
+def test_first_non_text_value(values: list[Any], expected: tuple[int, Any] | None) -> None:
+    assert first_non_text_value(pd.Series(values, dtype=object)) == expected
+    assert first_non_text_value(pd.Series([1, 2])) is None  # a typed column is judged by its dtype

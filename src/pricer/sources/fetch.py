@@ -12,12 +12,14 @@ from typing import Any
 
 import pandas as pd
 
+from pricer.sources.diagnose import json_record_line
+from pricer.sources.errors import DataError
 from pricer.sources.hub import load_hub
 from pricer.sources.local import load_hub_layout_dir, load_local_file, load_saved_dataset
 from pricer.sources.resolve import ResolvedSource, resolve_source
 from pricer.sources.split import SPLITS, arrange_splits, cap_train, check_split_fractions
 from pricer.sources.synthetic import load_synthetic
-from pricer.sources.validate import DROP_REASONS, validate_split, with_row_ids
+from pricer.sources.validate import DROP_REASONS, first_non_text_value, validate_split, with_row_ids
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +52,7 @@ def fetch_splits(
     resolved = resolve_source(source)
     source_splits, commit = _load(resolved, source, revision, synthetic_items, seed)
     source_splits = {name: with_row_ids(frame, f"{source}: split '{name}'") for name, frame in source_splits.items()}
+    _check_text_values(resolved, source, source_splits, text_field)
     arranged, strategy = arrange_splits(
         source_splits, source=source, seed=seed, validation_fraction=validation_fraction, test_fraction=test_fraction
     )
@@ -91,6 +94,26 @@ def _check_arguments(
         raise ValueError(f"synthetic_items must be >= 1, got {synthetic_items}")
     if max_train_items is not None and max_train_items < 1:
         raise ValueError(f"max_train_items must be None or >= 1, got {max_train_items}")
+
+
+def _check_text_values(
+    resolved: ResolvedSource, source: str, source_splits: dict[str, pd.DataFrame], text_field: str
+) -> None:
+    """A text cell holding a number, list, object or bool is an error naming its row (its line
+    in a JSON Lines file): judged before the splits are shuffled, while rows are the source's."""
+    for name, frame in source_splits.items():
+        if text_field not in frame.columns:
+            continue  # validation names the missing column
+        found = first_non_text_value(frame[text_field])
+        if found is None:
+            continue
+        row, value = found
+        where = f"{source}: split '{name}' row {row}"
+        if resolved.kind == "local_file" and resolved.file_format == "json":
+            line = json_record_line(Path(resolved.location), row)
+            where = f"{source}: {resolved.location} " + (f"line {line}" if line else f"record {row}")
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        raise DataError(f"{where}, column '{text_field}': expected text, got {type(value).__name__} {shown}")
 
 
 def _load(

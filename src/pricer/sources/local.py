@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from pricer.sources.diagnose import check_json_text, unreadable_files_error
+from pricer.sources.diagnose import check_json_text, check_parquet_header, check_same_columns, unreadable_files_error
 from pricer.sources.errors import DataError, describe_error
 
 if TYPE_CHECKING:
     import datasets
+    import pyarrow.parquet as pq
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +89,9 @@ def load_saved_dataset(source: str, directory: Path) -> dict[str, pd.DataFrame]:
 
     try:
         loaded = datasets.load_from_disk(str(directory))
+    except FileNotFoundError as error:
+        what = f"{error.filename} is missing" if error.filename else describe_error(error)
+        raise DataError(f"{source}: not a readable datasets.save_to_disk directory: {what}") from error
     except Exception as error:
         raise DataError(f"{source}: not a readable datasets.save_to_disk directory: {describe_error(error)}") from error
     if isinstance(loaded, datasets.Dataset):
@@ -104,10 +108,12 @@ def _load_parquet_files(source: str, data_files: Mapping[str, list[Path]]) -> di
     """
     import pyarrow.parquet as pq
 
+    footers = {path: _parquet_footer(source, path) for files in data_files.values() for path in files}
+    check_same_columns(source, {path: footer.schema.to_arrow_schema().names for path, footer in footers.items()})
     with_rows: dict[str, list[Path]] = {}
     empty: dict[str, Path] = {}
     for split, files in data_files.items():
-        kept = [path for path in files if _parquet_row_count(source, path) > 0]
+        kept = [path for path in files if footers[path].num_rows > 0]
         if not kept:
             empty[split] = files[0]
             continue
@@ -120,14 +126,15 @@ def _load_parquet_files(source: str, data_files: Mapping[str, list[Path]]) -> di
     return frames
 
 
-def _parquet_row_count(source: str, path: Path) -> int:
+def _parquet_footer(source: str, path: Path) -> pq.FileMetaData:
     # Reads only the footer; datasets reports these failures without the file name.
     import pyarrow.parquet as pq
 
     if path.stat().st_size == 0:
         raise DataError(f"{source}: {path} is an empty file")
+    check_parquet_header(source, path)
     try:
-        return pq.read_metadata(path).num_rows
+        return pq.read_metadata(path)
     except Exception as error:
         raise DataError(
             f"{source}: {path} is not a readable parquet file (truncated or corrupt?): {describe_error(error)}"

@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,11 +47,22 @@ def resolve_source(source: str) -> ResolvedSource:
     path = Path(source).expanduser()
     if source and path.exists():
         return _resolve_local_path(source, path.resolve())
+    if source and path.is_symlink():
+        raise DataError(_broken_link_message(source, path))
     if source.startswith((".", "/", "~")) or path.suffix.lower() in PATH_LIKE_SUFFIXES:
         raise DataError(f"{source}: no such file or directory")
     if HUB_ID.match(source) and ".." not in source:
         return ResolvedSource("hub", source)
     raise DataError(f"{source!r}: not a known data source; expected {ACCEPTED_KINDS}")
+
+
+def _broken_link_message(source: str, path: Path) -> str:
+    try:
+        os.stat(path)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return f"{source}: a symbolic link that loops back on itself (directly or through other links)"
+    return f"{source}: a symbolic link to {os.readlink(path)}, which does not exist"
 
 
 def _resolve_local_path(source: str, path: Path) -> ResolvedSource:

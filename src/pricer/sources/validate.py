@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import math
+import unicodedata
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -13,6 +16,9 @@ from pricer.sources.errors import DataError
 logger = logging.getLogger(__name__)
 
 MAX_TEXT_CHARS = 100_000
+# Above anything a catalogue sells (cars and boats included); a 1e308 "price" would also
+# overflow the models' float32 tensors to inf.
+MAX_PRICE = 1e9
 # Why rows are dropped, in the order they are checked: a row is counted under its first reason.
 DROP_REASONS = (
     "missing_text",
@@ -21,6 +27,7 @@ DROP_REASONS = (
     "non_numeric_price",
     "non_finite_price",
     "non_positive_price",
+    "implausible_price",
     "missing_id",
     "duplicate_id",
 )
@@ -50,7 +57,7 @@ def validate_split(
     prices, price_problems = _classify_prices(frame["price"], where)
     candidates = {
         "missing_text": text.isna().to_numpy(),
-        "empty_text": text.str.strip().eq("").to_numpy(dtype=bool, na_value=False),
+        "empty_text": _blank_texts(text),
         **price_problems,
         "missing_id": frame["id"].isna().to_numpy(),
     }
@@ -60,11 +67,13 @@ def validate_split(
         hit = mask & ~dropped
         counts[reason] = int(hit.sum())
         dropped |= hit
-    # Duplicates are judged among otherwise-valid rows, so an invalid first copy doesn't cost a good one.
+    # Duplicates are judged among otherwise-valid rows, so an invalid first copy doesn't cost a good
+    # one, and on normalised ids, so 1 and "1" (or 1.0) are one id.
     kept_positions = np.flatnonzero(~dropped)
-    duplicate_positions = kept_positions[frame["id"].iloc[kept_positions].duplicated(keep="first").to_numpy()]
-    counts["duplicate_id"] = len(duplicate_positions)
-    dropped[duplicate_positions] = True
+    ids = _normalised_ids(frame["id"].iloc[kept_positions], where)
+    repeated = ids.duplicated(keep="first").to_numpy()
+    counts["duplicate_id"] = int(repeated.sum())
+    dropped[kept_positions[repeated]] = True
 
     keep = ~dropped
     if not keep.any():
@@ -72,9 +81,33 @@ def validate_split(
     cleaned = frame[keep].reset_index(drop=True)
     cleaned["price"] = prices[keep]
     cleaned[text_field], counts["truncated_text"] = _truncate(text[keep].reset_index(drop=True))
-    cleaned["id"] = _normalised_ids(cleaned["id"], where)
+    cleaned["id"] = ids[~repeated].reset_index(drop=True)
     _log_validation(where, len(frame), len(cleaned), counts)
     return cleaned, counts
+
+
+def first_non_text_value(column: pd.Series) -> tuple[int, Any] | None:
+    """Position and value of the first cell that is neither text nor null, in a column of
+    Python objects (what a JSON field mixing strings with numbers, lists or objects becomes)."""
+    if column.dtype != object:
+        return None
+    for position, value in enumerate(column):
+        if value is None or isinstance(value, str) or (isinstance(value, float) and math.isnan(value)):
+            continue
+        return position, value
+    return None
+
+
+def _blank_texts(text: pd.Series) -> np.ndarray:
+    """Texts without a visible character: empty, whitespace, or only control and format
+    characters (NUL, escape, zero-width space, a stray byte-order mark)."""
+    has_word_character = text.str.contains(r"\w", regex=True).to_numpy(dtype=bool, na_value=True)
+    blank = np.zeros(len(text), dtype=bool)
+    for position in np.flatnonzero(~has_word_character):  # few rows: the rest have a letter or digit
+        value = text.iloc[position]
+        # Unicode categories C* (control, format, unassigned) and Z* (separators) draw nothing.
+        blank[position] = isinstance(value, str) and all(unicodedata.category(char)[0] in "CZ" for char in value)
+    return blank
 
 
 def _require_text_column(column: pd.Series, where: str, name: str) -> None:
@@ -114,11 +147,13 @@ def _classify_prices(raw: pd.Series, where: str) -> tuple[np.ndarray, dict[str, 
     with np.errstate(invalid="ignore"):
         non_finite = ~np.isfinite(values)
         non_positive = values <= 0
+        implausible = values > MAX_PRICE
     return values, {
         "missing_price": missing,
         "non_numeric_price": non_numeric,
         "non_finite_price": non_finite,
         "non_positive_price": non_positive,
+        "implausible_price": implausible & np.isfinite(values),
     }
 
 
@@ -133,6 +168,8 @@ def _truncate(text: pd.Series) -> tuple[pd.Series, int]:
 def _normalised_ids(ids: pd.Series, where: str) -> pd.Series:
     """int64 for integer ids (also floats that only became floats through nulls), str for text ids."""
     kind = pd.api.types.infer_dtype(ids, skipna=True)
+    if kind == "empty":  # every row was dropped: the caller reports that
+        return ids
     if kind == "integer":
         return ids.astype("int64")
     if kind in ("floating", "mixed-integer-float"):
@@ -141,7 +178,16 @@ def _normalised_ids(ids: pd.Series, where: str) -> pd.Series:
             return pd.Series(values.astype(np.int64), index=ids.index, name=ids.name)
     if kind == "string":
         return ids.astype("str")
+    if kind == "mixed-integer" and all(_is_integer_or_text(value) for value in ids):
+        # Only Python objects can mix them (pyarrow's JSON reader already makes "1" and 1 both 1):
+        # as text, 1 and "1" stay one id and nothing is lost ("007" keeps its zeros).
+        logger.info("%s: column 'id' mixes integers and strings; using them all as strings", where)
+        return ids.map(str).astype("str")
     raise DataError(f"{where}: column 'id' must hold integers or strings, but has dtype {ids.dtype}")
+
+
+def _is_integer_or_text(value: Any) -> bool:
+    return isinstance(value, (int, np.integer, str)) and not isinstance(value, (bool, np.bool_))
 
 
 def _nonzero(counts: Mapping[str, int]) -> dict[str, int]:
