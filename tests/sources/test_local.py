@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import datasets
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pytest
 
-from pricer.sources import fetch_splits
+from pricer.sources import DataError, fetch_splits
 from pricer.sources.split import SPLITS
 from pricer.sources.validate import DROP_REASONS
 
@@ -122,3 +124,30 @@ def test_null_prices_in_parquet_count_as_missing_not_non_finite(tmp_path: Path) 
     pq.write_table(table.set_column(table.schema.get_field_index("price"), "price", prices), tmp_path / "nulls.parquet")
     result = fetch_splits(str(tmp_path / "nulls.parquet"))
     assert dropped_in_all_splits(result) == dict.fromkeys(DROP_REASONS, 0) | {"missing_price": 2, "non_finite_price": 1}
+
+
+def test_a_missing_arrow_file_of_a_saved_dataset_is_named(tmp_path: Path) -> None:
+    datasets.Dataset.from_pandas(items(10)).save_to_disk(str(tmp_path / "saved"))
+    arrow_file = next((tmp_path / "saved").glob("*.arrow"))
+    arrow_file.unlink()
+    with pytest.raises(DataError, match=rf"saved: not a readable datasets\.save_to_disk directory: {re.escape(str(arrow_file))} is missing$"):
+        fetch_splits(str(tmp_path / "saved"))
+
+
+def test_a_shard_with_a_stored_pandas_index_is_named(tmp_path: Path) -> None:
+    directory = tmp_path / "d" / "data"
+    directory.mkdir(parents=True)
+    items(10).to_parquet(directory / "train-00000-of-00002.parquet")
+    shard = directory / "train-00001-of-00002.parquet"
+    items(10, first_id=10).set_axis([f"row{i}" for i in range(10)]).to_parquet(shard)  # index stored as a column
+    with pytest.raises(DataError, match=rf"{re.escape(str(shard))} has other columns .*: it has \['__index_level_0__'\] in addition$"):
+        fetch_splits(str(tmp_path / "d"))
+
+
+def test_shards_that_lack_a_column_are_named(tmp_path: Path) -> None:
+    directory = tmp_path / "d" / "data"
+    directory.mkdir(parents=True)
+    items(10).to_parquet(directory / "train-00000-of-00002.parquet")
+    items(10, first_id=10).drop(columns="title").to_parquet(directory / "train-00001-of-00002.parquet")
+    with pytest.raises(DataError, match=r"train-00001-of-00002\.parquet has other columns than .*train-00000-of-00002\.parquet: it lacks \['title'\]$"):
+        fetch_splits(str(tmp_path / "d"))

@@ -67,3 +67,20 @@ def test_resolve_source_kinds(source_tree: Path, source: str, kind: str) -> None
 def test_resolve_source_errors(source_tree: Path, source: str, message: str) -> None:
     with pytest.raises(DataError, match=message):
         resolve_source(source)
+
+
+def test_symlinks_that_resolve_nowhere_are_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("loop.parquet").symlink_to("loop.parquet")
+    Path("dangling.jsonl").symlink_to("moved/items.jsonl")
+    with pytest.raises(DataError, match=r"^loop\.parquet: a symbolic link that loops back on itself"):
+        resolve_source("loop.parquet")
+    with pytest.raises(DataError, match=r"^dangling\.jsonl: a symbolic link to moved/items\.jsonl, which does not exist$"):
+        resolve_source("dangling.jsonl")
+
+
+def test_a_symlink_to_a_source_resolves_to_its_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    items(5).to_parquet("items.parquet")
+    Path("link.parquet").symlink_to("items.parquet")
+    assert resolve_source("link.parquet") == resolve_source("items.parquet")
