@@ -319,7 +319,8 @@ def check_duplicate_id_types(tmp_path: Path) -> None:
     # In a JSONL file the reader already makes "3" the integer 3: never two rows of id 3 in one split.
     result = fetch_splits(str(write_source(tmp_path, with_values(items(), 7, id="3"), "jsonl")))
     assert len(kept_ids(result)) + dropped(result).get("duplicate_id", 0) == 30
-    assert all(result.splits[split]["id"].dtype == np.int64 and result.splits[split]["id"].is_unique for split in SPLITS)
+    for split in SPLITS:
+        assert result.splits[split]["id"].dtype == np.int64 and result.splits[split]["id"].is_unique
 
 
 # --------------------------------------------------------------------------------------------
@@ -440,7 +441,8 @@ def check_file_empty(tmp_path: Path) -> None:
       "a loop inside a directory is not followed (each file read once)")
 def check_symlink_broken(tmp_path: Path) -> None:
     (tmp_path / "self.parquet").symlink_to("self.parquet")
-    raises(r"self\.parquet: a symbolic link that loops back on itself", lambda: fetch_splits(str(tmp_path / "self.parquet")))
+    raises(r"self\.parquet: a symbolic link that loops back on itself",
+           lambda: fetch_splits(str(tmp_path / "self.parquet")))
     (tmp_path / "a.jsonl").symlink_to("b.jsonl")
     (tmp_path / "b.jsonl").symlink_to("a.jsonl")
     raises(r"a\.jsonl: a symbolic link that loops back on itself", lambda: fetch_splits(str(tmp_path / "a.jsonl")))

@@ -110,8 +110,11 @@ def test_sniffed_content(tmp_path: Path, content: bytes, what: str | None) -> No
 
 @pytest.mark.parametrize(
     ("content", "holds"),
-    [(b"id,summary,price\n1,a,2\n", r"text \(CSV or JSON\?\)"), (b"\x89PNG\r\n\x1a\n\xff\xfe", "unrecognised binary data"),
-     (b"\x1f\x8b\x08\x00", "gzip-compressed data")],
+    [
+        (b"id,summary,price\n1,a,2\n", r"text \(CSV or JSON\?\)"),
+        (b"\x89PNG\r\n\x1a\n\xff\xfe", "unrecognised binary data"),
+        (b"\x1f\x8b\x08\x00", "gzip-compressed data"),
+    ],
 )
 def test_a_parquet_name_on_other_content_says_what_it_holds(tmp_path: Path, content: bytes, holds: str) -> None:
     path = tmp_path / "items.parquet"
@@ -141,7 +144,8 @@ def test_a_non_text_value_in_a_json_array_names_the_record(tmp_path: Path) -> No
     records[4]["summary"] = 3.5
     path = tmp_path / "items.json"
     path.write_text(json.dumps(records))
-    with pytest.raises(DataError, match=rf"{re.escape(str(path))} record 4, column 'summary': expected text, got float 3\.5$"):
+    message = rf"{re.escape(str(path))} record 4, column 'summary': expected text, got float 3\.5$"
+    with pytest.raises(DataError, match=message):
         fetch_splits(str(path))
 
 
@@ -151,5 +155,6 @@ def test_a_long_non_text_value_is_shortened_in_the_message(tmp_path: Path) -> No
     record = json.loads(lines[2]) | {"summary": list(range(100))}
     lines[2] = json.dumps(record)
     path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(DataError, match=r"line 3, column 'summary': expected text, got list \[0, 1, 2, .{20,30}\.\.\.$"):
+    message = r"line 3, column 'summary': expected text, got list \[0, 1, 2, .{20,30}\.\.\.$"
+    with pytest.raises(DataError, match=message):
         fetch_splits(str(path))

@@ -28,9 +28,9 @@ def test_real_sample_loads_splits_and_validates(real_sample_path: Path) -> None:
     result = fetch_splits(str(real_sample_path))
     report = result.report
     assert report["kind"] == "local_file" and report["source_splits"] == {"train": 11_816}
-    sizes = [len(result.splits[s]) for s in SPLITS]
+    sizes = [len(result.splits[split]) for split in SPLITS]
     assert sizes == [9452, 1182, 1182]
-    assert all(report["splits"][s]["dropped"] == dict.fromkeys(DROP_REASONS, 0) for s in SPLITS)
+    assert all(report["splits"][split]["dropped"] == dict.fromkeys(DROP_REASONS, 0) for split in SPLITS)
     import pyarrow.parquet as pq
 
     source_ids = pq.read_table(real_sample_path, columns=["id"]).column("id").to_pylist()

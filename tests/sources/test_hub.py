@@ -198,6 +198,7 @@ def test_unknown_hub_dataset_and_revision_are_named(tmp_path: Path) -> None:
 # way `hf download` / an online `load_dataset` leave it, read offline with no stand-in.
 
 CACHED_COMMIT = "3f1c0de5a7b24e6f9c8d7e6f5a4b3c2d1e0f9a8b"
+CACHED_IDS = {"train": list(range(40)), "validation": list(range(100, 106)), "test": list(range(200, 204))}
 
 
 def build_hub_cache(hub_cache: Path, dataset_id: str, splits: dict[str, pd.DataFrame], commit: str) -> Path:
@@ -288,7 +289,7 @@ def test_a_real_hub_cache_loads_offline(hub_cache: tuple[Path, dict[str, str]], 
     assert (report["kind"], report["revision"], report["resolved_revision"]) == ("hub", revision or None, CACHED_COMMIT)
     assert report["split_strategy"] == "as_given"
     assert report["source_splits"] == {"test": 4, "train": 40, "validation": 6}
-    assert answer["ids"] == {"train": list(range(40)), "validation": list(range(100, 106)), "test": list(range(200, 204))}
+    assert answer["ids"] == CACHED_IDS
 
 
 def test_a_real_hub_cache_through_the_fetch_stage(hub_cache: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
@@ -303,11 +304,10 @@ def test_a_real_hub_cache_through_the_fetch_stage(hub_cache: tuple[Path, dict[st
     )
     assert completed.returncode == 0, completed.stderr
     report = json.loads((project / "data" / "fetch_report.json").read_text())
-    assert (report["source"], report["revision"], report["resolved_revision"]) == ("owner/items", CACHED_COMMIT, CACHED_COMMIT)
-    written = {split: pd.read_parquet(project / "data" / "raw" / f"{split}.parquet") for split in ("train", "validation", "test")}
-    assert {split: frame["id"].tolist() for split, frame in written.items()} == {
-        "train": list(range(40)), "validation": list(range(100, 106)), "test": list(range(200, 204))
-    }
+    revisions = (report["source"], report["revision"], report["resolved_revision"])
+    assert revisions == ("owner/items", CACHED_COMMIT, CACHED_COMMIT)
+    written = {split: pd.read_parquet(project / "data" / "raw" / f"{split}.parquet") for split in CACHED_IDS}
+    assert {split: frame["id"].tolist() for split, frame in written.items()} == CACHED_IDS
     assert written["train"]["summary"].tolist() == items(40)["summary"].tolist()
 
 

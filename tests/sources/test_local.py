@@ -130,24 +130,27 @@ def test_a_missing_arrow_file_of_a_saved_dataset_is_named(tmp_path: Path) -> Non
     datasets.Dataset.from_pandas(items(10)).save_to_disk(str(tmp_path / "saved"))
     arrow_file = next((tmp_path / "saved").glob("*.arrow"))
     arrow_file.unlink()
-    with pytest.raises(DataError, match=rf"saved: not a readable datasets\.save_to_disk directory: {re.escape(str(arrow_file))} is missing$"):
+    message = rf"saved: not a readable datasets\.save_to_disk directory: {re.escape(str(arrow_file))} is missing$"
+    with pytest.raises(DataError, match=message):
         fetch_splits(str(tmp_path / "saved"))
 
 
-def test_a_shard_with_a_stored_pandas_index_is_named(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("second_shard", "difference"),
+    [
+        # an index stored as a column: datasets refuses it as much as any other extra column
+        (items(10, first_id=10).set_axis([f"row{i}" for i in range(10)]),
+         r"it has \['__index_level_0__'\] in addition"),
+        (items(10, first_id=10).drop(columns="title"), r"it lacks \['title'\]"),
+    ],
+    ids=["stored-pandas-index", "missing-column"],
+)
+def test_a_shard_with_other_columns_is_named(tmp_path: Path, second_shard: pd.DataFrame, difference: str) -> None:
     directory = tmp_path / "d" / "data"
     directory.mkdir(parents=True)
     items(10).to_parquet(directory / "train-00000-of-00002.parquet")
     shard = directory / "train-00001-of-00002.parquet"
-    items(10, first_id=10).set_axis([f"row{i}" for i in range(10)]).to_parquet(shard)  # index stored as a column
-    with pytest.raises(DataError, match=rf"{re.escape(str(shard))} has other columns .*: it has \['__index_level_0__'\] in addition$"):
-        fetch_splits(str(tmp_path / "d"))
-
-
-def test_shards_that_lack_a_column_are_named(tmp_path: Path) -> None:
-    directory = tmp_path / "d" / "data"
-    directory.mkdir(parents=True)
-    items(10).to_parquet(directory / "train-00000-of-00002.parquet")
-    items(10, first_id=10).drop(columns="title").to_parquet(directory / "train-00001-of-00002.parquet")
-    with pytest.raises(DataError, match=r"train-00001-of-00002\.parquet has other columns than .*train-00000-of-00002\.parquet: it lacks \['title'\]$"):
+    second_shard.to_parquet(shard)
+    message = rf"{re.escape(str(shard))} has other columns than .*train-00000-of-00002\.parquet: {difference}$"
+    with pytest.raises(DataError, match=message):
         fetch_splits(str(tmp_path / "d"))

@@ -34,7 +34,7 @@ def test_single_split_is_deterministic_in_the_seed(tmp_path: Path) -> None:
 def test_fractions_size_the_splits(tmp_path: Path) -> None:
     items(100).to_parquet(tmp_path / "items.parquet")
     result = fetch_splits(str(tmp_path / "items.parquet"), validation_fraction=0.2, test_fraction=0.05)
-    assert [len(result.splits[s]) for s in SPLITS] == [75, 20, 5]
+    assert [len(result.splits[split]) for split in SPLITS] == [75, 20, 5]
 
 
 def test_train_and_validation_carve_test_from_train(tmp_path: Path) -> None:
@@ -65,13 +65,13 @@ def test_extra_source_splits_are_ignored(tmp_path: Path) -> None:
         {"train": items(5), "validation": items(2, first_id=10), "test": items(2, first_id=20), "unlabeled": items(3)},
     )
     assert fetch_splits(str(tmp_path / "d")).report["split_strategy"] == "as_given"
-    dd = datasets.DatasetDict(
+    saved = datasets.DatasetDict(
         {
             name: datasets.Dataset.from_pandas(items(4, first_id=10 * i))
             for i, name in enumerate(["train", "test", "extra"])
         }
     )
-    dd.save_to_disk(str(tmp_path / "saved"))
+    saved.save_to_disk(str(tmp_path / "saved"))
     result = fetch_splits(str(tmp_path / "saved"))
     assert result.report["split_strategy"] == "validation_from_train"
     assert result.report["source_splits"] == {"extra": 4, "test": 4, "train": 4}
@@ -84,9 +84,9 @@ def test_an_empty_ignored_split_does_not_matter(tmp_path: Path) -> None:
 
 
 def test_several_splits_without_train_is_an_error(tmp_path: Path) -> None:
-    dd = datasets.DatasetDict({"validation": datasets.Dataset.from_pandas(items(4)),
-                               "test": datasets.Dataset.from_pandas(items(4))})
-    dd.save_to_disk(str(tmp_path / "saved"))
+    saved = datasets.DatasetDict({"validation": datasets.Dataset.from_pandas(items(4)),
+                                  "test": datasets.Dataset.from_pandas(items(4))})
+    saved.save_to_disk(str(tmp_path / "saved"))
     with pytest.raises(DataError, match=r"saved: no 'train' split \(the source has \['test', 'validation'\]\)"):
         fetch_splits(str(tmp_path / "saved"))
 
@@ -125,7 +125,9 @@ def test_impossible_arguments(arguments: dict[str, Any]) -> None:
         (0.45, 0.45, r"validation_fraction \+ test_fraction must be < 0\.9, got 0\.45 \+ 0\.45"),
     ],
 )
-def test_check_split_fractions_names_the_broken_rule(validation_fraction: float, test_fraction: float, message: str) -> None:
+def test_check_split_fractions_names_the_broken_rule(
+    validation_fraction: float, test_fraction: float, message: str
+) -> None:
     with pytest.raises(ValueError, match=message):
         check_split_fractions(validation_fraction, test_fraction)
 

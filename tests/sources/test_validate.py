@@ -29,7 +29,7 @@ def with_bad_row(**bad: Any) -> pd.DataFrame:
 
 
 def _dtype_for(values: list[Any]) -> Any:
-    kinds = {type(v) for v in values if v is not None}
+    kinds = {type(value) for value in values if value is not None}
     return object if None in values or len(kinds) > 1 else None
 
 
@@ -83,7 +83,7 @@ def test_each_drop_reason_is_counted(bad: dict[str, Any], reason: str) -> None:
 def test_price_nulls_and_nans_by_dtype(price: Any, reason: str) -> None:
     frame = pd.DataFrame({"summary": ["a", "b", "c", "d"], "price": price, "id": [1, 2, 3, 99]})
     cleaned, counts = validate_split(frame, split="test", text_field="summary", source="s")
-    assert counts[reason] == 1 and sum(counts[r] for r in DROP_REASONS) == 1
+    assert counts[reason] == 1 and sum(counts[other] for other in DROP_REASONS) == 1
     assert cleaned["price"].tolist() == [10.0, 20.5, 3.0] and cleaned["price"].dtype == np.float64
 
 
@@ -154,7 +154,7 @@ def test_string_ids_stay_strings_and_other_columns_pass_through() -> None:
 def test_validation_logs_one_line_per_split(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="pricer.sources"):
         validate_split(with_bad_row(price=-1.0), split="test", text_field="summary", source="items.parquet")
-    lines = [r.getMessage() for r in caplog.records if "kept" in r.getMessage()]
+    lines = [record.getMessage() for record in caplog.records if "kept" in record.getMessage()]
     assert lines == [
         "items.parquet: split 'test': kept 3 of 4 rows; dropped 1 (non_positive_price=1); "
         "truncated 0 texts to 100000 characters"
@@ -218,7 +218,8 @@ def test_a_price_at_the_maximum_is_kept() -> None:
 
 def test_integer_and_string_spellings_of_one_id_are_duplicates() -> None:
     frame = pd.DataFrame(
-        {"summary": ["a", "b", "c", "d"], "price": [1.0, 2.0, 3.0, 4.0], "id": pd.Series([1, "1", 2, "007"], dtype=object)}
+        {"summary": ["a", "b", "c", "d"], "price": [1.0, 2.0, 3.0, 4.0],
+         "id": pd.Series([1, "1", 2, "007"], dtype=object)}
     )
     cleaned, counts = validate_split(frame, split="train", text_field="summary", source="s")
     assert counts["duplicate_id"] == 1
@@ -226,7 +227,8 @@ def test_integer_and_string_spellings_of_one_id_are_duplicates() -> None:
 
 
 def test_a_float_spelling_of_an_integer_id_is_a_duplicate() -> None:
-    frame = pd.DataFrame({"summary": ["a", "b", "c"], "price": [1.0, 2.0, 3.0], "id": pd.Series([3, 3.0, 4], dtype=object)})
+    ids = pd.Series([3, 3.0, 4], dtype=object)
+    frame = pd.DataFrame({"summary": ["a", "b", "c"], "price": [1.0, 2.0, 3.0], "id": ids})
     cleaned, counts = validate_split(frame, split="train", text_field="summary", source="s")
     assert counts["duplicate_id"] == 1 and cleaned["id"].tolist() == [3, 4] and cleaned["id"].dtype == np.int64
 

@@ -42,7 +42,7 @@ def load_hub(dataset_id: str, revision: str | None) -> tuple[dict[str, pd.DataFr
         raise DataError(f"{dataset_id}: could not load the Hub dataset: {describe_error(error)}") from error
     if isinstance(loaded, datasets.Dataset):
         return {"train": to_frame(dataset_id, "train", loaded)}, commit
-    return {str(split): to_frame(dataset_id, str(split), ds) for split, ds in loaded.items()}, commit
+    return {str(split): to_frame(dataset_id, str(split), dataset) for split, dataset in loaded.items()}, commit
 
 
 def cached_hub_snapshot(dataset_id: str, revision: str | None) -> Path | None:

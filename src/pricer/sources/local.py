@@ -35,9 +35,9 @@ def is_saved_dataset(directory: Path) -> bool:
 def parquet_files(directory: Path) -> list[Path]:
     # Hidden folders are skipped: `hf download --local-dir` keeps its bookkeeping in .cache/.
     return sorted(
-        p
-        for p in directory.rglob("*.parquet")
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(directory).parts)
+        path
+        for path in directory.rglob("*.parquet")
+        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(directory).parts)
     )
 
 
@@ -53,7 +53,7 @@ def load_hub_layout_dir(source: str, directory: Path) -> dict[str, pd.DataFrame]
     logger.info(
         "%s: parquet files per split: %s",
         source,
-        {split: [str(p.relative_to(directory)) for p in files] for split, files in data_files.items()},
+        {split: [str(path.relative_to(directory)) for path in files] for split, files in data_files.items()},
     )
     return _load_parquet_files(source, data_files)
 
@@ -65,7 +65,7 @@ def _hub_layout_data_files(directory: Path) -> dict[str, list[Path]]:
 
     patterns = get_data_patterns(str(directory))
     resolved = DataFilesDict.from_patterns(patterns, base_path=str(directory), allowed_extensions=[".parquet"])
-    data_files = {str(split): sorted(Path(f) for f in files) for split, files in resolved.items() if files}
+    data_files = {str(split): sorted(Path(name) for name in files) for split, files in resolved.items() if files}
     # Split names may match only non-parquet files (train.csv next to items.parquet): then the
     # parquet files form one split, like a single file.
     return data_files or {"train": parquet_files(directory)}
@@ -77,7 +77,7 @@ def _load_data_files(source: str, file_format: str, data_files: Mapping[str, lis
 
     try:
         loaded = datasets.load_dataset(
-            file_format, data_files={split: [str(p) for p in files] for split, files in data_files.items()}
+            file_format, data_files={split: [str(path) for path in files] for split, files in data_files.items()}
         )
     except Exception as error:  # datasets wraps parser errors in several types; all mean "unreadable"
         raise unreadable_files_error(source, file_format, data_files, error) from error
