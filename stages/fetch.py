@@ -9,8 +9,8 @@ import sys
 from pricer import layout
 from pricer.atomic import atomic_path, write_json
 from pricer.console import progress_enabled, run_stage
-from pricer.data import fetch_splits
 from pricer.params import load_params
+from pricer.sources import fetch_splits
 
 log = logging.getLogger("pricer.stages.fetch")
 

@@ -8,7 +8,7 @@ two in step). An outcome is one of:
 - a counted drop: the row is left out, counted under its reason in ``data/fetch_report.json``,
   and every other row is kept.
 
-Several cases are tested in more depth elsewhere (tests/test_data.py, test_params.py,
+Several cases are tested in more depth elsewhere (tests/sources/, test_params.py,
 test_predictor.py, test_training.py); here they call the same functions once more, so the table
 is complete in one place. Stage-level cases run the real ``stages/*.py`` scripts in a scratch
 directory; Hub cases run in a child interpreter (huggingface_hub reads its settings at import)
@@ -17,6 +17,7 @@ against loopback servers or a Hub cache built on disk, never the network.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import pickle
@@ -42,8 +43,10 @@ import torch
 import yaml
 
 from helpers import deep_merge, not_found_hub
-from pricer import data, tracking
-from pricer.data import DROP_REASONS, MAX_TEXT_CHARS, DataError, fetch_splits
+from pricer import tracking
+from pricer.sources import DataError, FetchResult, fetch_splits, hub
+from pricer.sources.split import SPLITS
+from pricer.sources.validate import DROP_REASONS, MAX_PRICE, MAX_TEXT_CHARS, validate_split
 from pricer.params import ParamsError, params_from_dict
 from pricer.features import ArtifactError, load_features, save_features
 from pricer.predictor import ModelLoadError, PricePredictor
@@ -113,14 +116,14 @@ def write_source(tmp_path: Path, frame: pd.DataFrame, fmt: str = "parquet") -> P
     return path
 
 
-def dropped(result: data.FetchResult) -> dict[str, int]:
+def dropped(result: FetchResult) -> dict[str, int]:
     splits = result.report["splits"]
-    totals = {reason: sum(splits[s]["dropped"][reason] for s in data.SPLITS) for reason in DROP_REASONS}
+    totals = {reason: sum(splits[s]["dropped"][reason] for s in SPLITS) for reason in DROP_REASONS}
     return {reason: count for reason, count in totals.items() if count}
 
 
-def kept_ids(result: data.FetchResult) -> list[int]:
-    return sorted(int(i) for split in data.SPLITS for i in result.splits[split]["id"])
+def kept_ids(result: FetchResult) -> list[int]:
+    return sorted(int(i) for split in SPLITS for i in result.splits[split]["id"])
 
 
 def assert_one_row_dropped(tmp_path: Path, frame: pd.DataFrame, reason: str, fmt: str = "parquet") -> None:
@@ -142,7 +145,7 @@ def raises(pattern: str, call: Callable[[], Any], error: type[Exception] = DataE
 
 @case("missing-column", "the source has no `price` (or no text) column",
       "error naming file, split and column")
-def _(tmp_path: Path) -> None:
+def check_missing_column(tmp_path: Path) -> None:
     path = write_source(tmp_path, items().drop(columns="price"))
     raises(rf"{re.escape(str(path))}: split 'train': missing required column 'price'",
            lambda: fetch_splits(str(path)))
@@ -150,7 +153,7 @@ def _(tmp_path: Path) -> None:
 
 @case("wrong-column-type", "the text column holds numbers, or `price` holds booleans",
       "error naming file, split, column and dtype")
-def _(tmp_path: Path) -> None:
+def check_wrong_column_type(tmp_path: Path) -> None:
     path = write_source(tmp_path, items().assign(summary=np.arange(30)))
     raises(r"items\.parquet: split 'train': column 'summary' must hold text, but has dtype int64",
            lambda: fetch_splits(str(path)))
@@ -160,61 +163,62 @@ def _(tmp_path: Path) -> None:
 
 
 @case("price-nan", "a price is NaN", "row dropped, counted as `non_finite_price`")
-def _(tmp_path: Path) -> None:
+def check_price_nan(tmp_path: Path) -> None:
     assert_one_row_dropped(tmp_path, with_values(items(), 7, price=float("nan")), "non_finite_price")
 
 
 @case("price-inf", "a price is +inf or -inf", "row dropped, counted as `non_finite_price`")
-def _(tmp_path: Path) -> None:
+def check_price_inf(tmp_path: Path) -> None:
     assert_one_row_dropped(tmp_path, with_values(items(), 7, price=float("inf")), "non_finite_price")
     assert_one_row_dropped(tmp_path, with_values(items(), 7, price=float("-inf")), "non_finite_price")
 
 
 @case("price-negative", "a price is negative", "row dropped, counted as `non_positive_price`")
-def _(tmp_path: Path) -> None:
+def check_price_negative(tmp_path: Path) -> None:
     assert_one_row_dropped(tmp_path, with_values(items(), 7, price=-12.5), "non_positive_price")
 
 
 @case("price-zero", "a price is 0", "row dropped, counted as `non_positive_price`")
-def _(tmp_path: Path) -> None:
+def check_price_zero(tmp_path: Path) -> None:
     assert_one_row_dropped(tmp_path, with_values(items(), 7, price=0.0), "non_positive_price")
 
 
-@case("price-string", 'a price is a string such as "$12.99" (numeric strings like "12.99" are parsed)',
+@case("price-string", 'a price is a string such as "$12.99" or "1,299.00" (numeric strings like "12.99" are parsed)',
       "row dropped, counted as `non_numeric_price`")
-def _(tmp_path: Path) -> None:
+def check_price_string(tmp_path: Path) -> None:
     assert_one_row_dropped(tmp_path, with_values(items(), 7, price="$12.99"), "non_numeric_price", "jsonl")
+    assert_one_row_dropped(tmp_path, with_values(items(), 7, price="1,299.00"), "non_numeric_price", "jsonl")
     result = fetch_splits(str(write_source(tmp_path, with_values(items(), 7, price="12.99"), "jsonl")))
     assert dropped(result) == {} and 12.99 in pd.concat(result.splits.values())["price"].tolist()
 
 
 @case("price-missing", "a price is null", "row dropped, counted as `missing_price`")
-def _(tmp_path: Path) -> None:
+def check_price_missing(tmp_path: Path) -> None:
     assert_one_row_dropped(tmp_path, with_values(items(), 7, price=None), "missing_price", "jsonl")
 
 
 @case("text-empty", "the text is empty or only whitespace", "row dropped, counted as `empty_text`")
-def _(tmp_path: Path) -> None:
+def check_text_empty(tmp_path: Path) -> None:
     assert_one_row_dropped(tmp_path, with_values(items(), 7, summary=""), "empty_text")
     assert_one_row_dropped(tmp_path, with_values(items(), 7, summary=" \n\t "), "empty_text")
 
 
 @case("text-missing", "the text is null", "row dropped, counted as `missing_text`")
-def _(tmp_path: Path) -> None:
+def check_text_missing(tmp_path: Path) -> None:
     assert_one_row_dropped(tmp_path, with_values(items(), 7, summary=None), "missing_text", "jsonl")
 
 
 @case("text-1mb", "a text of 1 MB", f"row kept, text cut to {MAX_TEXT_CHARS:,} characters, counted as `truncated_text`")
-def _(tmp_path: Path) -> None:
+def check_text_1mb(tmp_path: Path) -> None:
     result = fetch_splits(str(write_source(tmp_path, with_values(items(), 7, summary="lamp " * 200_000))))
     assert dropped(result) == {} and len(kept_ids(result)) == 30
-    assert sum(result.report["splits"][s]["truncated_text"] for s in data.SPLITS) == 1
+    assert sum(result.report["splits"][s]["truncated_text"] for s in SPLITS) == 1
     texts = pd.concat(result.splits.values()).set_index("id")["summary"]
     assert len(texts[7]) == MAX_TEXT_CHARS and texts.drop(7).str.len().max() < 100
 
 
 @case("text-non-ascii", "non-ASCII text (accents, CJK, emoji)", "kept exactly as written")
-def _(tmp_path: Path) -> None:
+def check_text_non_ascii(tmp_path: Path) -> None:
     text = "Café – 日本語 ギター 🎸 naïve"
     for fmt in ("parquet", "jsonl"):
         result = fetch_splits(str(write_source(tmp_path, with_values(items(), 7, summary=text), fmt)))
@@ -223,7 +227,7 @@ def _(tmp_path: Path) -> None:
 
 @case("text-invalid-utf8", "text bytes that are not valid UTF-8 (JSONL line, or a parquet string column)",
       "error naming file and line (JSONL) or file, split, row and column (parquet)")
-def _(tmp_path: Path) -> None:
+def check_text_invalid_utf8(tmp_path: Path) -> None:
     jsonl = tmp_path / "latin1.jsonl"
     jsonl.write_bytes(b'{"summary": "ok", "price": 1.0}\n{"summary": "caf\xe9", "price": 2.0}\n')
     raises(rf"{re.escape(str(jsonl))} line 2: invalid UTF-8 .*re-encode", lambda: fetch_splits(str(jsonl)))
@@ -248,7 +252,7 @@ def hub_layout(directory: Path, splits: dict[str, pd.DataFrame]) -> Path:
 
 @case("duplicate-id", "two rows of a split share an id (ids are not compared across splits)",
       "the first valid row is kept; the other counted as `duplicate_id`")
-def _(tmp_path: Path) -> None:
+def check_duplicate_id(tmp_path: Path) -> None:
     source = hub_layout(tmp_path / "d", {"train": with_values(items(), 7, id=3), "validation": items(3, 100),
                                          "test": items(3, 200)})
     result = fetch_splits(str(source))
@@ -259,16 +263,64 @@ def _(tmp_path: Path) -> None:
 
 
 @case("all-rows-invalid", "every row of a split is invalid", "error naming split and the counts per reason")
-def _(tmp_path: Path) -> None:
+def check_all_rows_invalid(tmp_path: Path) -> None:
     path = write_source(tmp_path, items().assign(price=-1.0))
     raises(r"split 'train': no rows left after validation \(dropped: \{'non_positive_price': 24\}\)",
            lambda: fetch_splits(str(path)))
 
 
 @case("empty-split", "a split of the source has no rows", "error naming source and split")
-def _(tmp_path: Path) -> None:
+def check_empty_split(tmp_path: Path) -> None:
     hub_layout(tmp_path / "d", {"train": items(), "validation": items(3, 100), "test": items(0)})
     raises(r"/d: split 'test' is empty in the source", lambda: fetch_splits(str(tmp_path / "d")))
+
+
+@case("text-not-text", "a JSONL row whose text is a number, list, object or bool (the other rows hold text)",
+      "error naming the file, line and column, and what the value is")
+def check_text_not_text(tmp_path: Path) -> None:
+    for value, shown in ((12, "int 12"), ([1, 2], "list [1, 2]"), ({"a": 1}, "dict {'a': 1}"), (True, "bool True")):
+        path = write_source(tmp_path, with_values(items(), 7, summary=value), "jsonl")
+        raises(rf"{re.escape(str(path))} line 8, column 'summary': expected text, got {re.escape(shown)}$",
+               lambda: fetch_splits(str(path)))
+
+
+@case("text-invisible", "the text is only control or format characters (NUL, escape, zero-width space, a BOM)",
+      "row dropped, counted as `empty_text`")
+def check_text_invisible(tmp_path: Path) -> None:
+    assert_one_row_dropped(tmp_path, with_values(items(), 7, summary="\x00\x1b\x7f"), "empty_text")
+    assert_one_row_dropped(tmp_path, with_values(items(), 7, summary="\u200b\ufeff\u00a0"), "empty_text", "jsonl")
+
+
+@case("price-huge", f"a price above {MAX_PRICE:,.0f} (e.g. 1e308, or 2**62 in an integer column)",
+      "row dropped, counted as `implausible_price`")
+def check_price_huge(tmp_path: Path) -> None:
+    assert_one_row_dropped(tmp_path, with_values(items(), 7, price=1e308), "implausible_price")
+    assert_one_row_dropped(tmp_path, items().assign(price=np.arange(1, 31)).pipe(with_values, 7, price=2**62),
+                           "implausible_price")
+    assert_one_row_dropped(tmp_path, with_values(items(), 7, price="1e12"), "implausible_price", "jsonl")
+
+
+@case("price-bool", "one price is `true` among numbers (a whole boolean column: `wrong-column-type`)",
+      "row dropped, counted as `non_numeric_price` (never read as 1.0)")
+def check_price_bool(tmp_path: Path) -> None:
+    assert_one_row_dropped(tmp_path, with_values(items(), 7, price=True), "non_numeric_price", "jsonl")
+
+
+@case("duplicate-id-types", 'two rows of a split whose ids are 1 and "1" (or 3 and 3.0)',
+      "one id: the first row kept, the other counted as `duplicate_id`")
+def check_duplicate_id_types(tmp_path: Path) -> None:
+    ids = pd.Series([*range(10), "3"], dtype=object)
+    frame = pd.DataFrame({"id": ids, "summary": [f"item {i}" for i in range(11)], "price": np.arange(1.0, 12.0)})
+    cleaned, counts = validate_split(frame, split="train", text_field="summary", source="s")
+    assert counts["duplicate_id"] == 1 and cleaned["id"].tolist() == [str(i) for i in range(10)]
+    frame = frame.assign(id=pd.Series([*range(10), 3.0], dtype=object))
+    cleaned, counts = validate_split(frame, split="train", text_field="summary", source="s")
+    assert counts["duplicate_id"] == 1 and cleaned["id"].tolist() == list(range(10))
+    # In a JSONL file the reader already makes "3" the integer 3: never two rows of id 3 in one split.
+    result = fetch_splits(str(write_source(tmp_path, with_values(items(), 7, id="3"), "jsonl")))
+    assert len(kept_ids(result)) + dropped(result).get("duplicate_id", 0) == 30
+    for split in SPLITS:
+        assert result.splits[split]["id"].dtype == np.int64 and result.splits[split]["id"].is_unique
 
 
 # --------------------------------------------------------------------------------------------
@@ -276,7 +328,7 @@ def _(tmp_path: Path) -> None:
 
 
 @case("parquet-truncated", "a parquet file cut short", "error naming the file")
-def _(tmp_path: Path) -> None:
+def check_parquet_truncated(tmp_path: Path) -> None:
     good = write_source(tmp_path, items(50))
     broken = tmp_path / "broken.parquet"
     broken.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
@@ -285,7 +337,7 @@ def _(tmp_path: Path) -> None:
 
 
 @case("parquet-corrupt", "a parquet file with garbage pages (footer intact), or 0 bytes", "error naming the file")
-def _(tmp_path: Path) -> None:
+def check_parquet_corrupt(tmp_path: Path) -> None:
     path = write_source(tmp_path, items(300))
     raw = bytearray(path.read_bytes())
     raw[100 : len(raw) // 2] = b"\xab" * (len(raw) // 2 - 100)
@@ -296,22 +348,25 @@ def _(tmp_path: Path) -> None:
 
 
 @case("file-missing", "`data.source` names a file that does not exist", "error naming the path")
-def _(tmp_path: Path) -> None:
+def check_file_missing(tmp_path: Path) -> None:
     raises(rf"{re.escape(str(tmp_path))}/missing\.parquet: no such file or directory",
            lambda: fetch_splits(str(tmp_path / "missing.parquet")))
 
 
-@case("dir-without-parquet", "`data.source` is a directory with no parquet files", "error naming the directory")
-def _(tmp_path: Path) -> None:
+@case("dir-without-parquet", "`data.source` is a directory with no parquet files (other files only, or empty)",
+      "error naming the directory")
+def check_dir_without_parquet(tmp_path: Path) -> None:
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "readme.txt").write_text("no data here")
     raises(r"notes: directory has no parquet files and is not a datasets\.save_to_disk directory",
            lambda: fetch_splits(str(tmp_path / "notes")))
+    (tmp_path / "empty").mkdir()
+    raises(r"empty: directory has no parquet files", lambda: fetch_splits(str(tmp_path / "empty")))
 
 
 @case("unknown-source", "`data.source` is none of synthetic / a path / `owner/name` (e.g. `nonsense`, `a/b/c`, `table.csv`)",
       "error listing the accepted kinds; the fetch stage exits 1 and writes nothing")
-def _(tmp_path: Path) -> None:
+def check_unknown_source(tmp_path: Path) -> None:
     raises(r"'a/b/c': not a known data source; expected 'synthetic'", lambda: fetch_splits("a/b/c"))
     (tmp_path / "table.csv").write_text("summary,price\na,1\n")
     raises(r"table\.csv: unsupported file type '\.csv'", lambda: fetch_splits(str(tmp_path / "table.csv")))
@@ -321,13 +376,104 @@ def _(tmp_path: Path) -> None:
     assert_nothing_written(project)
 
 
+@case("shards-columns-differ", "the parquet files of a Hub-layout directory disagree on columns (names, or types "
+      "that cannot be cast to one another)", "error naming the file and the columns that differ")
+def check_shards_columns_differ(tmp_path: Path) -> None:
+    source = hub_layout(tmp_path / "d", {"train": items(), "test": items(5, 100).rename(columns={"summary": "text"})})
+    test_file = source / "data" / "test-00000-of-00001.parquet"
+    raises(rf"{re.escape(str(test_file))} has other columns than .*train-00000-of-00001\.parquet: "
+           r"it lacks \['summary'\]; has \['text'\] in addition$", lambda: fetch_splits(str(source)))
+    shards = tmp_path / "shards" / "data"
+    shards.mkdir(parents=True)
+    items().to_parquet(shards / "train-00000-of-00002.parquet")
+    items(5, 100).assign(summary=[[1], [2], [3], [4], [5]]).to_parquet(shards / "train-00001-of-00002.parquet")
+    raises(r"could not read .*train-00001-of-00002\.parquet: column 'summary' is list<element: int64> here but "
+           r"(large_)?string in .*train-00000-of-00002\.parquet$", lambda: fetch_splits(str(shards.parent)))
+
+
+@case("file-not-its-format", "a `.parquet` that is CSV, JSON or gzip; a `.jsonl` that is gzip-compressed or parquet",
+      "error naming the file and what it holds")
+def check_file_not_its_format(tmp_path: Path) -> None:
+    csv = tmp_path / "items.parquet"
+    csv.write_text("id,summary,price\n1,a lamp,2.0\n")
+    raises(rf"{re.escape(str(csv))} is not a parquet file: it holds text \(CSV or JSON\?\)",
+           lambda: fetch_splits(str(csv)))
+    lines = write_source(tmp_path, items(), "jsonl").read_bytes()
+    csv.write_bytes(gzip.compress(lines))
+    raises(r"items\.parquet is not a parquet file: it holds gzip-compressed data", lambda: fetch_splits(str(csv)))
+    packed = tmp_path / "packed.jsonl"
+    packed.write_bytes(gzip.compress(lines))
+    raises(rf"{re.escape(str(packed))} is gzip-compressed data, not JSON text; unpack it",
+           lambda: fetch_splits(str(packed)))
+    misnamed = tmp_path / "table.jsonl"
+    misnamed.write_bytes(write_source(tmp_path, items()).read_bytes())
+    raises(r"table\.jsonl is a parquet file, not JSON text; give it a \.parquet name",
+           lambda: fetch_splits(str(misnamed)))
+
+
+@case("jsonl-bom-line-endings", "a JSONL file with a UTF-8 byte-order mark, Windows (CRLF), old-Mac (CR) or mixed "
+      "line endings, or no final newline", "read as written: every row, texts without stray `\\r` or BOM")
+def check_jsonl_bom_line_endings(tmp_path: Path) -> None:
+    text = write_source(tmp_path, items(), "jsonl").read_text(encoding="utf-8")
+    variants = {"bom": "\ufeff" + text, "crlf": text.replace("\n", "\r\n"), "cr": text.replace("\n", "\r"),
+                "mixed": text.replace("\n", "\r\n", 10).replace("\n", "\r", 5), "no-final-newline": text.rstrip("\n")}
+    for name, content in variants.items():
+        path = tmp_path / f"{name}.jsonl"
+        path.write_bytes(content.encode("utf-8"))
+        result = fetch_splits(str(path))
+        assert kept_ids(result) == list(range(30)), name
+        texts = pd.concat(result.splits.values()).set_index("id")["summary"]
+        assert texts.sort_index().tolist() == items()["summary"].tolist(), name
+
+
+@case("file-empty", "a 0-byte `.jsonl` or `.json`, or a JSONL of blank lines (a 0-byte parquet: `parquet-corrupt`)",
+      "error naming the file")
+def check_file_empty(tmp_path: Path) -> None:
+    for name in ("empty.jsonl", "empty.json"):
+        (tmp_path / name).write_bytes(b"")
+        raises(rf"{re.escape(str(tmp_path / name))} is an empty file$", lambda: fetch_splits(str(tmp_path / name)))
+    (tmp_path / "blank.jsonl").write_text("\n  \r\n\n")
+    raises(r"blank\.jsonl is an empty file \(no JSON records\)", lambda: fetch_splits(str(tmp_path / "blank.jsonl")))
+
+
+@case("symlink-broken", "`data.source` is a symbolic link that loops (to itself, or a cycle) or whose target is gone; "
+      "a link inside a Hub-layout directory that points back up", "error naming the link and what is wrong with it; "
+      "a loop inside a directory is not followed (each file read once)")
+def check_symlink_broken(tmp_path: Path) -> None:
+    (tmp_path / "self.parquet").symlink_to("self.parquet")
+    raises(r"self\.parquet: a symbolic link that loops back on itself",
+           lambda: fetch_splits(str(tmp_path / "self.parquet")))
+    (tmp_path / "a.jsonl").symlink_to("b.jsonl")
+    (tmp_path / "b.jsonl").symlink_to("a.jsonl")
+    raises(r"a\.jsonl: a symbolic link that loops back on itself", lambda: fetch_splits(str(tmp_path / "a.jsonl")))
+    (tmp_path / "gone.parquet").symlink_to(tmp_path / "moved.parquet")
+    raises(rf"gone\.parquet: a symbolic link to {re.escape(str(tmp_path / 'moved.parquet'))}, which does not exist",
+           lambda: fetch_splits(str(tmp_path / "gone.parquet")))
+    source = hub_layout(tmp_path / "d", {"train": items(), "validation": items(3, 100), "test": items(3, 200)})
+    (source / "data" / "up").symlink_to("..")
+    result = fetch_splits(str(source))
+    assert result.report["source_splits"] == {"test": 3, "train": 30, "validation": 3}
+
+
+@case("saved-missing-arrow", "a `datasets.save_to_disk` directory with one of its `.arrow` files deleted",
+      "error naming the directory and the missing file")
+def check_saved_missing_arrow(tmp_path: Path) -> None:
+    saved = tmp_path / "saved"
+    datasets.DatasetDict({"train": datasets.Dataset.from_pandas(items()),
+                          "test": datasets.Dataset.from_pandas(items(5, 100))}).save_to_disk(str(saved))
+    arrow_file = next((saved / "test").glob("*.arrow"))
+    arrow_file.unlink()
+    raises(rf"saved: not a readable datasets\.save_to_disk directory: {re.escape(str(arrow_file))} is missing$",
+           lambda: fetch_splits(str(saved)))
+
+
 # --------------------------------------------------------------------------------------------
 # The Hugging Face Hub (child interpreters; loopback servers and an on-disk Hub cache only)
 
 
 CHILD = """
 import json, sys
-from pricer.data import DataError, fetch_splits
+from pricer.sources import DataError, fetch_splits
 try:
     result = fetch_splits(sys.argv[1], revision=sys.argv[2] or None)
     print(json.dumps({"error": None, "report": result.report}))
@@ -373,14 +519,14 @@ def closed_port() -> int:
 
 
 @case("hub-unknown-dataset", "a Hub dataset id that does not exist", "error naming the id")
-def _(tmp_path: Path) -> None:
+def check_hub_unknown_dataset(tmp_path: Path) -> None:
     with not_found_hub() as endpoint:
         answer, _ = fetch_in_child(hub_environment(tmp_path, HF_ENDPOINT=endpoint), "someone/no-such-items")
     assert answer["error"].startswith("someone/no-such-items: no such Hub dataset")
 
 
 @case("hub-unknown-revision", "`data.revision` that the dataset does not have", "error naming id and revision")
-def _(tmp_path: Path) -> None:
+def check_hub_unknown_revision(tmp_path: Path) -> None:
     with not_found_hub() as endpoint:
         answer, _ = fetch_in_child(hub_environment(tmp_path, HF_ENDPOINT=endpoint), "owner/items", "v999")
     assert answer["error"] == "owner/items: the Hub dataset has no revision 'v999'"
@@ -388,16 +534,16 @@ def _(tmp_path: Path) -> None:
 
 @case("hub-missing-split", "a Hub dataset without a `train` split (a missing validation/test split is carved from train)",
       "error naming the dataset and the splits it has")
-def _(tmp_path: Path) -> None:
+def check_hub_missing_split(tmp_path: Path) -> None:
     cache_hub_dataset(tmp_path / "hf-home", "owner/items", {"validation": items(5), "test": items(5, 10)})
     answer, _ = fetch_in_child(hub_environment(tmp_path, HF_HUB_OFFLINE="1"), "owner/items")
     assert answer["error"] == "owner/items: no 'train' split (the source has ['test', 'validation'])"
 
 
 @case("hub-unreachable", "the Hub cannot be reached (connection refused; a server that never answers: "
-      "tests/test_data.py::test_hub_that_never_answers_fails_within_the_budget)",
+      "tests/sources/test_hub.py::test_hub_that_never_answers_fails_within_the_budget)",
       f"error within {HUB_ERROR_BUDGET_S:.0f} s saying how to download a local copy and use it")
-def _(tmp_path: Path) -> None:
+def check_hub_unreachable(tmp_path: Path) -> None:
     environment = hub_environment(tmp_path, HF_ENDPOINT=f"http://127.0.0.1:{closed_port()}")
     answer, elapsed = fetch_in_child(environment, "ed-donner/items_lite")
     message = answer["error"]
@@ -409,7 +555,7 @@ def _(tmp_path: Path) -> None:
 
 @case("hub-offline-cached", "`HF_HUB_OFFLINE=1` with the dataset in the Hub cache",
       "works: read from the cached snapshot; the report keeps its commit sha")
-def _(tmp_path: Path) -> None:
+def check_hub_offline_cached(tmp_path: Path) -> None:
     splits = {"train": items(40), "validation": items(5, 100), "test": items(5, 200)}
     cache_hub_dataset(tmp_path / "hf-home", "owner/items", splits)
     environment = hub_environment(tmp_path, HF_HUB_OFFLINE="1")
@@ -428,7 +574,7 @@ def _(tmp_path: Path) -> None:
 
 @case("hub-offline-not-cached", "`HF_HUB_OFFLINE=1` and the dataset (or that revision) is not cached",
       "error saying so, with how to download a local copy")
-def _(tmp_path: Path) -> None:
+def check_hub_offline_not_cached(tmp_path: Path) -> None:
     cache_hub_dataset(tmp_path / "hf-home", "owner/items", {"train": items(40)})
     environment = hub_environment(tmp_path, HF_HUB_OFFLINE="1")
     for source, revision in (("owner/other", ""), ("owner/items", "v2")):
@@ -439,14 +585,14 @@ def _(tmp_path: Path) -> None:
 
 @case("no-remote-code", "a Hub dataset that ships a loading script",
       "never run: `datasets` is never asked to trust remote code (and datasets 5 refuses scripts)")
-def _(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def check_no_remote_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[dict] = []
 
     def load_dataset(path: str, **kwargs: Any) -> datasets.DatasetDict:
         calls.append({"path": path, **kwargs})
         return datasets.DatasetDict({"train": datasets.Dataset.from_pandas(items())})
 
-    monkeypatch.setattr(data, "_resolve_hub_commit", lambda dataset_id, revision: SHA)
+    monkeypatch.setattr(hub, "resolve_hub_commit", lambda dataset_id, revision: SHA)
     monkeypatch.setattr(datasets, "load_dataset", load_dataset)
     fetch_splits("owner/items")
     fetch_splits(str(write_source(tmp_path, items(), "jsonl")))

@@ -13,6 +13,7 @@ import contextlib
 import errno
 import glob
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from pricer.errors import PricerError
+
+log = logging.getLogger(__name__)
 
 # What a full disk, a quota, a read-only or unwritable place, a file where a directory should
 # be (or the reverse), or a failing device raise.
@@ -123,6 +126,7 @@ def remove_stale_temporaries(*destinations: str | Path) -> list[Path]:
                     shutil.rmtree(path, ignore_errors=True)
                 else:
                     path.unlink(missing_ok=True)
+                log.info("removed %s, left by an interrupted run", path)
                 removed.append(path)
     return removed
 

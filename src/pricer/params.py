@@ -33,15 +33,19 @@ class ParamsError(PricerError, ValueError):
     """A parameter is missing, of the wrong type, or has an impossible value."""
 
 
+MAX_SPLIT_FRACTION = 0.5  # each of validation and test, exclusive
+MAX_HELD_OUT_FRACTION = 0.9  # validation + test together, exclusive: train keeps at least a tenth
+
+
 def check_split_fractions(validation_fraction: float, test_fraction: float) -> None:
-    """The one rule for carving validation and test out of a single split: each fraction in
-    (0, 0.5) and together under 0.9, so that train keeps at least a tenth of the rows."""
+    """The one rule for carving validation and test out of a single split (params validation and
+    ``pricer.sources`` both apply it); raises ValueError naming the fraction that breaks it."""
     for key, fraction in (("data.validation_fraction", validation_fraction), ("data.test_fraction", test_fraction)):
-        if not 0 < fraction < 0.5:
-            raise ValueError(f"{key} must be a fraction in (0, 0.5), got {fraction!r}")
-    if validation_fraction + test_fraction >= 0.9:
-        raise ValueError("data.validation_fraction + data.test_fraction must be < 0.9, "
-                         f"got {validation_fraction + test_fraction!r}")
+        if not 0 < fraction < MAX_SPLIT_FRACTION:
+            raise ValueError(f"{key} must be a fraction in (0, {MAX_SPLIT_FRACTION}), got {fraction}")
+    if validation_fraction + test_fraction >= MAX_HELD_OUT_FRACTION:
+        raise ValueError(f"data.validation_fraction + data.test_fraction must be < {MAX_HELD_OUT_FRACTION}, "
+                         f"got {validation_fraction} + {test_fraction}")
 
 
 def _rule(expected: str, holds: Callable[[Any], bool]) -> AfterValidator:
@@ -79,7 +83,7 @@ PositiveInt = Annotated[Integer, _rule("an integer >= 1", lambda v: v >= 1)]
 PositiveNumber = Annotated[Number, _rule("a positive number", lambda v: v > 0)]
 NonNegativeNumber = Annotated[Number, _rule("a number >= 0", lambda v: v >= 0)]
 Seed = Annotated[Integer, _rule("an integer >= 0", lambda v: v >= 0)]
-SplitFraction = Annotated[Number, _rule("a fraction in (0, 0.5)", lambda v: 0 < v < 0.5)]
+SplitFraction = Annotated[Number, _rule(f"a fraction in (0, {MAX_SPLIT_FRACTION})", lambda v: 0 < v < MAX_SPLIT_FRACTION)]
 NonBlank = Annotated[Text, _rule("a non-empty string", lambda v: v.strip() != "")]
 
 Device = Literal["auto", "cpu", "cuda", "mps"]

@@ -452,3 +452,50 @@ def test_killed_training_leaves_each_output_old_or_complete_and_the_next_run_cle
             load(project.root / relative)
     finally:
         project.run("git", "checkout", "params.yaml")
+
+
+def _wait_for(predicate, timeout: float, process) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def test_sigterm_to_a_train_stage_marks_its_mlflow_run_killed_and_keeps_the_old_outputs(vectorized_project, tmp_path):
+    project = vectorized_project
+    log = tmp_path / "train.log"
+    try:
+        project.set_params({"tracking": {"enabled": True}, "resnet": {"epochs": 3}})
+        before = snapshot(project.root, ("models/resnet/*", "metrics/*/resnet.*"))
+        process = project.start(sys.executable, "stages/train.py", "resnet", log=log)
+        _wait_for(lambda: "resnet epoch 1/" in log.read_text(), 300, process)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 128 + signal.SIGTERM, log.read_text()[-2000:]
+        assert "Traceback" not in log.read_text()
+        (run,) = [r for r in project.mlflow_runs() if r.data.tags.get("model") == "resnet"]
+        assert run.info.status == "KILLED"
+        assert snapshot(project.root, ("models/resnet/*", "metrics/*/resnet.*")) == before
+    finally:
+        project.run("git", "checkout", "params.yaml")
+
+
+def test_data_parallel_workers_die_with_a_killed_stage(vectorized_project, tmp_path):
+    psutil = pytest.importorskip("psutil")
+    project = vectorized_project
+    log = tmp_path / "ddp.log"
+    try:
+        project.set_params({"train": {"processes": 2}, "mlp": {"epochs": 50}})
+        process = project.start(sys.executable, "stages/train.py", "mlp", log=log)
+        _wait_for(lambda: "mlp epoch 1/" in log.read_text(), 300, process)
+        workers = [child for child in psutil.Process(process.pid).children(recursive=True)
+                   if "stages/train.py" in " ".join(child.cmdline())]
+        assert len(workers) >= 2, log.read_text()[-2000:]
+        process.kill()  # the stage alone, as a crash or the OOM killer would: not its process group
+        process.wait(timeout=30)
+        gone, alive = psutil.wait_procs(workers, timeout=30)
+        assert not alive, f"orphaned workers: {[p.pid for p in alive]}"
+        checkpoint = project.root / "checkpoints/mlp.pt"
+        stamp = checkpoint.stat().st_mtime_ns if checkpoint.exists() else None
+        time.sleep(3)
+        assert (checkpoint.stat().st_mtime_ns if checkpoint.exists() else None) == stamp, "written after the kill"
+    finally:
+        project.run("git", "checkout", "params.yaml")

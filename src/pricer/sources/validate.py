@@ -1,0 +1,203 @@
+"""Row validation of one split: which rows are usable, and a count per reason for the others."""
+
+from __future__ import annotations
+
+import logging
+import math
+import unicodedata
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pricer.sources.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+MAX_TEXT_CHARS = 100_000
+# Above anything a catalogue sells (cars and boats included); a 1e308 "price" would also
+# overflow the models' float32 tensors to inf.
+MAX_PRICE = 1e9
+# Why rows are dropped, in the order they are checked: a row is counted under its first reason.
+DROP_REASONS = (
+    "missing_text",
+    "empty_text",
+    "missing_price",
+    "non_numeric_price",
+    "non_finite_price",
+    "non_positive_price",
+    "implausible_price",
+    "missing_id",
+    "duplicate_id",
+)
+
+
+def validate_split(
+    df: pd.DataFrame, *, split: str, text_field: str, source: str
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Keep the usable rows of one split and count the others.
+
+    Returns the cleaned frame (index reset; ``price`` float64, ``text_field`` str, ``id`` int64
+    or str, ids added from row numbers when absent) and counts: one entry per reason in
+    :data:`DROP_REASONS` (a row counts under its first reason; ``duplicate_id`` keeps the first
+    otherwise-valid row of each id) plus ``truncated_text``, rows kept with their text cut to
+    :data:`MAX_TEXT_CHARS` characters. Raises DataError naming source, split and column.
+    """
+    where = f"{source}: split '{split}'"
+    for column in ("price", text_field):
+        if column not in df.columns:
+            raise DataError(f"{where}: missing required column '{column}' (columns: {list(df.columns)})")
+    if df.empty:
+        raise DataError(f"{where}: no rows")
+    _require_text_column(df[text_field], where, text_field)
+    frame = with_row_ids(df.reset_index(drop=True), where)
+
+    text = frame[text_field].astype("str")
+    prices, price_problems = _classify_prices(frame["price"], where)
+    candidates = {
+        "missing_text": text.isna().to_numpy(),
+        "empty_text": _blank_texts(text),
+        **price_problems,
+        "missing_id": frame["id"].isna().to_numpy(),
+    }
+    dropped = np.zeros(len(frame), dtype=bool)
+    counts: dict[str, int] = {}
+    for reason, mask in candidates.items():
+        hit = mask & ~dropped
+        counts[reason] = int(hit.sum())
+        dropped |= hit
+    # Duplicates are judged among otherwise-valid rows, so an invalid first copy doesn't cost a good
+    # one, and on normalised ids, so 1 and "1" (or 1.0) are one id.
+    kept_positions = np.flatnonzero(~dropped)
+    ids = _normalised_ids(frame["id"].iloc[kept_positions], where)
+    repeated = ids.duplicated(keep="first").to_numpy()
+    counts["duplicate_id"] = int(repeated.sum())
+    dropped[kept_positions[repeated]] = True
+
+    keep = ~dropped
+    if not keep.any():
+        raise DataError(f"{where}: no rows left after validation (dropped: {_nonzero(counts)})")
+    cleaned = frame[keep].reset_index(drop=True)
+    cleaned["price"] = prices[keep]
+    cleaned[text_field], counts["truncated_text"] = _truncate(text[keep].reset_index(drop=True))
+    cleaned["id"] = ids[~repeated].reset_index(drop=True)
+    _log_validation(where, len(frame), len(cleaned), counts)
+    return cleaned, counts
+
+
+def first_non_text_value(column: pd.Series) -> tuple[int, Any] | None:
+    """Position and value of the first cell that is neither text nor null, in a column of
+    Python objects (what a JSON field mixing strings with numbers, lists or objects becomes)."""
+    if column.dtype != object:
+        return None
+    for position, value in enumerate(column):
+        if value is None or isinstance(value, str) or (isinstance(value, float) and math.isnan(value)):
+            continue
+        return position, value
+    return None
+
+
+def _blank_texts(text: pd.Series) -> np.ndarray:
+    """Texts without a visible character: empty, whitespace, or only control and format
+    characters (NUL, escape, zero-width space, a stray byte-order mark)."""
+    has_word_character = text.str.contains(r"\w", regex=True).to_numpy(dtype=bool, na_value=True)
+    blank = np.zeros(len(text), dtype=bool)
+    for position in np.flatnonzero(~has_word_character):  # few rows: the rest have a letter or digit
+        value = text.iloc[position]
+        # Unicode categories C* (control, format, unassigned) and Z* (separators) draw nothing.
+        blank[position] = isinstance(value, str) and all(unicodedata.category(char)[0] in "CZ" for char in value)
+    return blank
+
+
+def _require_text_column(column: pd.Series, where: str, name: str) -> None:
+    if pd.api.types.is_string_dtype(column):
+        return
+    # pandas 3 never calls an object column "string", even when it holds only str (or only nulls).
+    if column.dtype == object and all(isinstance(value, str) for value in column.dropna()):
+        return
+    raise DataError(f"{where}: column '{name}' must hold text, but has dtype {column.dtype}")
+
+
+def with_row_ids(frame: pd.DataFrame, where: str) -> pd.DataFrame:
+    if "id" in frame.columns:
+        return frame
+    logger.info("%s: no 'id' column; using row numbers as ids", where)
+    return frame.assign(id=np.arange(len(frame), dtype=np.int64))
+
+
+def _classify_prices(raw: pd.Series, where: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Prices as float64 and, per price-related drop reason, which rows it applies to."""
+    if pd.api.types.is_bool_dtype(raw.dtype):
+        raise DataError(f"{where}: column 'price' must hold numbers, but has dtype {raw.dtype}")
+    if pd.api.types.is_numeric_dtype(raw.dtype):
+        # Only extension dtypes (Arrow, nullable) can tell a null from a stored NaN.
+        is_extension = isinstance(raw.dtype, pd.api.extensions.ExtensionDtype)
+        missing = raw.isna().to_numpy() if is_extension else np.zeros(len(raw), dtype=bool)
+        values = raw.to_numpy(dtype="float64", na_value=np.nan)
+        non_numeric = np.zeros(len(raw), dtype=bool)
+    elif pd.api.types.is_string_dtype(raw.dtype) or raw.dtype == object:
+        missing = raw.isna().to_numpy()
+        text = raw.astype("str").str.strip()
+        values = pd.to_numeric(text, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        spelled_nan = text.str.lower().isin(["nan", "+nan", "-nan"]).to_numpy(dtype=bool, na_value=False)
+        non_numeric = ~missing & np.isnan(values) & ~spelled_nan  # e.g. "$12.99"
+    else:
+        raise DataError(f"{where}: column 'price' must hold numbers, but has dtype {raw.dtype}")
+    with np.errstate(invalid="ignore"):
+        non_finite = ~np.isfinite(values)
+        non_positive = values <= 0
+        implausible = values > MAX_PRICE
+    return values, {
+        "missing_price": missing,
+        "non_numeric_price": non_numeric,
+        "non_finite_price": non_finite,
+        "non_positive_price": non_positive,
+        "implausible_price": implausible & np.isfinite(values),
+    }
+
+
+def _truncate(text: pd.Series) -> tuple[pd.Series, int]:
+    too_long = text.str.len().gt(MAX_TEXT_CHARS).to_numpy(dtype=bool, na_value=False)
+    if too_long.any():
+        text = text.copy()
+        text[too_long] = text[too_long].str.slice(0, MAX_TEXT_CHARS)
+    return text, int(too_long.sum())
+
+
+def _normalised_ids(ids: pd.Series, where: str) -> pd.Series:
+    """int64 for integer ids (also floats that only became floats through nulls), str for text ids."""
+    kind = pd.api.types.infer_dtype(ids, skipna=True)
+    if kind == "empty":  # every row was dropped: the caller reports that
+        return ids
+    if kind == "integer":
+        return ids.astype("int64")
+    if kind in ("floating", "mixed-integer-float"):
+        values = ids.to_numpy(dtype="float64", na_value=np.nan)
+        if np.all(np.isfinite(values) & (values == np.round(values))):
+            return pd.Series(values.astype(np.int64), index=ids.index, name=ids.name)
+    if kind == "string":
+        return ids.astype("str")
+    if kind == "mixed-integer" and all(_is_integer_or_text(value) for value in ids):
+        # Only Python objects can mix them (pyarrow's JSON reader already makes "1" and 1 both 1):
+        # as text, 1 and "1" stay one id and nothing is lost ("007" keeps its zeros).
+        logger.info("%s: column 'id' mixes integers and strings; using them all as strings", where)
+        return ids.map(str).astype("str")
+    raise DataError(f"{where}: column 'id' must hold integers or strings, but has dtype {ids.dtype}")
+
+
+def _is_integer_or_text(value: Any) -> bool:
+    return isinstance(value, (int, np.integer, str)) and not isinstance(value, (bool, np.bool_))
+
+
+def _nonzero(counts: Mapping[str, int]) -> dict[str, int]:
+    return {reason: count for reason, count in counts.items() if count}
+
+
+def _log_validation(where: str, rows_in: int, rows_out: int, counts: Mapping[str, int]) -> None:
+    dropped = {reason: counts[reason] for reason in DROP_REASONS if counts[reason]}
+    reasons = ", ".join(f"{reason}={count}" for reason, count in dropped.items()) or "none"
+    logger.info(
+        "%s: kept %d of %d rows; dropped %d (%s); truncated %d texts to %d characters",
+        where, rows_out, rows_in, sum(dropped.values()), reasons, counts["truncated_text"], MAX_TEXT_CHARS,
+    )
