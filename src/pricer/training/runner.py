@@ -131,6 +131,7 @@ def run_training(
         world_size=processes.world_size,
         progress=progress and processes.is_main,
     )
+    log.info("%s: best epoch %d, validation MAE $%.2f", plan.model_name, result.best_epoch, result.best_val_mae)
     kept_epoch = result.best_epoch if plan.recipe.keep_best else len(result.history)
     predictor = PricePredictor(
         plan.model_name, plan.model.cpu(), plan.architecture, plan.vectorizer, plan.target,
