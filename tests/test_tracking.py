@@ -5,14 +5,6 @@ import pytest
 from pricer import tracking
 
 
-def test_project_root_steps_out_of_dvc_temp_experiments(tmp_path):
-    temp_copy = tmp_path / "repo" / ".dvc" / "tmp" / "exps" / "tmpab12"
-    temp_copy.mkdir(parents=True)
-    assert tracking.project_root(temp_copy, environ={}) == tmp_path / "repo"
-    assert tracking.project_root(tmp_path, environ={"DVC_ROOT": str(temp_copy)}) == tmp_path / "repo"
-    assert tracking.project_root(tmp_path / "repo", environ={}) == tmp_path / "repo"
-
-
 def test_tracking_uri_defaults_to_sqlite_at_the_root_and_env_overrides(tmp_path):
     uri = tracking.resolve_tracking_uri(tmp_path, environ={})
     assert uri.startswith(f"sqlite:///{tmp_path}/mlflow.db")

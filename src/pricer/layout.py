@@ -4,6 +4,8 @@ path that ``dvc.yaml`` declares (a test checks the two agree)."""
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,27 @@ METRICS_DIR = Path("metrics")
 PREDICTIONS_CSV = METRICS_DIR / "predictions.csv"
 BANDS_CSV = METRICS_DIR / "bands.csv"
 BASELINES_JSON = METRICS_DIR / "baselines.json"
+
+
+DVC_TEMP_COPIES = (".dvc", "tmp", "exps")  # where `dvc exp run --temp` and queued runs work
+
+
+def project_root(cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> Path:
+    """The repository a stage belongs to, also from inside a DVC temporary experiment copy."""
+    environ = os.environ if environ is None else environ
+    start = Path(environ.get("DVC_ROOT") or (cwd or Path.cwd())).resolve()
+    parts = start.parts
+    for i in range(len(parts) - 2):
+        if parts[i : i + 3] == DVC_TEMP_COPIES:
+            return Path(*parts[:i])
+    return start
+
+
+def in_dvc_temp_copy(cwd: Path | None = None) -> bool:
+    """Whether this runs in a copy made by `dvc exp run --temp` or the queue, which holds only
+    the files git and DVC track."""
+    parts = (cwd or Path.cwd()).resolve().parts
+    return any(parts[i : i + 3] == DVC_TEMP_COPIES for i in range(len(parts) - 2))
 
 
 def raw_split(split: str) -> Path:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from pricer.errors import PricerError
+from pricer.layout import project_root
 
 log = logging.getLogger(__name__)
 
@@ -41,17 +42,6 @@ KEY_LIBRARIES = ("torch", "numpy", "scipy", "scikit-learn", "pandas", "datasets"
 
 class TrackingError(PricerError):
     """The tracking store cannot be used; raised before any training starts."""
-
-
-def project_root(cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> Path:
-    """The repository whose store runs belong to, also from inside a DVC temp experiment."""
-    environ = os.environ if environ is None else environ
-    start = Path(environ.get("DVC_ROOT") or (cwd or Path.cwd())).resolve()
-    parts = start.parts
-    for i in range(len(parts) - 3):
-        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
-            return Path(*parts[:i])
-    return start
 
 
 def default_tracking_uri(root: Path, busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_S) -> str:

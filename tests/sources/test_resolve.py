@@ -84,3 +84,16 @@ def test_a_symlink_to_a_source_resolves_to_its_target(tmp_path: Path, monkeypatc
     items(5).to_parquet("items.parquet")
     Path("link.parquet").symlink_to("items.parquet")
     assert resolve_source("link.parquet") == resolve_source("items.parquet")
+
+
+def test_a_missing_source_in_a_temp_experiment_says_that_such_runs_see_only_tracked_files(tmp_path, monkeypatch):
+    temp_copy = tmp_path / "repo" / ".dvc" / "tmp" / "exps" / "tmpab12"
+    temp_copy.mkdir(parents=True)
+    monkeypatch.chdir(temp_copy)
+    for source in ("items_lite", "./items_lite", "items.parquet"):
+        with pytest.raises(DataError, match=r"`dvc exp run --temp` or queued experiment.*only the files git or DVC track"):
+            resolve_source(source)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError) as raised:
+        resolve_source("./items_lite")
+    assert "--temp" not in str(raised.value)

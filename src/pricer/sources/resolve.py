@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from pricer.layout import in_dvc_temp_copy
 from pricer.sources.errors import DataError
 from pricer.sources.local import is_saved_dataset, parquet_files
 
@@ -50,10 +51,18 @@ def resolve_source(source: str) -> ResolvedSource:
     if source and path.is_symlink():
         raise DataError(_broken_link_message(source, path))
     if source.startswith((".", "/", "~")) or path.suffix.lower() in PATH_LIKE_SUFFIXES:
-        raise DataError(f"{source}: no such file or directory")
+        raise DataError(f"{source}: no such file or directory{_temp_copy_hint()}")
     if HUB_ID.match(source) and ".." not in source:
         return ResolvedSource("hub", source)
-    raise DataError(f"{source!r}: not a known data source; expected {ACCEPTED_KINDS}")
+    raise DataError(f"{source!r}: not a known data source; expected {ACCEPTED_KINDS}{_temp_copy_hint()}")
+
+
+def _temp_copy_hint() -> str:
+    if not in_dvc_temp_copy():
+        return ""
+    return ("; this run is a `dvc exp run --temp` or queued experiment, whose copy of the project holds only the "
+            "files git or DVC track: track the source (`dvc add <path>`, then commit), give its absolute path, "
+            "or run `dvc exp run` without --temp")
 
 
 def _broken_link_message(source: str, path: Path) -> str:
