@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -16,16 +17,33 @@ from pathlib import Path
 from typing import Any
 
 
+TEMPORARY_MARK = ".tmp"  # every temporary file is named `.<destination name>.<random>.tmp<suffix>`
+
+
+def create_temporary(destination: Path) -> Path:
+    """Create an empty, recognisable temporary file beside ``destination`` and return its path.
+
+    Created with mode 0666 less the umask (0644 under umask 022), as ``open`` would create the
+    destination itself: ``tempfile.mkstemp`` would make every written file 0600. A temporary
+    left by a killed process is hidden, named after its destination, and never read.
+    """
+    for _ in range(100):
+        tmp = destination.parent / f".{destination.name}.{secrets.token_hex(4)}{TEMPORARY_MARK}{destination.suffix}"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return tmp
+    raise FileExistsError(f"{destination.parent}: could not create a temporary file for {destination.name}")
+
+
 @contextlib.contextmanager
-def atomic_path(destination: str | Path) -> Iterator[Path]:
+def atomic_path(destination: str | Path, *, make_parents: bool = True) -> Iterator[Path]:
     """Yield a temporary path to write; on success it replaces ``destination``."""
     destination = Path(destination)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{destination.name}.", suffix=".tmp" + destination.suffix, dir=destination.parent
-    )
-    os.close(fd)
-    tmp = Path(tmp_name)
+    if make_parents:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+    tmp = create_temporary(destination)
     try:
         yield tmp
         with open(tmp, "rb+") as handle:
