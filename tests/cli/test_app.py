@@ -35,6 +35,12 @@ def test_help_explains_every_command(capsys):
         main(["models", "--help"])
     assert "version" in capsys.readouterr().out
 
+    with pytest.raises(SystemExit):
+        main(["compare", "--help"])
+    out = capsys.readouterr().out
+    for words in ("95% percentile-bootstrap interval", "--resamples", "--json", "workspace", "no detectable difference"):
+        assert words in out
+
 
 def test_no_command_prints_help_and_fails(capsys):
     assert main([]) == 2

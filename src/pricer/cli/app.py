@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from pricer.cli import models, predict
+from pricer.cli import compare, models, predict
 from pricer.cli.errors import CliError
 
 log = logging.getLogger("pricer.cli")
@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     verbosity.add_argument("-q", "--quiet", action="count", default=0,
                            help="fewer log messages: -q warnings and errors only (no progress bar), -qq errors only")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for command in (predict, models):
+    for command in (predict, models, compare):
         command.add_parser(commands, [verbosity])
     return parser
 

@@ -110,10 +110,10 @@ def cmd_models(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(described, indent=2) + "\n")
         return 0
     keys = ["label", "version", "path", "kind", "parameters", "text_field", "best_epoch", "best_val_mae", "mlflow_run_id"]
+    from pricer.cli.writers import text_table  # writers imports this module
+
     lines = [keys] + [["" if entry[key] is None else str(entry[key]) for key in keys] for entry in described]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(keys))]
-    for line in lines:
-        sys.stdout.write("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() + "\n")
+    sys.stdout.write(text_table(lines))
     return 0
 
 

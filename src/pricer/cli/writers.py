@@ -139,11 +139,18 @@ class TableWriter(Writer):
             prices = ["-" if result.prices[m.label] is None else f"${result.prices[m.label]:,.2f}" for m in self.models]
             ident = [("" if result.id is None else str(result.id))] if self.show_id else []
             lines.append([str(result.row)] + ident + [_table_text(result.text)] + prices + [result.error or ""])
-        widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
         numeric = {0} | set(range(len(header) - 1 - len(self.models), len(header) - 1))
-        for line in lines:
-            cells = [cell.rjust(w) if i in numeric else cell.ljust(w) for i, (cell, w) in enumerate(zip(line, widths))]
-            self.stream.write("  ".join(cells).rstrip() + "\n")
+        self.stream.write(text_table(lines, right=numeric))
+
+
+def text_table(lines: Sequence[Sequence[str]], right: set[int] = frozenset()) -> str:
+    """Aligned columns two spaces apart; the columns numbered in ``right`` are right-aligned."""
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    return "".join(
+        "  ".join(cell.rjust(width) if i in right else cell.ljust(width)
+                  for i, (cell, width) in enumerate(zip(line, widths))).rstrip() + "\n"
+        for line in lines
+    )
 
 
 WRITERS = {"table": TableWriter, "csv": CsvWriter, "json": JsonWriter, "jsonl": JsonLinesWriter}
