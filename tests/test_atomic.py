@@ -1,4 +1,6 @@
 import json
+import os
+import stat
 
 import pytest
 
@@ -43,3 +45,17 @@ def test_atomic_directory_replaces_whole_directory(tmp_path):
             raise RuntimeError("killed")
     assert sorted(p.name for p in target.iterdir()) == ["new.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+@pytest.mark.parametrize("umask, file_mode, directory_mode", [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700)])
+def test_written_files_and_directories_follow_the_umask(tmp_path, umask, file_mode, directory_mode):
+    previous = os.umask(umask)
+    try:
+        write_json(tmp_path / "m.json", {"a": 1})
+        with atomic_directory(tmp_path / "model") as tmp:
+            (tmp / "weights.pt").write_bytes(b"w")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "m.json").stat().st_mode) == file_mode
+    assert stat.S_IMODE((tmp_path / "model").stat().st_mode) == directory_mode
+    assert stat.S_IMODE((tmp_path / "model" / "weights.pt").stat().st_mode) == file_mode

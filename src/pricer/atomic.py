@@ -37,6 +37,13 @@ def create_temporary(destination: Path) -> Path:
     raise FileExistsError(f"{destination.parent}: could not create a temporary file for {destination.name}")
 
 
+def _umask() -> int:
+    """The process's umask (reading it means setting it: it is put straight back)."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(destination: str | Path, *, make_parents: bool = True) -> Iterator[Path]:
     """Yield a temporary path to write; on success it replaces ``destination``."""
@@ -69,6 +76,7 @@ def atomic_directory(destination: str | Path) -> Iterator[Path]:
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent))
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0700: give it the mode mkdir would
     try:
         yield tmp
         if destination.exists():
