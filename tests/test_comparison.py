@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pricer.comparison import (
-    DEFAULT_RESAMPLES, PairedComparison, mae, mae_interval, paired_difference, seed_spread,
-)
+from pricer.comparison import DEFAULT_RESAMPLES, PairedComparison, mae_interval, paired_difference, seed_spread
+from pricer.metrics import mean_absolute_error as mae
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """Comparing predictors with confidence: bootstrap intervals of the test MAE.
 
-Pure functions over numpy arrays of dollar prices, one entry per test item:
+Pure functions over numpy arrays of dollar prices, one entry per test item (the MAE itself is
+:func:`pricer.metrics.mean_absolute_error`):
 
 - :func:`mae_interval`: the MAE's percentile-bootstrap interval over test items;
 - :func:`paired_difference`: two predictors on the same items; the MAE difference A - B with a
@@ -68,12 +69,6 @@ def _percentiles(means: np.ndarray, confidence: float) -> tuple[float, float]:
     tail = (1 - confidence) / 2
     low, high = np.quantile(means, [tail, 1 - tail])
     return float(low), float(high)
-
-
-def mae(actual: Sequence[float] | np.ndarray, predicted: Sequence[float] | np.ndarray) -> float:
-    """Mean absolute error in dollars."""
-    actual = _as_prices("actual", actual)
-    return float(np.abs(_as_prices("predicted", predicted, actual.size) - actual).mean())
 
 
 def mae_interval(

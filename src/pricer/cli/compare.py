@@ -19,7 +19,8 @@ from typing import Any
 from pricer.cli.errors import CliError
 from pricer.cli.runs import WORKSPACE, Run, differing_params, items_differ, load_run
 from pricer.cli.writers import text_table
-from pricer.comparison import DEFAULT_RESAMPLES, mae, mae_interval, paired_difference, seed_spread
+from pricer.comparison import DEFAULT_RESAMPLES, mae_interval, paired_difference, seed_spread
+from pricer.metrics import mean_absolute_error
 
 log = logging.getLogger("pricer.cli")
 
@@ -32,7 +33,7 @@ def _model_figures(run: Run, resamples: int, seed: int) -> dict[str, dict[str, f
     for model in run.models:
         predicted = run.predictions[model].to_numpy(dtype=float)
         low, high = mae_interval(actual, predicted, resamples=resamples, seed=seed)
-        figures[model] = {"mae": mae(actual, predicted), "low": low, "high": high}
+        figures[model] = {"mae": mean_absolute_error(actual, predicted), "low": low, "high": high}
     return figures
 
 
