@@ -49,24 +49,6 @@ def test_atomic_directory_replaces_whole_directory(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
 
 
-def test_outputs_get_the_permissions_of_any_new_file_not_owner_only(tmp_path):
-    previous = os.umask(0o022)
-    try:
-        write_json(tmp_path / "m.json", {"mae": 1.0})
-        with atomic_directory(tmp_path / "model") as tmp:
-            (tmp / "weights.pt").write_bytes(b"x")
-    finally:
-        os.umask(previous)
-    assert stat.S_IMODE((tmp_path / "m.json").stat().st_mode) == 0o644
-    assert stat.S_IMODE((tmp_path / "model").stat().st_mode) == 0o755
-    os.umask(0o077)
-    try:
-        write_json(tmp_path / "private.json", {})
-    finally:
-        os.umask(previous)
-    assert stat.S_IMODE((tmp_path / "private.json").stat().st_mode) == 0o600
-
-
 def test_a_full_disk_is_one_error_naming_the_output_and_keeps_the_old_file(tmp_path):
     target = tmp_path / "checkpoint.pt"
     target.write_text("old")
@@ -90,3 +72,17 @@ def test_other_errors_inside_the_block_pass_through_unchanged(tmp_path):
     with pytest.raises(FileNotFoundError):
         with atomic_path(tmp_path / "out.txt"):
             open(tmp_path / "missing-input.txt")
+
+
+@pytest.mark.parametrize("umask, file_mode, directory_mode", [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700)])
+def test_written_files_and_directories_follow_the_umask(tmp_path, umask, file_mode, directory_mode):
+    previous = os.umask(umask)
+    try:
+        write_json(tmp_path / "m.json", {"a": 1})
+        with atomic_directory(tmp_path / "model") as tmp:
+            (tmp / "weights.pt").write_bytes(b"w")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "m.json").stat().st_mode) == file_mode
+    assert stat.S_IMODE((tmp_path / "model").stat().st_mode) == directory_mode
+    assert stat.S_IMODE((tmp_path / "model" / "weights.pt").stat().st_mode) == file_mode

@@ -18,6 +18,7 @@ against loopback servers or a Hub cache built on disk, never the network.
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
 import pickle
@@ -848,8 +849,143 @@ def _(tmp_path: Path, features_dir: Path) -> None:
     done = run_stage(project, "train.py", "resnet")
     assert done.returncode == 0, done.stderr
     assert PricePredictor.load(project / "models/resnet").predict(["Title: a lamp"]).shape == (1,)
-    assert json.loads((project / "models/resnet/run.json").read_text()) == {"mlflow_run_id": None}
+    assert not (project / "models/resnet/run.json").exists()  # no run-specific file in a DVC output
     assert (project / "mlflow.db").read_bytes() == before
+
+
+# --------------------------------------------------------------------------------------------
+# `pricer predict` (more: tests/cli/): one-line errors, exit 1, and -o written whole or not at all
+
+
+def predict_cli(model_dir: Path, capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
+    """``pricer predict -m model_dir argv...`` in-process: its status, stdout and stderr."""
+    from pricer.cli import main
+
+    status = main(["predict", "-m", str(model_dir), *argv])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def assert_one_line_error(status: int, err: str, pattern: str) -> None:
+    assert status == 1 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert re.search(pattern, err), err
+
+
+@case("predict-output-is-input", "`pricer predict -i x.csv -o x.csv` (also through a symlink)",
+      "refused before reading: error naming `-o`; the input is untouched")
+def _(tmp_path: Path, predictor: PricePredictor, capsys: pytest.CaptureFixture) -> None:
+    predictor.save(tmp_path / "model")
+    items_csv = tmp_path / "x.csv"
+    items_csv.write_text("summary\nTitle: a lamp\n")
+    status, _, err = predict_cli(tmp_path / "model", capsys, "-i", str(items_csv), "-f", "csv", "-o", str(items_csv))
+    assert_one_line_error(status, err, r"-o .*x\.csv: is the input file")
+    assert items_csv.read_text() == "summary\nTitle: a lamp\n"
+
+
+@case("predict-output-unwritable", "`-o` in a missing directory, `-o` a directory, or a file the system refuses",
+      "error naming `-o` and the reason, before any model is loaded; nothing written")
+def _(tmp_path: Path, predictor: PricePredictor, capsys: pytest.CaptureFixture) -> None:
+    predictor.save(tmp_path / "model")
+    for output, reason in ((tmp_path / "nowhere" / "p.csv", "does not exist"), (tmp_path / "model", "is a directory")):
+        status, _, err = predict_cli(tmp_path / "model", capsys, "-o", str(output), "a lamp")
+        assert_one_line_error(status, err, rf"-o {re.escape(str(output))}: .*{reason}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+@case("predict-interrupted", "an error, Ctrl-C, SIGTERM or SIGKILL while `-o` is being written "
+      "(more: tests/cli/test_app.py, tests/cli/test_writers.py)",
+      "the old `-o` is kept; the hidden temporary `.<name>.<random>.tmp<ext>` is removed (SIGKILL: left, never read)")
+def _(tmp_path: Path, predictor: PricePredictor, capsys: pytest.CaptureFixture) -> None:
+    predictor.save(tmp_path / "model")
+    (tmp_path / "cut.json").write_text('[{"summary": "Title: a lamp"}, ')
+    (tmp_path / "p.csv").write_text("old\n")
+    status, _, err = predict_cli(tmp_path / "model", capsys, "-i", str(tmp_path / "cut.json"), "-o", str(tmp_path / "p.csv"))
+    assert_one_line_error(status, err, r"cut\.json: not valid JSON")
+    assert (tmp_path / "p.csv").read_text() == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.json", "model", "p.csv"]
+
+
+@case("predict-unknown-device", "`pricer predict --device gpu` (or `cuda` where there is none)",
+      "usage error naming `--device` (exit 2)")
+def _(capsys: pytest.CaptureFixture) -> None:
+    from pricer.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["predict", "--device", "gpu", "a lamp"])
+    assert done.value.code == 2
+    assert "argument --device: 'gpu' is not a torch device" in capsys.readouterr().err
+
+
+@case("predict-model-unusable", "`-m DIR` missing, or whose `model.json` and `weights.pt` disagree",
+      "one-line error naming the file and what disagrees")
+def _(tmp_path: Path, predictor: PricePredictor, capsys: pytest.CaptureFixture) -> None:
+    status, _, err = predict_cli(tmp_path / "gone", capsys, "a lamp")
+    assert_one_line_error(status, err, r"gone: not a pricer model directory")
+    predictor.save(tmp_path / "model")
+    config = json.loads((tmp_path / "model" / "model.json").read_text())
+    config["architecture"]["hidden"] = 8
+    (tmp_path / "model" / "model.json").write_text(json.dumps(config))
+    status, _, err = predict_cli(tmp_path / "model", capsys, "a lamp")
+    assert_one_line_error(status, err, r"weights\.pt: weights do not fit the architecture in model\.json")
+
+
+@case("predict-no-rows", "an empty input file, or a CSV or parquet file with a header and no rows",
+      "error naming the file; nothing written")
+def _(tmp_path: Path, predictor: PricePredictor, capsys: pytest.CaptureFixture) -> None:
+    predictor.save(tmp_path / "model")
+    for name, content in (("empty.txt", ""), ("header.csv", "id,summary\n")):
+        (tmp_path / name).write_text(content)
+        status, _, err = predict_cli(tmp_path / "model", capsys, "-i", str(tmp_path / name), "-o", str(tmp_path / "p.csv"))
+        assert_one_line_error(status, err, rf"{name}: no rows to price")
+    assert not (tmp_path / "p.csv").exists()
+
+
+@case("predict-no-text-column", "the input file has no `summary` column (nor `--text-column`)",
+      "error naming the file and the columns it has")
+def _(tmp_path: Path, predictor: PricePredictor, capsys: pytest.CaptureFixture) -> None:
+    predictor.save(tmp_path / "model")
+    (tmp_path / "x.csv").write_text("id,title\n1,lamp\n")
+    status, _, err = predict_cli(tmp_path / "model", capsys, "-i", str(tmp_path / "x.csv"))
+    assert_one_line_error(status, err, r"x\.csv: no column 'summary' \(columns: id, title\)")
+
+
+@case("predict-bad-rows", "rows with missing, empty or non-string text, bytes that are not UTF-8, an unreadable "
+      "JSON line, a CSV row with the wrong number of fields", "that row gets its reason in the `error` column and "
+      "on stderr; every other row is priced")
+def _(tmp_path: Path, predictor: PricePredictor, capsys: pytest.CaptureFixture) -> None:
+    predictor.save(tmp_path / "model")
+    (tmp_path / "x.csv").write_bytes(b"id,summary\n1,Title: lamp\n2,\n3,caf\xe9\n4,a,b\n5,Title: drill\n")
+    status, out, err = predict_cli(tmp_path / "model", capsys, "-i", str(tmp_path / "x.csv"), "-f", "csv")
+    rows = pd.read_csv(io.StringIO(out), keep_default_na=False)
+    assert status == 0 and rows["id"].tolist() == [1, 2, 3, 4, 5]
+    assert rows["error"].tolist() == ["", "empty text", "text is not valid UTF-8 (byte 0xe9 at character 4)",
+                                      "row has 3 fields, the header has 2", ""]
+    assert "priced 2 of 5 rows" in err
+
+
+@case("predict-huge-line", "a single input line of 2 MB", "priced on its first 100,000 characters, as in training, "
+      "with a warning naming the row")
+def _(tmp_path: Path, predictor: PricePredictor, capsys: pytest.CaptureFixture) -> None:
+    predictor.save(tmp_path / "model")
+    huge = "Title: steel lamp " * 120_000
+    (tmp_path / "huge.txt").write_text(huge + "\n")
+    status, out, err = predict_cli(tmp_path / "model", capsys, "-i", str(tmp_path / "huge.txt"), "-f", "jsonl")
+    assert status == 0 and f"row 1: text of {len(huge):,} characters cut to {MAX_TEXT_CHARS:,}" in err
+    assert json.loads(out)["prices"]["resnet"] == pytest.approx(
+        round(float(predictor.predict([huge[:MAX_TEXT_CHARS]])[0]), 2))
+
+
+@case("predict-format-mismatch", "`-f csv -o prices.json`, or `--input-format csv` (or a `.csv` name) on a parquet file",
+      "error naming the file and the format to pass; nothing written")
+def _(tmp_path: Path, predictor: PricePredictor, capsys: pytest.CaptureFixture) -> None:
+    predictor.save(tmp_path / "model")
+    status, _, err = predict_cli(tmp_path / "model", capsys, "-f", "csv", "-o", str(tmp_path / "p.json"), "a lamp")
+    assert_one_line_error(status, err, r"p\.json: the extension says json, -f says csv")
+    write_source(tmp_path, items(3))
+    (tmp_path / "items.parquet").rename(tmp_path / "items.csv")
+    status, _, err = predict_cli(tmp_path / "model", capsys, "-i", str(tmp_path / "items.csv"))
+    assert_one_line_error(status, err, r"items\.csv: is a parquet file, not csv; pass --input-format parquet")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["items.csv", "model"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -899,7 +1035,7 @@ def assert_no_training(project: Path, done: subprocess.CompletedProcess) -> None
 
 
 def source_files() -> list[Path]:
-    return sorted([*(REPO_ROOT / "src" / "pricer").glob("*.py"), *(REPO_ROOT / "stages").glob("*.py")])
+    return sorted([*(REPO_ROOT / "src" / "pricer").rglob("*.py"), *(REPO_ROOT / "stages").glob("*.py")])
 
 
 @pytest.fixture(scope="module")

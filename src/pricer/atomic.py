@@ -15,6 +15,7 @@ import glob
 import json
 import logging
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -46,32 +47,45 @@ def _reported_as_output_error(destination: Path) -> Iterator[None]:
                           "the previous version (if any) is intact") from None
 
 
+TEMPORARY_MARK = ".tmp"  # every temporary file is named `.<destination name>.<random>.tmp<suffix>`
+
+
+def create_temporary(destination: Path) -> Path:
+    """Create an empty, recognisable temporary file beside ``destination`` and return its path.
+
+    Created with mode 0666 less the umask (0644 under umask 022), as ``open`` would create the
+    destination itself: ``tempfile.mkstemp`` would make every written file 0600. A temporary
+    left by a killed process is hidden, named after its destination, and never read.
+    """
+    for _ in range(100):
+        tmp = destination.parent / f".{destination.name}.{secrets.token_hex(4)}{TEMPORARY_MARK}{destination.suffix}"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return tmp
+    raise FileExistsError(f"{destination.parent}: could not create a temporary file for {destination.name}")
+
+
 def _umask() -> int:
-    mask = os.umask(0o022)  # the only way to read it is to set it, so put it straight back
+    """The process's umask (reading it means setting it: it is put straight back)."""
+    mask = os.umask(0o077)
     os.umask(mask)
     return mask
 
 
-def _share_like_a_new_file(path: Path, directory: bool = False) -> None:
-    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
-
-
 @contextlib.contextmanager
-def atomic_path(destination: str | Path) -> Iterator[Path]:
+def atomic_path(destination: str | Path, *, make_parents: bool = True) -> Iterator[Path]:
     """Yield a temporary path to write; on success it replaces ``destination``."""
     destination = Path(destination)
     with _reported_as_output_error(destination):
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{destination.name}.", suffix=".tmp" + destination.suffix, dir=destination.parent
-        )
-        os.close(fd)
-        tmp = Path(tmp_name)
+        if make_parents:
+            destination.parent.mkdir(parents=True, exist_ok=True)
+        tmp = create_temporary(destination)
         try:
             yield tmp
             with open(tmp, "rb+") as handle:
                 os.fsync(handle.fileno())
-            _share_like_a_new_file(tmp)
             os.replace(tmp, destination)
         finally:
             tmp.unlink(missing_ok=True)
@@ -95,8 +109,8 @@ def atomic_directory(destination: str | Path) -> Iterator[Path]:
         destination.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent))
         try:
+            os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0700: give it the mode mkdir would
             yield tmp
-            _share_like_a_new_file(tmp, directory=True)
             if destination.exists():
                 retired = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".old", dir=destination.parent))
                 os.replace(destination, retired / destination.name)

@@ -8,6 +8,7 @@ computes exactly what the trained one did.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ class PricePredictor:
     target: TargetTransform
     info: dict[str, Any] = field(default_factory=dict)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    version: str = ""  # set by load: the first 8 hex digits of sha256(weights.pt)
 
     def predict_matrix(self, features: sp.csr_matrix, *, batch_rows: int = 8192) -> np.ndarray:
         """Dollar prices for the rows of an already-hashed feature matrix."""
@@ -80,6 +82,15 @@ class PricePredictor:
             },
         )
 
+    @staticmethod
+    def weights_version(directory: str | Path) -> str:
+        """The first 8 hex digits of sha256(weights.pt): `sha256sum <dir>/weights.pt` starts with it."""
+        digest = hashlib.sha256()
+        with open(Path(directory) / WEIGHTS_FILE, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()[:8]
+
     @classmethod
     def load(cls, directory: str | Path, *, device: str | torch.device = "cpu") -> "PricePredictor":
         directory = Path(directory)
@@ -101,6 +112,12 @@ class PricePredictor:
             model = build_model(config["architecture"])
         except (KeyError, TypeError, ValueError) as error:
             raise ModelLoadError(f"{config_path}: incompatible model config: {error}") from None
+        if config["architecture"].get("n_features") != vectorizer.n_features:
+            # Both load, but every prediction would fail: the hashed features would not fit the first layer.
+            raise ModelLoadError(
+                f"{config_path}: the vectorizer makes {vectorizer.n_features} features, the architecture "
+                f"expects {config['architecture'].get('n_features')}"
+            )
         try:
             state = torch.load(weights_path, map_location="cpu", weights_only=True)
         except Exception as error:  # torch raises anything from IndexError to UnpicklingError on garbage
@@ -111,6 +128,14 @@ class PricePredictor:
             model.load_state_dict(state)
         except RuntimeError as error:
             raise ModelLoadError(f"{weights_path}: weights do not fit the architecture in {CONFIG_FILE}: {error}") from None
-        device = torch.device(device)
-        model.to(device).eval()
-        return cls(config.get("name", directory.name), model, config["architecture"], vectorizer, target, config.get("info", {}), device)
+        try:
+            device = torch.device(device)
+            model.to(device).eval()
+        except (RuntimeError, AssertionError) as error:  # torch: unknown device name, or not built/available here
+            raise ModelLoadError(f"device {str(device)!r} cannot run {directory}: {error}") from None
+        try:
+            version = cls.weights_version(directory)
+        except OSError as error:
+            raise ModelLoadError(f"{weights_path}: {error.strerror}") from None
+        return cls(config.get("name", directory.name), model, config["architecture"], vectorizer, target,
+                   config.get("info", {}), device, version)

@@ -335,6 +335,28 @@ def reopen_training_run(
     return Tracker(client=client, run_id=run_id)
 
 
+def training_run_of(directory: Path, model_name: str, experiment: str = "pricer") -> str | None:
+    """The id of the run that trained the model ``directory`` holds, for a listing: None when
+    there is no store yet, no such run, or the store cannot be read (the listing goes on)."""
+    from pricer.digests import directory_md5
+
+    root = project_root()
+    uri = resolve_tracking_uri(root)
+    if not _is_server(uri) and not (root / STORE_FILE).exists():
+        return None
+    try:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=uri)
+        found = client.get_experiment_by_name(experiment)
+        if found is None:
+            return None
+        return find_training_run(client, found.experiment_id, model_name, directory_md5(directory))
+    except Exception as error:  # a listing must not fail on a store problem; training reports those
+        log.debug("cannot look up the training run of %s: %s", directory, error)
+        return None
+
+
 def log_test_figures(
     settings: Any, model_name: str, model_digest: str, figures: Mapping[str, float], *,
     data_source: str, params: Mapping[str, Any],

@@ -1,0 +1,130 @@
+"""``pricer models``, and the models the ``pricer`` commands price with.
+
+Loading a model directory is :meth:`pricer.predictor.PricePredictor.load` (the one home of it,
+also behind ``pricer.load_model``); here a loaded model only gets its output column label and
+the MLflow run that trained it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pricer.cli.errors import CliError
+
+if TYPE_CHECKING:  # importing torch is slow: loading imports it when first needed
+    from pricer.predictor import PricePredictor
+
+log = logging.getLogger("pricer.cli")
+
+DEFAULT_MODELS = ("models/mlp", "models/resnet")
+
+
+@dataclass
+class LoadedModel:
+    label: str  # column name in the output: the model's name, made unique if needed
+    path: Path
+    predictor: PricePredictor
+    mlflow_run_id: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.predictor.name
+
+    @property
+    def version(self) -> str:
+        return self.predictor.version
+
+    def describe(self) -> dict[str, Any]:
+        predictor = self.predictor
+        info = dict(predictor.info)
+        return {
+            "label": self.label,
+            "name": predictor.name,
+            "version": self.version,
+            "path": str(self.path),
+            "kind": predictor.architecture.get("kind"),
+            "text_field": predictor.vectorizer.text_field,
+            "n_features": predictor.vectorizer.n_features,
+            "target": predictor.target.kind,
+            "parameters": info.get("parameters"),
+            "best_epoch": info.get("best_epoch"),
+            "best_val_mae": info.get("best_val_mae"),
+            "mlflow_run_id": self.mlflow_run_id,
+        }
+
+
+def _training_run(directory: Path, model_name: str) -> str | None:
+    """The MLflow run that trained ``directory``, found by its content digest in the project's
+    store; None for a model this store did not train (pulled, copied, saved by hand)."""
+    from pricer import tracking
+
+    return tracking.training_run_of(directory, model_name)
+
+
+def load_models(paths: Sequence[str] | None, *, device: str = "cpu") -> list[LoadedModel]:
+    """Load ``paths`` (default: the pipeline's models/mlp and models/resnet, whichever exist)."""
+    from pricer.predictor import ModelLoadError, PricePredictor
+
+    explicit = bool(paths)
+    candidates = list(paths) if explicit else list(DEFAULT_MODELS)
+    models: list[LoadedModel] = []
+    seen: set[tuple[str, str]] = set()
+    for raw in candidates:
+        path = Path(raw)
+        if not explicit and not path.exists():
+            log.warning("%s: not found, skipped", path)
+            continue
+        try:
+            predictor = PricePredictor.load(path, device=device)
+        except ModelLoadError as error:
+            raise CliError(str(error)) from None
+        if (predictor.name, predictor.version) in seen:
+            log.warning("%s: the same model (%s %s) was given twice; using it once", path, predictor.name,
+                        predictor.version)
+            continue
+        seen.add((predictor.name, predictor.version))
+        models.append(LoadedModel(predictor.name, path, predictor, _training_run(path, predictor.name)))
+        log.debug("loaded %s from %s (version %s)", predictor.name, path, predictor.version)
+    if not models:
+        raise CliError(
+            "no trained models found under models/ (run `dvc repro` or `dvc pull` first, "
+            "or pass --model DIR)"
+        )
+    names = [model.label for model in models]
+    for model in models:
+        if names.count(model.name) > 1:
+            model.label = f"{model.name}@{model.version}"
+    return models
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    described = [model.describe() for model in load_models(args.model, device="cpu")]
+    if args.format == "json":
+        sys.stdout.write(json.dumps(described, indent=2) + "\n")
+        return 0
+    keys = ["label", "version", "path", "kind", "parameters", "text_field", "best_epoch", "best_val_mae", "mlflow_run_id"]
+    from pricer.cli.writers import text_table  # writers imports this module
+
+    lines = [keys] + [["" if entry[key] is None else str(entry[key]) for key in keys] for entry in described]
+    sys.stdout.write(text_table(lines))
+    return 0
+
+
+def add_parser(commands: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "models", parents=parents, help="show the trained models: version, architecture, training summary",
+        description="Show each model's label, version (the first 8 hex digits of sha256(weights.pt)), path, "
+                    "architecture, the text field it reads, its best epoch and validation MAE, and the MLflow "
+                    "run that trained it.",
+    )
+    parser.add_argument("-m", "--model", action="append", metavar="DIR",
+                        help="a model directory (repeat; default: models/mlp and models/resnet)")
+    parser.add_argument("-f", "--format", choices=("table", "json"), default="table", help="output format")
+    parser.set_defaults(handler=cmd_models)
