@@ -233,6 +233,8 @@ def _check_sqlite_integrity(uri: str) -> None:
         with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as connection:
             verdict = connection.execute("PRAGMA quick_check").fetchone()[0]
     except sqlite3.DatabaseError as error:
+        if "malformed" not in str(error):
+            return  # locked, or not a database at all: opening it below reports those, with their hints
         verdict = str(error)
     if verdict != "ok":
         raise TrackingError(

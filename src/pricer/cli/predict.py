@@ -13,7 +13,7 @@ from pricer.cli.readers import (
     INPUT_FORMATS, Record, batched, cut_text, parquet_rows, read_records, resolve_source, text_problem,
 )
 from pricer.cli.writers import FORMATS, WRITERS, Result, check_output, open_output, output_format, plain
-from pricer.data import MAX_TEXT_CHARS
+from pricer.features import MAX_TEXT_CHARS
 
 log = logging.getLogger("pricer.cli")
 
@@ -46,7 +46,7 @@ def _progress_on(setting: str, quiet: bool) -> bool:
         return False
     if setting == "on":
         return True
-    from pricer.pipeline import progress_enabled
+    from pricer.console import progress_enabled
 
     return progress_enabled("auto")
 

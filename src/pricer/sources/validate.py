@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pricer.features import MAX_TEXT_CHARS
 from pricer.sources.errors import DataError
 
 logger = logging.getLogger(__name__)
 
-MAX_TEXT_CHARS = 100_000
 # Above anything a catalogue sells (cars and boats included); a 1e308 "price" would also
 # overflow the models' float32 tensors to inf.
 MAX_PRICE = 1e9
