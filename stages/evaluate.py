@@ -32,6 +32,7 @@ def main() -> int:
         write_json(layout.test_metrics(name), figures)
         log.info("%s: test MAE $%.2f", name, figures["test_mae"])
     write_json(layout.BASELINES_JSON, result.baselines)
+    write_json(layout.COMPARISON_JSON, result.comparison)
     with atomic_path(layout.PREDICTIONS_CSV) as tmp:
         result.predictions.to_csv(tmp, index=False)
     with atomic_path(layout.BANDS_CSV) as tmp:

@@ -171,7 +171,8 @@ def test_layout_paths_are_the_ones_dvc_yaml_declares():
             for entry in stage.get(section, []):
                 declared.add(next(iter(entry)) if isinstance(entry, dict) else entry)
     expected = {str(layout.RAW_DIR), str(layout.FETCH_REPORT), str(layout.FEATURES_DIR),
-                str(layout.PREDICTIONS_CSV), str(layout.BANDS_CSV), str(layout.BASELINES_JSON)}
+                str(layout.PREDICTIONS_CSV), str(layout.BANDS_CSV), str(layout.BASELINES_JSON),
+                str(layout.COMPARISON_JSON)}
     for name in layout.MODEL_NAMES:
         expected |= {str(layout.model_dir(name)), str(layout.checkpoint_file(name)), str(layout.history_csv(name)),
                      str(layout.train_metrics(name)), str(layout.test_metrics(name))}

@@ -1,5 +1,10 @@
 """Price the test split with each trained model: the figures, the per-item predictions and the
-MAE by price band that the evaluate stage writes, beside the constant baselines."""
+MAE by price band that the evaluate stage writes, beside the constant baselines.
+
+Every test MAE comes with its 95% interval (a percentile bootstrap over the test items, with
+``evaluate.bootstrap_resamples`` resamples from ``evaluate.bootstrap_seed``), and the two models
+are compared on the same items: the MAE difference, its paired-bootstrap interval and a verdict.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from pricer.comparison import mae_interval, paired_difference
 from pricer.metrics import band_masks, constant_baselines, mae_by_band, regression_report
 from pricer.params import EvaluateParams
 from pricer.predictor import PricePredictor
@@ -23,6 +29,7 @@ class Evaluation:
     baselines: dict[str, float]  # metrics/baselines.json
     predictions: pd.DataFrame  # metrics/predictions.csv: id, price, one column per model
     bands: pd.DataFrame  # metrics/bands.csv: model, band, items, mae
+    comparison: dict[str, dict[str, float | str]]  # metrics/comparison.json
 
     def tracked_figures(self, model_name: str) -> dict[str, float]:
         """What goes to the model's MLflow run: its test figures and the baselines' MAEs."""
@@ -56,18 +63,46 @@ def evaluate(
         return regression_report(actual, predicted, first_n=settings.first_n, hit_dollars=settings.hit_dollars,
                                  hit_fraction=settings.hit_fraction)
 
+    bootstrap = {"resamples": settings.bootstrap_resamples, "seed": settings.bootstrap_seed}
+
+    def with_intervals(predicted: np.ndarray) -> dict[str, float]:
+        figures = report(predicted)
+        first = slice(0, settings.first_n)
+        for key, part in (("test_mae", slice(None)), (f"test_mae_first_{settings.first_n}", first)):
+            low, high = mae_interval(actual[part], predicted[part], **bootstrap)
+            figures[f"{key}_ci95_low"], figures[f"{key}_ci95_high"] = round(low, 4), round(high, 4)
+        return figures
+
     band_items = {label: int(mask.sum()) for label, mask in band_masks(actual).items()}
     predictions = pd.DataFrame({"id": test["id"], "price": actual})
     figures: dict[str, dict[str, float]] = {}
+    priced: dict[str, np.ndarray] = {}
     bands = []
     for name, predictor in predictors.items():
         predicted = price_texts(predictor, test[predictor.vectorizer.text_field].tolist(), progress)
+        priced[name] = predicted
         predictions[name] = np.round(predicted, 2)
-        figures[name] = report(predicted)
+        figures[name] = with_intervals(predicted)
         bands += [{"model": name, "band": band, "items": band_items[band], "mae": None if mae is None else round(mae, 4)}
                   for band, mae in mae_by_band(actual, predicted).items()]
     baselines: dict[str, float] = {}
     for name, value in constant_baselines(train_prices).items():
         baselines[f"{name}_test_mae"] = report(np.full_like(actual, value))["test_mae"]
         baselines[f"{name}_price"] = round(value, 4)
-    return Evaluation(figures, baselines, predictions, pd.DataFrame(bands))
+    return Evaluation(figures, baselines, predictions, pd.DataFrame(bands), compare_models(actual, priced, bootstrap))
+
+
+def compare_models(actual: np.ndarray, priced: Mapping[str, np.ndarray], bootstrap: dict[str, int]) -> dict:
+    """Each later model against each earlier one on the same items (``resnet`` against ``mlp``)."""
+    names = list(priced)
+    comparison = {}
+    for position, first in enumerate(names):
+        for second in names[position + 1:]:
+            paired = paired_difference(actual, priced[second], priced[first], **bootstrap)
+            comparison[f"{second}_vs_{first}"] = {
+                "mae_difference": round(paired.diff, 4),  # MAE(second) - MAE(first): negative = second is better
+                "ci95_low": round(paired.low, 4),
+                "ci95_high": round(paired.high, 4),
+                "verdict": paired.verdict,
+            }
+    return comparison

@@ -27,6 +27,7 @@ METRICS_DIR = Path("metrics")
 PREDICTIONS_CSV = METRICS_DIR / "predictions.csv"
 BANDS_CSV = METRICS_DIR / "bands.csv"
 BASELINES_JSON = METRICS_DIR / "baselines.json"
+COMPARISON_JSON = METRICS_DIR / "comparison.json"  # the models against each other, paired on the test items
 
 
 DVC_TEMP_COPIES = (".dvc", "tmp", "exps")  # where `dvc exp run --temp` and queued runs work

@@ -151,6 +151,8 @@ class EvaluateParams(_Section):
     first_n: PositiveInt = 200
     hit_dollars: NonNegativeNumber = 40.0
     hit_fraction: NonNegativeNumber = 0.2
+    bootstrap_resamples: PositiveInt = 2000  # the 95% intervals: a percentile bootstrap over test items
+    bootstrap_seed: Seed = 0
 
 
 class TrackingParams(_Section):

@@ -28,13 +28,21 @@ def test_repro_produces_models_metrics_and_mlflow_runs(reproduced_project):
     baselines = project.read_json("metrics/baselines.json")
     for name in ("mlp", "resnet"):
         metrics = project.read_json(f"metrics/{name}.json")
-        assert set(metrics) == {"test_mae", "test_mae_first_200", "test_rmsle", "test_hit_rate"}
+        assert set(metrics) == {"test_mae", "test_mae_first_200", "test_rmsle", "test_hit_rate",
+                                "test_mae_ci95_low", "test_mae_ci95_high",
+                                "test_mae_first_200_ci95_low", "test_mae_first_200_ci95_high"}
+        assert metrics["test_mae_ci95_low"] < metrics["test_mae"] < metrics["test_mae_ci95_high"]
         assert metrics["test_mae"] > 0
         assert PricePredictor.load(project.root / "models" / name).predict(["Title: a lamp"]).shape == (1,)
         history = list(csv.DictReader((project.root / f"metrics/history/{name}.csv").open()))
         assert [row["epoch"] for row in history] == ["1", "2"]
         assert project.read_json(f"metrics/train/{name}.json")["best_epoch"] in (1, 2)
     assert project.read_json("metrics/resnet.json")["test_mae"] < baselines["train_median_test_mae"]
+    pair = project.read_json("metrics/comparison.json")["resnet_vs_mlp"]
+    assert pair["ci95_low"] <= pair["mae_difference"] <= pair["ci95_high"]
+    assert pair["verdict"] in ("better", "worse", "no detectable difference")
+    shown = project.dvc("metrics", "show").stdout
+    assert "metrics/comparison.json" in shown and pair["verdict"] in shown
 
     runs = {run.data.tags["model"]: run for run in project.mlflow_runs()}
     assert set(runs) == {"mlp", "resnet"}

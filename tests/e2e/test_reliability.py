@@ -81,7 +81,7 @@ def test_repro_force_twice_is_byte_identical(repro_project):
     project.dvc("repro", "--force")
     second = snapshot(project.root)
     assert sorted(second) == sorted(first)
-    assert len([p for p in first if p.startswith("metrics/")]) == 9 and len([p for p in first if p.endswith(".pt")]) == 2
+    assert len([p for p in first if p.startswith("metrics/")]) == 10 and len([p for p in first if p.endswith(".pt")]) == 2
     different = [path for path in first if first[path] != second[path]]
     assert not different, f"not reproduced byte for byte: {different}"
 
