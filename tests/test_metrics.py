@@ -22,7 +22,9 @@ def test_hit_rate_uses_dollars_or_fraction():
 
 def test_bands_and_report():
     bands = mae_by_band(ACTUAL, PREDICTED)
-    assert bands == {"<$10": 0.0, "$10-50": 2.0, "$50-200": 50.0, "$200-1000": 100.0}
+    assert bands == {"<$10": 0.0, "$10-50": 2.0, "$50-200": 50.0, "$200-1000": 100.0, "$1000+": None}
+    over = mae_by_band(np.array([5000.0, 999.0, 1000.0]), np.array([4000.0, 989.0, 1100.0]))
+    assert over["$1000+"] == 550.0 and over["$200-1000"] == 10.0  # $5,000 and $1,000 are not "200-1000"
     assert mae_by_band(np.array([5.0]), np.array([6.0]))["$10-50"] is None
     report = regression_report(ACTUAL, PREDICTED, first_n=2, hit_dollars=40, hit_fraction=0.2)
     assert report["test_mae"] == 38.0 and report["test_mae_first_2"] == 26.0

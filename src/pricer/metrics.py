@@ -8,7 +8,8 @@ PRICE_BANDS: tuple[tuple[str, float, float], ...] = (
     ("<$10", 0.0, 10.0),
     ("$10-50", 10.0, 50.0),
     ("$50-200", 50.0, 200.0),
-    ("$200-1000", 200.0, float("inf")),
+    ("$200-1000", 200.0, 1000.0),
+    ("$1000+", 1000.0, float("inf")),  # the Hub's products reach past $1,000: never counted as "200-1000"
 )
 
 

@@ -109,7 +109,7 @@ def test_plots_show_and_diff_draw_the_four_charts(compared, tmp_path):
     assert {v["filename"] for v in epochs["data"]["values"]} == {"mlp.csv", "resnet.csv"}
     bands = diff["data"]["Test MAE by price band"][0]["content"]["data"]["values"]
     assert [v["band"] for v in bands if v["rev"] == "main" and v["model"] == "mlp"] == [
-        "<$10", "$10-50", "$50-200", "$200-1000"]
+        "<$10", "$10-50", "$50-200", "$200-1000", "$1000+"]
 
     out = tmp_path / "plots"
     page = compared.dvc("plots", "diff", "main", "half-lr", "--html-template", ".dvc/plots/page.html",
