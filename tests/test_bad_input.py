@@ -622,13 +622,13 @@ PARAMS_CASES = [
 for _name, _raw, _key in PARAMS_CASES:
     @case(f"params-{_name}", f"`{yaml.safe_dump(_raw, default_flow_style=True).strip()}`",
           f"`ParamsError` naming `{_key}`")
-    def _(tmp_path: Path, raw: dict = _raw, key: str = _key) -> None:
+    def check_params_case(tmp_path: Path, raw: dict = _raw, key: str = _key) -> None:
         raises(re.escape(key), lambda: params_from_dict(raw), ParamsError)
 
 
 @case("params-through-stage", "a bad `params.yaml` (e.g. `lr: -1`) when `python stages/train.py resnet` runs",
       "exits 1 in seconds naming the key and file; writes nothing")
-def _(tmp_path: Path) -> None:
+def check_params_through_stage(tmp_path: Path) -> None:
     project = stage_dir(tmp_path / "project", {"lr": -1})
     started = time.monotonic()
     done = run_stage(project, "train.py", "resnet")
@@ -638,7 +638,7 @@ def _(tmp_path: Path) -> None:
 
 
 @case("device-unavailable", "`train.device: cuda` on a machine without CUDA", "the train stage exits 1 naming the key; writes nothing")
-def _(tmp_path: Path) -> None:
+def check_device_unavailable(tmp_path: Path) -> None:
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     project = stage_dir(tmp_path / "project", {"train": {"device": "cuda"}})
@@ -654,7 +654,7 @@ def _(tmp_path: Path) -> None:
 
 @case("features-truncated", "a truncated `data/features/train.npz`",
       "the train stage exits 1 naming the file and the command to rebuild it; writes no model")
-def _(tmp_path: Path, features_dir: Path) -> None:
+def check_features_truncated(tmp_path: Path, features_dir: Path) -> None:
     project = stage_dir(tmp_path / "project", features=features_dir)
     npz = project / "data/features/train.npz"
     npz.write_bytes(npz.read_bytes()[: npz.stat().st_size // 2])
@@ -668,7 +668,7 @@ def _(tmp_path: Path, features_dir: Path) -> None:
 
 
 @case("features-missing", "a missing `data/features/validation.npz`", "error naming the file and `dvc repro vectorize`")
-def _(tmp_path: Path, features_dir: Path) -> None:
+def check_features_missing(tmp_path: Path, features_dir: Path) -> None:
     project = stage_dir(tmp_path / "project", features=features_dir)
     (project / "data/features/validation.npz").unlink()
     raises(r"validation\.npz: missing; run `dvc repro vectorize`",
@@ -677,7 +677,7 @@ def _(tmp_path: Path, features_dir: Path) -> None:
 
 @case("model-incompatible", "a model directory from another format version or whose weights do not fit its "
       "`model.json` (more: tests/test_predictor.py::test_incompatible_config)", "`ModelLoadError` naming the file")
-def _(tmp_path: Path, predictor: PricePredictor) -> None:
+def check_model_incompatible(tmp_path: Path, predictor: PricePredictor) -> None:
     predictor.save(tmp_path)
     config = json.loads((tmp_path / "model.json").read_text())
     (tmp_path / "model.json").write_text(json.dumps({**config, "format_version": 99}))
@@ -691,7 +691,7 @@ def _(tmp_path: Path, predictor: PricePredictor) -> None:
 @case("checkpoint-other-config", "with `train.resume: true`, a checkpoint written for other params or data "
       "(more: tests/test_training.py::test_checkpoint_of_another_configuration_is_ignored)",
       "ignored with a warning naming it; training starts from epoch 1")
-def _(tmp_path: Path, catalogue_features, caplog: pytest.LogCaptureFixture) -> None:
+def check_checkpoint_other_config(tmp_path: Path, catalogue_features, caplog: pytest.LogCaptureFixture) -> None:
     from pricer.batching import CSRTensors
     from pricer.models import build_model
     from pricer.target import TargetTransform
@@ -717,7 +717,7 @@ def _(tmp_path: Path, catalogue_features, caplog: pytest.LogCaptureFixture) -> N
 
 @case("checkpoint-corrupt", "with `train.resume: true`, a truncated `checkpoints/<model>.pt`",
       "the train stage warns, naming it, and trains from epoch 1")
-def _(tmp_path: Path, features_dir: Path) -> None:
+def check_checkpoint_corrupt(tmp_path: Path, features_dir: Path) -> None:
     project = stage_dir(tmp_path / "project", {"train": {"resume": True}}, features=features_dir)
     (project / "checkpoints").mkdir()
     (project / "checkpoints/resnet.pt").write_bytes(b"PK\x03\x04 cut short")
@@ -739,7 +739,7 @@ class _Exploit:
 @case("model-not-a-model", "`weights.pt` is garbage, truncated, or a pickle that would run code "
       "(more: tests/test_predictor.py::test_weights_that_are_not_a_model_never_run_code)",
       "`ModelLoadError` naming the file; the pickle's code never runs")
-def _(tmp_path: Path, predictor: PricePredictor) -> None:
+def check_model_not_a_model(tmp_path: Path, predictor: PricePredictor) -> None:
     predictor.save(tmp_path)
     weights = tmp_path / "weights.pt"
     good = weights.read_bytes()
@@ -752,7 +752,7 @@ def _(tmp_path: Path, predictor: PricePredictor) -> None:
 
 @case("loads-never-run-code", "any model, checkpoint or feature file", "loaded as data only: every `torch.load` "
       "passes `weights_only=True`, no `allow_pickle=True`, no `trust_remote_code`")
-def _(tmp_path: Path) -> None:
+def check_loads_never_run_code(tmp_path: Path) -> None:
     loads = 0
     for path in source_files():
         text = path.read_text()
@@ -797,7 +797,7 @@ def tracked_project(tmp_path: Path, features_dir: Path, store: str, **tracking_p
 @case("store-locked", "the SQLite store is locked by another process (`BEGIN EXCLUSIVE`) for longer than "
       "`tracking.busy_timeout_s` (default 60 s)",
       "`TrackingError` (database is locked) before training; the train stage exits 1, writes no model")
-def _(tmp_path: Path, features_dir: Path) -> None:
+def check_store_locked(tmp_path: Path, features_dir: Path) -> None:
     project = tracked_project(tmp_path, features_dir, "locked", busy_timeout_s=1)
     with exclusive_lock(project / "mlflow.db"):
         started = time.monotonic()
@@ -812,7 +812,7 @@ def _(tmp_path: Path, features_dir: Path) -> None:
 
 @case("store-corrupt", "`mlflow.db` is random bytes", "`TrackingError` (not an SQLite database) before training; "
       "the train stage exits 1, writes no model")
-def _(tmp_path: Path, features_dir: Path) -> None:
+def check_store_corrupt(tmp_path: Path, features_dir: Path) -> None:
     project = tracked_project(tmp_path, features_dir, "corrupt")
     raises(r"mlflow\.db.* cannot be used: \w+: .*file is not a database.*move it away",
            lambda: tracking.start_run(enabled=True, experiment="pricer", run_name="x", tags={}, root=project),
@@ -824,7 +824,7 @@ def _(tmp_path: Path, features_dir: Path) -> None:
 
 @case("store-unreachable", "`MLFLOW_TRACKING_URI=http://127.0.0.1:<closed port>`",
       "`TrackingError` (server unreachable) in seconds, before training; the train stage exits 1, writes no model")
-def _(tmp_path: Path, features_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def check_store_unreachable(tmp_path: Path, features_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     project = tracked_project(tmp_path, features_dir, "unreachable")
     uri = f"http://127.0.0.1:{closed_port()}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
@@ -840,7 +840,7 @@ def _(tmp_path: Path, features_dir: Path, monkeypatch: pytest.MonkeyPatch) -> No
 
 @case("tracking-disabled", "`-S tracking.enabled=false` (here with a corrupt store present)",
       "trains and writes the model without touching the store")
-def _(tmp_path: Path, features_dir: Path) -> None:
+def check_tracking_disabled(tmp_path: Path, features_dir: Path) -> None:
     project = tracked_project(tmp_path, features_dir, "corrupt")
     project_params = yaml.safe_load((project / "params.yaml").read_text())
     project_params["tracking"]["enabled"] = False
@@ -873,7 +873,7 @@ def assert_one_line_error(status: int, err: str, pattern: str) -> None:
 
 @case("predict-output-is-input", "`pricer predict -i x.csv -o x.csv` (also through a symlink)",
       "refused before reading: error naming `-o`; the input is untouched")
-def _(tmp_path: Path, predictor: PricePredictor, capsys: pytest.CaptureFixture) -> None:
+def check_predict_output_is_input(tmp_path: Path, predictor: PricePredictor, capsys: pytest.CaptureFixture) -> None:
     predictor.save(tmp_path / "model")
     items_csv = tmp_path / "x.csv"
     items_csv.write_text("summary\nTitle: a lamp\n")
@@ -884,7 +884,7 @@ def _(tmp_path: Path, predictor: PricePredictor, capsys: pytest.CaptureFixture) 
 
 @case("predict-output-unwritable", "`-o` in a missing directory, `-o` a directory, or a file the system refuses",
       "error naming `-o` and the reason, before any model is loaded; nothing written")
-def _(tmp_path: Path, predictor: PricePredictor, capsys: pytest.CaptureFixture) -> None:
+def check_predict_output_unwritable(tmp_path: Path, predictor: PricePredictor, capsys: pytest.CaptureFixture) -> None:
     predictor.save(tmp_path / "model")
     for output, reason in ((tmp_path / "nowhere" / "p.csv", "does not exist"), (tmp_path / "model", "is a directory")):
         status, _, err = predict_cli(tmp_path / "model", capsys, "-o", str(output), "a lamp")
@@ -895,7 +895,7 @@ def _(tmp_path: Path, predictor: PricePredictor, capsys: pytest.CaptureFixture) 
 @case("predict-interrupted", "an error, Ctrl-C, SIGTERM or SIGKILL while `-o` is being written "
       "(more: tests/cli/test_app.py, tests/cli/test_writers.py)",
       "the old `-o` is kept; the hidden temporary `.<name>.<random>.tmp<ext>` is removed (SIGKILL: left, never read)")
-def _(tmp_path: Path, predictor: PricePredictor, capsys: pytest.CaptureFixture) -> None:
+def check_predict_interrupted(tmp_path: Path, predictor: PricePredictor, capsys: pytest.CaptureFixture) -> None:
     predictor.save(tmp_path / "model")
     (tmp_path / "cut.json").write_text('[{"summary": "Title: a lamp"}, ')
     (tmp_path / "p.csv").write_text("old\n")
@@ -907,7 +907,7 @@ def _(tmp_path: Path, predictor: PricePredictor, capsys: pytest.CaptureFixture) 
 
 @case("predict-unknown-device", "`pricer predict --device gpu` (or `cuda` where there is none)",
       "usage error naming `--device` (exit 2)")
-def _(capsys: pytest.CaptureFixture) -> None:
+def check_predict_unknown_device(capsys: pytest.CaptureFixture) -> None:
     from pricer.cli import main
 
     with pytest.raises(SystemExit) as done:
@@ -918,7 +918,7 @@ def _(capsys: pytest.CaptureFixture) -> None:
 
 @case("predict-model-unusable", "`-m DIR` missing, or whose `model.json` and `weights.pt` disagree",
       "one-line error naming the file and what disagrees")
-def _(tmp_path: Path, predictor: PricePredictor, capsys: pytest.CaptureFixture) -> None:
+def check_predict_model_unusable(tmp_path: Path, predictor: PricePredictor, capsys: pytest.CaptureFixture) -> None:
     status, _, err = predict_cli(tmp_path / "gone", capsys, "a lamp")
     assert_one_line_error(status, err, r"gone: not a pricer model directory")
     predictor.save(tmp_path / "model")
@@ -931,7 +931,7 @@ def _(tmp_path: Path, predictor: PricePredictor, capsys: pytest.CaptureFixture) 
 
 @case("predict-no-rows", "an empty input file, or a CSV or parquet file with a header and no rows",
       "error naming the file; nothing written")
-def _(tmp_path: Path, predictor: PricePredictor, capsys: pytest.CaptureFixture) -> None:
+def check_predict_no_rows(tmp_path: Path, predictor: PricePredictor, capsys: pytest.CaptureFixture) -> None:
     predictor.save(tmp_path / "model")
     for name, content in (("empty.txt", ""), ("header.csv", "id,summary\n")):
         (tmp_path / name).write_text(content)
@@ -942,7 +942,7 @@ def _(tmp_path: Path, predictor: PricePredictor, capsys: pytest.CaptureFixture) 
 
 @case("predict-no-text-column", "the input file has no `summary` column (nor `--text-column`)",
       "error naming the file and the columns it has")
-def _(tmp_path: Path, predictor: PricePredictor, capsys: pytest.CaptureFixture) -> None:
+def check_predict_no_text_column(tmp_path: Path, predictor: PricePredictor, capsys: pytest.CaptureFixture) -> None:
     predictor.save(tmp_path / "model")
     (tmp_path / "x.csv").write_text("id,title\n1,lamp\n")
     status, _, err = predict_cli(tmp_path / "model", capsys, "-i", str(tmp_path / "x.csv"))
@@ -952,7 +952,7 @@ def _(tmp_path: Path, predictor: PricePredictor, capsys: pytest.CaptureFixture) 
 @case("predict-bad-rows", "rows with missing, empty or non-string text, bytes that are not UTF-8, an unreadable "
       "JSON line, a CSV row with the wrong number of fields", "that row gets its reason in the `error` column and "
       "on stderr; every other row is priced")
-def _(tmp_path: Path, predictor: PricePredictor, capsys: pytest.CaptureFixture) -> None:
+def check_predict_bad_rows(tmp_path: Path, predictor: PricePredictor, capsys: pytest.CaptureFixture) -> None:
     predictor.save(tmp_path / "model")
     (tmp_path / "x.csv").write_bytes(b"id,summary\n1,Title: lamp\n2,\n3,caf\xe9\n4,a,b\n5,Title: drill\n")
     status, out, err = predict_cli(tmp_path / "model", capsys, "-i", str(tmp_path / "x.csv"), "-f", "csv")
@@ -965,7 +965,7 @@ def _(tmp_path: Path, predictor: PricePredictor, capsys: pytest.CaptureFixture) 
 
 @case("predict-huge-line", "a single input line of 2 MB", "priced on its first 100,000 characters, as in training, "
       "with a warning naming the row")
-def _(tmp_path: Path, predictor: PricePredictor, capsys: pytest.CaptureFixture) -> None:
+def check_predict_huge_line(tmp_path: Path, predictor: PricePredictor, capsys: pytest.CaptureFixture) -> None:
     predictor.save(tmp_path / "model")
     huge = "Title: steel lamp " * 120_000
     (tmp_path / "huge.txt").write_text(huge + "\n")
@@ -977,7 +977,7 @@ def _(tmp_path: Path, predictor: PricePredictor, capsys: pytest.CaptureFixture) 
 
 @case("predict-format-mismatch", "`-f csv -o prices.json`, or `--input-format csv` (or a `.csv` name) on a parquet file",
       "error naming the file and the format to pass; nothing written")
-def _(tmp_path: Path, predictor: PricePredictor, capsys: pytest.CaptureFixture) -> None:
+def check_predict_format_mismatch(tmp_path: Path, predictor: PricePredictor, capsys: pytest.CaptureFixture) -> None:
     predictor.save(tmp_path / "model")
     status, _, err = predict_cli(tmp_path / "model", capsys, "-f", "csv", "-o", str(tmp_path / "p.json"), "a lamp")
     assert_one_line_error(status, err, r"p\.json: the extension says json, -f says csv")
