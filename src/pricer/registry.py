@@ -116,7 +116,7 @@ def promote(model_name: str, *, exp: str | None = None, version: int | None = No
         chosen = [found for found in versions if int(found.version) == version]
         if not chosen:
             raise RegistryError(f"{name} has no version {version}; it has versions "
-                                f"{', '.join(found.version for found in versions)}")
+                                f"{', '.join(str(found.version) for found in versions)}")
     else:
         chosen = [found for found in versions if found.tags.get("dvc_exp_name") == exp]
         if not chosen:
@@ -125,11 +125,12 @@ def promote(model_name: str, *, exp: str | None = None, version: int | None = No
                                 f"{', '.join(known)}")
         if len(chosen) > 1:
             log.warning("%s: experiment %r has versions %s; promoting the newest, %s", name, exp,
-                        ", ".join(found.version for found in chosen), chosen[-1].version)
+                        ", ".join(str(found.version) for found in chosen), chosen[-1].version)
     target = chosen[-1]
-    previous = next((int(found.version) for found in versions if CHAMPION in (found.aliases or [])), None)
+    previous = (client.get_registered_model(name).aliases or {}).get(CHAMPION)
     client.set_registered_model_alias(name, CHAMPION, target.version)
-    promotion = Promotion(name, int(target.version), target.tags.get("dvc_exp_name", ""), previous)
+    promotion = Promotion(name, int(target.version), target.tags.get("dvc_exp_name", ""),
+                          int(previous) if previous is not None else None)
     log.info("%s", promotion.describe())
     return promotion
 
@@ -149,10 +150,10 @@ def load_predictor(location: str | Path, *, device: str = "cpu", root: Path | No
     from mlflow.exceptions import MlflowException
     from mlflow.models import Model
 
-    from pricer.serving import MODEL_ARTIFACT
+    from pricer.serving import MODEL_ARTIFACT, global_store
 
     uri, store = str(location), store_uri(root)
-    with tempfile.TemporaryDirectory(prefix="pricer-model-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="pricer-model-") as scratch, global_store(store):
         try:
             local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=scratch, tracking_uri=store,
                                                         registry_uri=store)
