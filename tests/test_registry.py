@@ -82,3 +82,13 @@ def test_load_predictor_from_a_directory_a_run_and_the_champion(two_versions):
 def test_load_predictor_names_a_uri_that_leads_nowhere(two_versions, uri):
     with pytest.raises(ModelLoadError, match=f"^{uri}: "):
         registry.load_predictor(uri, root=two_versions[0])
+
+
+def test_the_facade_takes_mlflow_uris_too(two_versions, monkeypatch):
+    import pricer
+    from pricer import tracking
+
+    root, first, first_prices, _ = two_versions
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking.resolve_tracking_uri(root))
+    assert np.array_equal(pricer.load_model(f"runs:/{first.run_id}/model").predict(first.texts), first_prices)
+    assert pricer.predict(first.texts[0], model=f"runs:/{first.run_id}/model") == first_prices[0]

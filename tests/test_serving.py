@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import mlflow
@@ -84,3 +85,11 @@ def test_python_model_checks_its_input_itself(logged_model):
     with pytest.raises(MlflowException, match="rows \\[0, 2\\] are not text \\(e.g. 1.5\\)"):
         model.predict(None, pd.DataFrame({"summary": [1.5, "lamp", b"x"]}))
     assert model.predict(None, pd.DataFrame({"summary": ["lamp"]}))["price"].iloc[0] > 0
+
+
+def test_the_global_store_is_put_back_with_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///elsewhere.db")
+    with serving.global_store(f"sqlite:///{tmp_path}/mlflow.db"):
+        assert mlflow.get_tracking_uri() == f"sqlite:///{tmp_path}/mlflow.db"
+    assert mlflow.get_tracking_uri() == "sqlite:///elsewhere.db"
+    assert os.environ["MLFLOW_TRACKING_URI"] == "sqlite:///elsewhere.db"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +31,7 @@ from mlflow.types import ColSpec, DataType, Schema
 
 MODEL_ARTIFACT = "pricer_model"  # the key of the model directory in the logged model's artifacts
 OUTPUT_COLUMN = "price"
+TRACKING_URI_VARIABLE = "MLFLOW_TRACKING_URI"
 MODEL_CODE_FILE = Path(__file__).with_name("mlflow_model.py")
 PACKAGE_DIR = Path(__file__).parent
 # The libraries a logged model imports when it loads and predicts (pricer itself ships as code).
@@ -89,11 +91,17 @@ class PricerModel(mlflow.pyfunc.PythonModel):
 @contextmanager
 def global_store(tracking_uri: str) -> Iterator[None]:
     """Make ``tracking_uri`` MLflow's global store for the duration: model logging and model
-    registration resolve ``models:/`` URIs there, not through the client they are called on."""
+    registration resolve ``models:/`` URIs there, not through the client they are called on.
+    MLflow's own context manager unsets MLFLOW_TRACKING_URI on the way out; it is put back."""
     from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
-    with _use_tracking_uri(tracking_uri):
-        yield
+    environment = os.environ.get(TRACKING_URI_VARIABLE)
+    try:
+        with _use_tracking_uri(tracking_uri):
+            yield
+    finally:
+        if environment is not None:
+            os.environ[TRACKING_URI_VARIABLE] = environment
 
 
 def log_pyfunc_model(client: Any, directory: Path, *, experiment_id: str, run_id: str, name: str = "model") -> Any:
