@@ -129,7 +129,9 @@ def mlflow_server(compared, tmp_path):
         yield url
 
 
-def test_mlflow_server_has_both_models_runs_with_history_and_renders_the_comparison(compared, mlflow_server):
+def test_mlflow_server_has_both_models_runs_with_history_and_renders_the_comparison(compared, mlflow_server,
+                                                                                   monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)  # logged models are looked up in the global store
     api = f"{mlflow_server}/api/2.0/mlflow"
     experiment = _get(f"{api}/experiments/get-by-name?experiment_name=pricer")["experiment"]
     runs = _post(f"{api}/runs/search", {"experiment_ids": [experiment["experiment_id"]], "max_results": 50})["runs"]
@@ -148,7 +150,7 @@ def test_mlflow_server_has_both_models_runs_with_history_and_renders_the_compari
         assert sorted(point["step"] for point in history) == [1, 2], name  # one point per epoch
         # the model directory travels inside the run's logged MLflow Model (runs:/<id>/model)
         files = mlflow.artifacts.list_artifacts(
-            artifact_uri=f"runs:/{run['info']['run_id']}/model/artifacts/{tags['model']}", tracking_uri=mlflow_server)
+            artifact_uri=f"runs:/{run['info']['run_id']}/model/artifacts/{tags['model']}")
         assert {f.path.rsplit("/", 1)[-1] for f in files} >= {"weights.pt", "model.json"}, name
     assert by_name["resnet-half-lr"]["data"]["metrics"] != by_name["resnet-workspace"]["data"]["metrics"]
 
