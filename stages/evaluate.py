@@ -13,11 +13,12 @@ import sys
 from pricer import layout, tracking
 from pricer.atomic import atomic_path, write_json
 from pricer.console import progress_enabled, run_stage
-from pricer.digests import directory_md5
+from pricer.digests import directory_md5, file_md5
 from pricer.evaluation import evaluate
 from pricer.features import load_labels, prices_of, read_raw_split
 from pricer.params import load_params
 from pricer.predictor import PricePredictor
+from pricer.run_inputs import read_fetch_report, split_datasets
 
 log = logging.getLogger("pricer.stages.evaluate")
 
@@ -37,10 +38,12 @@ def main() -> int:
         result.predictions.to_csv(tmp, index=False)
     with atomic_path(layout.BANDS_CSV) as tmp:
         result.bands.to_csv(tmp, index=False)
+    test_file = str(layout.raw_split("test"))
+    datasets = split_datasets(params.data.source, read_fetch_report(), {test_file: file_md5(test_file)})
     for name in layout.MODEL_NAMES:
         tracking.log_test_figures(params.tracking, name, directory_md5(layout.model_dir(name)),
                                   result.tracked_figures(name), data_source=params.data.source,
-                                  params=params.as_dict())
+                                  params=params.as_dict(), datasets=datasets)
     return 0
 
 

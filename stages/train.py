@@ -14,6 +14,7 @@ from pricer.atomic import remove_stale_temporaries
 from pricer.console import progress_enabled, run_stage
 from pricer.digests import directory_md5
 from pricer.params import load_params
+from pricer.run_inputs import read_fetch_report, split_datasets
 from pricer.training.distributed import needs_relaunch, process_group, relaunch_under_torchrun
 from pricer.training.runner import load_training_data, plan_training, run_training, save_training_outputs, training_outputs
 
@@ -29,7 +30,7 @@ def main(model_name: str) -> int:
             remove_stale_temporaries(*training_outputs(model_name))  # left by a run killed mid-write
         data = load_training_data()
         plan = plan_training(params, model_name, data, processes.device)
-        report = layout.read_json_output(layout.FETCH_REPORT, "fetch", missing_ok=True)
+        report = read_fetch_report()
         tags = tracking.run_tags(model_name, params.data.source, source_name="stages/train.py", extra={
             "data_kind": report.get("kind", ""),
             "data_revision": report.get("resolved_revision") or params.data.revision or "",
@@ -43,12 +44,14 @@ def main(model_name: str) -> int:
             run.log_params({"params": params.as_dict(), "recipe": plan.recipe.to_dict(), "architecture": plan.architecture,
                             "parameters": plan.parameters, "processes": processes.world_size,
                             "device": str(processes.device)})
+            run.log_inputs(split_datasets(params.data.source, report, data.file_md5s))
             trained = run_training(plan, data, processes, on_epoch=run.log_epoch,
                                    checkpoint_path=layout.checkpoint_file(model_name), resume=params.train.resume,
                                    progress=progress_enabled(params.train.progress))
             if processes.is_main:
                 directory = save_training_outputs(trained)
-                run.log_model_directory(directory, directory_md5(directory), trained.summary)
+                run.log_model_directory(directory, directory_md5(directory), trained.summary,
+                                        register=params.tracking.register)
     return 0
 
 

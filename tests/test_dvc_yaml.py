@@ -177,3 +177,12 @@ def test_layout_paths_are_the_ones_dvc_yaml_declares():
         expected |= {str(layout.model_dir(name)), str(layout.checkpoint_file(name)), str(layout.history_csv(name)),
                      str(layout.train_metrics(name)), str(layout.test_metrics(name))}
     assert declared == expected
+
+
+def test_both_models_are_declared_as_dvc_model_artifacts():
+    artifacts = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["artifacts"]
+    assert set(artifacts) == set(layout.MODEL_NAMES)
+    for name, artifact in artifacts.items():
+        assert artifact["path"] == layout.model_dir(name).as_posix() and artifact["type"] == "model"
+        assert artifact["desc"] and name in artifact["labels"]
+        assert any(layout.model_dir(name).as_posix() in stage.get("outs", []) for stage in STAGES.values())

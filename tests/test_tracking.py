@@ -102,3 +102,22 @@ def test_the_training_run_is_found_again_by_the_model_directorys_digest(tmp_path
     other = tracking.reopen_training_run(enabled=True, model_name="mlp", model_digest="other", experiment="pricer",
                                          root=tmp_path)
     assert other.run_id is None and not other.enabled
+
+
+def test_the_experiment_is_a_model_training_one_also_in_an_older_store(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    uri = tracking.resolve_tracking_uri(tmp_path)
+    client, experiment_id = tracking.connect(uri, "pricer", tmp_path)
+    assert client.get_experiment(experiment_id).tags[tracking.EXPERIMENT_KIND_TAG] == "custom_model_development"
+    client.delete_experiment_tag(experiment_id, tracking.EXPERIMENT_KIND_TAG)  # a store from before pricer set it
+    client, again = tracking.connect(uri, "pricer", tmp_path)
+    assert again == experiment_id
+    assert client.get_experiment(experiment_id).tags[tracking.EXPERIMENT_KIND_TAG] == "custom_model_development"
+
+
+def test_ui_address_opens_the_training_runs(tmp_path):
+    local = tracking.ui_address(tracking.resolve_tracking_uri(tmp_path), "3")
+    assert local == (f"`mlflow ui --backend-store-uri sqlite:///{tmp_path}/mlflow.db --port 5000`, then open "
+                     "http://127.0.0.1:5000/#/experiments/3?workflowType=machine_learning")
+    assert (tracking.ui_address("http://mlflow:8080/", "1")
+            == "http://mlflow:8080/#/experiments/1?workflowType=machine_learning")

@@ -4,7 +4,7 @@ The trained models are plain directories (``models/mlp``, ``models/resnet``)::
 
     import pricer
 
-    model = pricer.load_model("models/resnet")
+    model = pricer.load_model("models/resnet")          # or "models:/pricer-resnet@champion"
     model.predict(["Title: Cordless drill ...", "Title: Desk lamp ..."])   # numpy array of dollars
     pricer.predict("Title: Desk lamp ...", model="models/mlp")             # one text -> one float
 
@@ -30,10 +30,11 @@ _loaded: dict[tuple[str, str, int], "PricePredictor"] = {}
 
 
 def load_model(path: Union[str, Path] = DEFAULT_MODEL, *, device: str = "cpu") -> "PricePredictor":
-    """Load a trained model directory; raises ``pricer.predictor.ModelLoadError`` with the reason."""
-    from pricer.predictor import PricePredictor
+    """Load a trained model directory or an MLflow model URI (``runs:/<run id>/model``,
+    ``models:/pricer-resnet@champion``); raises ``pricer.predictor.ModelLoadError`` with the reason."""
+    from pricer.registry import load_predictor
 
-    return PricePredictor.load(path, device=device)
+    return load_predictor(path, device=device)
 
 
 def predict(
@@ -44,11 +45,14 @@ def predict(
 ) -> Union[float, "np.ndarray"]:
     """Dollar prices for product texts: a float for one string, an array for a sequence.
 
-    ``model`` is a loaded model or a model directory (loaded once and reused while its weights
-    file is unchanged).
+    ``model`` is a loaded model, a model directory (loaded once and reused while its weights
+    file is unchanged) or an MLflow model URI (loaded on each call).
     """
     from pricer.predictor import PricePredictor
+    from pricer.registry import is_mlflow_uri
 
+    if is_mlflow_uri(model):  # not cached: an alias such as @champion may move between calls
+        model = load_model(model)
     if not isinstance(model, PricePredictor):
         directory = Path(model).resolve()
         weights = directory / "weights.pt"

@@ -9,6 +9,7 @@ file and the key (``params.yaml: mlp.lr must be a positive number, got 0``), so 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -155,10 +156,16 @@ class EvaluateParams(_Section):
     bootstrap_seed: Seed = 0
 
 
-class TrackingParams(_Section):
-    enabled: Flag = True
-    experiment: Annotated[Text, _rule("a non-empty name", lambda v: v.strip() != "")] = "pricer"
-    busy_timeout_s: Annotated[Number, _rule("a positive number of seconds", lambda v: v > 0)] = 60.0
+# `register` is the user's key (tracking.register); pydantic warns that it shadows ABCMeta.register,
+# a class-level method no params object uses, so that one warning is silenced.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message='Field name "register"', category=UserWarning)
+
+    class TrackingParams(_Section):
+        enabled: Flag = True
+        experiment: Annotated[Text, _rule("a non-empty name", lambda v: v.strip() != "")] = "pricer"
+        busy_timeout_s: Annotated[Number, _rule("a positive number of seconds", lambda v: v > 0)] = 60.0
+        register: Flag = True  # each tracked model becomes a new version of pricer-<model> in the registry
 
 
 class Params(_Section):

@@ -37,6 +37,12 @@ SQLITE_BUSY_TIMEOUT_S = 60  # parallel queued experiments write to one SQLite fi
 # Ties a run to the model directory it trained, by content, so that no DVC output has to hold a
 # run id (which would change the output's hash on every run).
 MODEL_DIGEST_TAG = "pricer.model_digest"
+EVALUATED_DIGEST_TAG = "pricer.evaluated_model_digest"  # an evaluate-only run: the model it priced
+# The MLflow 3 UI opens an experiment in its GenAI mode unless the experiment says otherwise
+# (values from the UI's ExperimentKind enum) or the address asks for the training runs.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_TRAINING_KIND = "custom_model_development"
+UI_PORT = 5000
 KEY_LIBRARIES = ("torch", "numpy", "scipy", "scikit-learn", "pandas", "datasets", "dvc", "mlflow")
 
 
@@ -107,6 +113,7 @@ class Tracker:
 
     client: Any = None
     run_id: str | None = None
+    experiment_id: str | None = None
 
     @property
     def enabled(self) -> bool:
@@ -150,11 +157,37 @@ class Tracker:
         self.log_metrics({"train_loss": record.train_loss, "val_loss": record.val_loss, "val_mae": record.val_mae,
                           "lr": record.lr, "epoch_seconds": record.seconds}, step=record.epoch)
 
-    def log_model_directory(self, directory: Path, digest: str, summary: Mapping[str, float]) -> None:
-        """The trained model's files, its summary figures, and the content tag that finds this run again."""
+    def log_inputs(self, datasets: Mapping[str, Any]) -> None:
+        """MLflow datasets (``{context: dataset}``: training, validation, testing) as run inputs."""
+        if not self.enabled or not datasets:
+            return
+        from mlflow.entities import DatasetInput, InputTag
+        from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+        inputs = [DatasetInput(dataset._to_mlflow_entity(), [InputTag(MLFLOW_DATASET_CONTEXT, context)])
+                  for context, dataset in datasets.items()]
+        self.client.log_inputs(self.run_id, inputs)
+
+    def log_model_directory(self, directory: Path, digest: str, summary: Mapping[str, float], *,
+                            register: bool = False) -> None:
+        """The trained model as an MLflow Model (``runs:/<run_id>/model``), its summary figures,
+        the content tag that finds this run again, and with ``register`` a new registry version."""
+        if not self.enabled:
+            return
+        from pricer import registry, serving
+
         self.log_metrics(summary)
         self.set_tags({MODEL_DIGEST_TAG: digest})
-        self.log_artifacts(directory, "model")
+        logged = serving.log_pyfunc_model(self.client, directory, experiment_id=self.experiment_id, run_id=self.run_id)
+        if not register:
+            return
+        try:
+            registry.register_version(self.client, run_id=self.run_id, logged_model=logged,
+                                      extra_tags={"val_mae": summary.get("best_val_mae", "")})
+        except Exception as error:  # the trained model is saved and logged: a registry outage must not lose it
+            log.warning("%s: not registered (%s: %s); register it later with "
+                        "`mlflow.register_model('runs:/%s/model', ...)`, or set tracking.register: false",
+                        directory, type(error).__name__, str(error).splitlines()[0] if str(error) else "", self.run_id)
 
 
 @contextmanager
@@ -171,6 +204,18 @@ def tracked_run(start: Any) -> Iterator[Tracker]:
             tracker.finish("KILLED" if isinstance(error, (KeyboardInterrupt, SystemExit)) else "FAILED")
         raise
     tracker.finish()
+    if tracker.enabled:
+        log.info("MLflow UI: %s", ui_address(tracker.client.tracking_uri, tracker.experiment_id))
+
+
+def ui_address(tracking_uri: str, experiment_id: str | None, port: int = UI_PORT) -> str:
+    """Where to see an experiment's training runs: the tracking server's page, or for a local
+    store the command that serves it and the page it serves (in model-training mode)."""
+    page = f"#/experiments/{experiment_id}?workflowType=machine_learning"
+    if _is_server(tracking_uri):
+        return f"{tracking_uri.rstrip('/')}/{page}"
+    store = tracking_uri.split("?", 1)[0]
+    return f"`mlflow ui --backend-store-uri {store} --port {port}`, then open http://127.0.0.1:{port}/{page}"
 
 
 def find_training_run(client: Any, experiment_id: str, model_name: str, digest: str) -> str | None:
@@ -264,17 +309,20 @@ def connect(uri: str, experiment: str, root: Path, lock_timeout_s: float = SQLIT
     try:
         with _store_lock(root, lock_timeout_s):
             _check_sqlite_integrity(uri)
-            client = MlflowClient(tracking_uri=uri)
+            client = MlflowClient(tracking_uri=uri, registry_uri=uri)  # the registry lives in the same store
             found = client.get_experiment_by_name(experiment)
             if found is not None:
                 _check_artifact_location(uri, found, root)
+                if found.tags.get(EXPERIMENT_KIND_TAG) is None:  # a store from before pricer set it
+                    client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND)
                 return client, found.experiment_id
+            kind = {EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND}
             if _is_server(uri):
                 # a tracking server chooses where artifacts go, so that every client can see them
-                experiment_id = client.create_experiment(experiment)
+                experiment_id = client.create_experiment(experiment, tags=kind)
             else:
                 artifacts = (root / ARTIFACTS_DIR).resolve()
-                experiment_id = client.create_experiment(experiment, artifact_location=artifacts.as_uri())
+                experiment_id = client.create_experiment(experiment, artifact_location=artifacts.as_uri(), tags=kind)
             return client, experiment_id
     except TrackingError:
         raise
@@ -315,7 +363,7 @@ def start_run(
     except Exception as error:
         raise TrackingError(f"MLflow store {uri}: cannot create a run: {type(error).__name__}: {error}") from None
     log.info("MLflow run %s (%s) in %s", run.info.run_id, run_name, uri)
-    return Tracker(client=client, run_id=run.info.run_id)
+    return Tracker(client=client, run_id=run.info.run_id, experiment_id=experiment_id)
 
 
 def reopen_training_run(
@@ -334,7 +382,7 @@ def reopen_training_run(
         return Tracker()
     _, client, experiment_id = _open(experiment, root, busy_timeout_s)
     run_id = find_training_run(client, experiment_id, model_name, model_digest)
-    return Tracker(client=client, run_id=run_id)
+    return Tracker(client=client, run_id=run_id, experiment_id=experiment_id)
 
 
 def training_run_of(directory: Path, model_name: str, experiment: str = "pricer") -> str | None:
@@ -361,7 +409,7 @@ def training_run_of(directory: Path, model_name: str, experiment: str = "pricer"
 
 def log_test_figures(
     settings: Any, model_name: str, model_digest: str, figures: Mapping[str, float], *,
-    data_source: str, params: Mapping[str, Any],
+    data_source: str, params: Mapping[str, Any], datasets: Mapping[str, Any] | None = None,
 ) -> None:
     """Add the evaluate stage's test figures to the run that trained the model, or to a new run
     when that run is not in this store. ``settings`` is params.yaml's ``tracking`` section."""
@@ -371,15 +419,17 @@ def log_test_figures(
     tracker = reopen_training_run(enabled=True, model_name=model_name, model_digest=model_digest, **store)
     if tracker.enabled:
         tracker.log_metrics(figures)
+        tracker.log_inputs(datasets or {})
         return
     log.warning("%s: the run that trained it is not in this MLflow store (model pulled from a DVC remote, or "
                 "trained against another MLFLOW_TRACKING_URI); logging the test figures to a new run", model_name)
-    tags = run_tags(model_name, data_source, {"stage": "evaluate", MODEL_DIGEST_TAG + ".evaluated": model_digest},
+    tags = run_tags(model_name, data_source, {"stage": "evaluate", EVALUATED_DIGEST_TAG: model_digest},
                     source_name="stages/evaluate.py")
     with tracked_run(lambda: start_run(enabled=True, run_name=f"{model_name}-{os.environ.get('DVC_EXP_NAME', 'workspace')}",
                                        tags=tags, **store)) as tracker:
         tracker.log_params({"params": params})
         tracker.log_metrics(figures)
+        tracker.log_inputs(datasets or {})
 
 
 def run_tags(model_name: str, data_source: str, extra: Mapping[str, Any] | None = None,

@@ -105,3 +105,18 @@ def test_a_temporary_left_by_sigkill_is_recognisable_and_harmless(project):
     assert output.read_text() == "old prices\n"
     assert main(["predict", "-m", "models/mlp", "-o", str(output), "a lamp"]) == 0  # the next run is not bothered
     assert csv_rows(output.read_text())[0]["row"] == "1"
+
+
+def test_promote_without_registered_versions_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert main(["promote", "resnet", "--version", "1"]) == 1
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "no MLflow store at" in error and "Traceback" not in error
+    assert not (tmp_path / "mlflow.db").exists()  # asking created no empty store
+
+
+def test_promote_needs_exactly_one_of_exp_and_version(capsys):
+    with pytest.raises(SystemExit) as raised:
+        main(["promote", "resnet"])
+    assert raised.value.code == 2 and "one of the arguments --exp --version is required" in capsys.readouterr().err

@@ -9,23 +9,21 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
 import sys
-import time
 import urllib.parse
 import urllib.request
-from pathlib import Path
 
+import mlflow
 import pytest
 
+from pricer import tracking
+from pricer.digests import directory_md5
 from pricer.predictor import PricePredictor
 
 from .conftest import REPO_ROOT, Project
+from .servers import chromium, chromium_run, free_port, running
 
 pytestmark = pytest.mark.e2e
 
@@ -40,26 +38,6 @@ EXP_SHOW = [
 
 def _stages_run(output: str) -> list[str]:
     return re.findall(r"Running stage '([^']+)'", output)
-
-
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
-
-
-def _chromium_run(url: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    profile = Path(os.environ.get("TMPDIR", "/tmp")) / f"pricer-chromium-{os.getpid()}-{time.monotonic_ns()}"
-    command = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync",
-               "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=1400,2000",
-               "--virtual-time-budget=20000", *args, url]
-    try:
-        return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-    finally:
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -119,21 +97,15 @@ def test_plots_show_and_diff_draw_the_four_charts(compared, tmp_path):
     assert "vendor/vega.min.js" in html and "cdn.jsdelivr.net/npm/vega@5" in html and "no-vega" in html
     ARTIFACTS.mkdir(exist_ok=True)
     shutil.copy(out / "index.html", ARTIFACTS / "plots-diff.html")  # to look at where there is internet
-    if _chromium() is not None:
+    if chromium() is not None:
         # With Vega (vendor/ or the CDN) the page draws the charts; without it, it says why.
-        dom = _chromium_run((out / "index.html").as_uri(), "--dump-dom").stdout
+        dom = chromium_run((out / "index.html").as_uri(), "--dump-dom").stdout
         drawn = dom.count('class="marks"') == len(PLOT_IDS)
         explained = re.search(r'id="no-vega" style="display: block;"', dom) is not None
         assert drawn or explained, dom[:3000]
 
 
 # ------------------------------------------------------------------- MLflow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _get(url: str, timeout: float = 10) -> dict:
@@ -150,42 +122,18 @@ def _post(url: str, body: dict, timeout: float = 10) -> dict:
 @pytest.fixture
 def mlflow_server(compared, tmp_path):
     """`mlflow server` on the project's store, as docs/comparing.md starts it; stopped afterwards."""
-    port = _free_port()
-    log = (tmp_path / "mlflow-server.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", "sqlite:///mlflow.db",
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        cwd=compared.root, env=compared.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"mlflow server exited ({process.returncode}):\n{(tmp_path / 'mlflow-server.log').read_text()}")
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"mlflow server not healthy in 120 s:\n{(tmp_path / 'mlflow-server.log').read_text()}")
-            time.sleep(0.5)
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", "sqlite:///mlflow.db",
+               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    with running(command, cwd=compared.root, env=compared.env, log_path=tmp_path / "mlflow-server.log",
+                 health_url=f"{url}/health", timeout_s=120):
         yield url
-    finally:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=20)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-        log.close()
 
 
-def test_mlflow_server_has_both_models_runs_with_history_and_renders_the_comparison(compared, mlflow_server):
+def test_mlflow_server_has_both_models_runs_with_history_and_renders_the_comparison(compared, mlflow_server,
+                                                                                   monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)  # logged models are looked up in the global store
     api = f"{mlflow_server}/api/2.0/mlflow"
     experiment = _get(f"{api}/experiments/get-by-name?experiment_name=pricer")["experiment"]
     runs = _post(f"{api}/runs/search", {"experiment_ids": [experiment["experiment_id"]], "max_results": 50})["runs"]
@@ -202,25 +150,26 @@ def test_mlflow_server_has_both_models_runs_with_history_and_renders_the_compari
         history = _get(f"{api}/metrics/get-history?" + urllib.parse.urlencode(
             {"run_id": run["info"]["run_id"], "metric_key": "val_mae"}))["metrics"]
         assert sorted(point["step"] for point in history) == [1, 2], name  # one point per epoch
-        files = _get(f"{api}/artifacts/list?" + urllib.parse.urlencode(
-            {"run_id": run["info"]["run_id"], "path": "model"}))["files"]
-        assert {f["path"] for f in files} >= {"model/weights.pt", "model/model.json"}, name
+        # the model directory travels inside the run's logged MLflow Model (runs:/<id>/model)
+        files = mlflow.artifacts.list_artifacts(
+            artifact_uri=f"runs:/{run['info']['run_id']}/model/artifacts/{tags['model']}")
+        assert {f.path.rsplit("/", 1)[-1] for f in files} >= {"weights.pt", "model.json"}, name
     assert by_name["resnet-half-lr"]["data"]["metrics"] != by_name["resnet-workspace"]["data"]["metrics"]
 
-    if _chromium() is None:
+    if chromium() is None:
         pytest.skip("chromium is not installed (.ci/run installs it with apt-get): the REST checks passed, "
                     "the comparison page was not rendered")
     compare = [by_name["resnet-workspace"]["info"]["run_id"], by_name["resnet-half-lr"]["info"]["run_id"]]
     page = (f"{mlflow_server}/#/compare-runs?runs={urllib.parse.quote(json.dumps(compare))}"
             f"&experiments={urllib.parse.quote(json.dumps([experiment['experiment_id']]))}")
-    dom = _chromium_run(page, "--dump-dom")
+    dom = chromium_run(page, "--dump-dom")
     assert dom.returncode == 0, dom.stderr[-2000:]
     for text in ("Comparing 2 Runs", "resnet-workspace", "resnet-half-lr", "params.lr"):
         assert text in dom.stdout, f"{text!r} not on the compare page"
     ARTIFACTS.mkdir(exist_ok=True)
     screenshot = ARTIFACTS / "mlflow-compare-runs.png"
     screenshot.unlink(missing_ok=True)
-    shot = _chromium_run(page, f"--screenshot={screenshot}")
+    shot = chromium_run(page, f"--screenshot={screenshot}")
     assert shot.returncode == 0 and screenshot.stat().st_size > 30_000, shot.stderr[-2000:]
 
 
@@ -252,8 +201,12 @@ def test_share_through_a_dvc_remote_and_a_git_clone(compared, tmp_path_factory):
     runs = {run.info.run_name: run for run in clone.mlflow_runs()}
     assert set(runs) == {"mlp-in-clone", "resnet-in-clone"}
     assert runs["resnet-in-clone"].data.metrics["test_mae"] == clone.read_json("metrics/resnet.json")["test_mae"]
-    assert runs["resnet-in-clone"].data.tags["training_run_id"] == json.loads(
-        (project.root / "models/resnet/run.json").read_text())["mlflow_run_id"]
+    # the new run names the model it evaluated by content, as the training run on the first machine does
+    digest = directory_md5(clone.root / "models/resnet")
+    assert runs["resnet-in-clone"].data.tags["pricer.evaluated_model_digest"] == digest
+    (trained,) = [run for run in project.mlflow_runs() if run.data.tags.get("model") == "resnet"
+                  and run.data.tags.get("dvc_exp_name") == "half-lr"]
+    assert trained.data.tags[tracking.MODEL_DIGEST_TAG] == digest
 
     texts = ["Title: Stainless steel cookware set", "Title: USB cable, 2 pack"]
     for name in ("mlp", "resnet"):

@@ -18,8 +18,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from pricer.cli import compare, models, predict
-from pricer.cli.errors import CliError
+from pricer.cli import compare, models, predict, promote
+from pricer.errors import PricerError
 
 log = logging.getLogger("pricer.cli")
 
@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     verbosity.add_argument("-q", "--quiet", action="count", default=0,
                            help="fewer log messages: -q warnings and errors only (no progress bar), -qq errors only")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for command in (predict, models, compare):
+    for command in (predict, models, compare, promote):
         command.add_parser(commands, [verbosity])
     return parser
 
@@ -115,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             with _sigterm_raises():
                 return args.handler(args)
-        except CliError as error:
+        except PricerError as error:  # CliError, and the library's own (a model, a store, the registry)
             log.error("%s", one_line(str(error)))
             return 1
         except BrokenPipeError:  # `pricer predict ... | head` closed the pipe: not an error

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pricer.errors import PricerError
 
-class CliError(RuntimeError):
+
+class CliError(PricerError, RuntimeError):
     """A problem that stops the command (exit status 1), with a one-line message for the user."""

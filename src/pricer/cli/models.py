@@ -70,7 +70,8 @@ def _training_run(directory: Path, model_name: str) -> str | None:
 
 def load_models(paths: Sequence[str] | None, *, device: str = "cpu") -> list[LoadedModel]:
     """Load ``paths`` (default: the pipeline's models/mlp and models/resnet, whichever exist)."""
-    from pricer.predictor import ModelLoadError, PricePredictor
+    from pricer.predictor import ModelLoadError
+    from pricer.registry import is_mlflow_uri, load_predictor
 
     explicit = bool(paths)
     candidates = list(paths) if explicit else list(DEFAULT_MODELS)
@@ -82,7 +83,7 @@ def load_models(paths: Sequence[str] | None, *, device: str = "cpu") -> list[Loa
             log.warning("%s: not found, skipped", path)
             continue
         try:
-            predictor = PricePredictor.load(path, device=device)
+            predictor = load_predictor(raw, device=device)  # a directory, runs:/... or models:/...@alias
         except ModelLoadError as error:
             raise CliError(str(error)) from None
         if (predictor.name, predictor.version) in seen:
@@ -90,7 +91,8 @@ def load_models(paths: Sequence[str] | None, *, device: str = "cpu") -> list[Loa
                         predictor.version)
             continue
         seen.add((predictor.name, predictor.version))
-        models.append(LoadedModel(predictor.name, path, predictor, _training_run(path, predictor.name)))
+        run = None if is_mlflow_uri(raw) else _training_run(path, predictor.name)
+        models.append(LoadedModel(predictor.name, path, predictor, run))
         log.debug("loaded %s from %s (version %s)", predictor.name, path, predictor.version)
     if not models:
         raise CliError(

@@ -174,8 +174,9 @@ def add_parser(commands: argparse._SubParsersAction, parents: list[argparse.Argu
                              "on, normally 'summary')")
     parser.add_argument("--id-column", metavar="NAME",
                         help="column/field copied to the output to identify rows (default: 'id' when present)")
-    parser.add_argument("-m", "--model", action="append", metavar="DIR",
-                        help="a trained model directory (repeat for several; default: models/mlp and models/resnet)")
+    parser.add_argument("-m", "--model", action="append", metavar="MODEL",
+                        help="a trained model directory or an MLflow model URI (runs:/<run id>/model, "
+                             "models:/pricer-resnet@champion); repeat for several; default: models/mlp and models/resnet")
     parser.add_argument("-f", "--format", choices=FORMATS, default=None,
                         help="output format (default: from -o's extension .csv/.json/.jsonl/.ndjson, else table; "
                              "an -f that contradicts the extension is refused). csv: a line per input row with a "

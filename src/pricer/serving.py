@@ -1,0 +1,126 @@
+"""A trained pricer model as an MLflow Model: the ``pyfunc`` flavour wrapping PricePredictor.
+
+Logged with MLflow's models-from-code (``python_model`` is the path of ``mlflow_model.py``, a file
+MLflow runs at load time), never as a cloudpickled object, so loading a logged model executes
+only pricer's own source, which travels with the model (``code_paths``: ``code/pricer``). The
+weights and ``model.json`` are the model directory the train stage wrote, logged as the artifact
+``pricer_model`` and read back with ``PricePredictor.load`` (``torch.load(weights_only=True)``).
+
+Input: a DataFrame with one string column named after the field the model was trained on
+(``vectorize.text_field``, ``summary`` by default); output: a DataFrame with one double column,
+``price``, in dollars. ``mlflow models serve`` answers ``{"predictions": [{"price": ...}, ...]}``.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+from mlflow.types import ColSpec, DataType, Schema
+
+MODEL_ARTIFACT = "pricer_model"  # the key of the model directory in the logged model's artifacts
+OUTPUT_COLUMN = "price"
+TRACKING_URI_VARIABLE = "MLFLOW_TRACKING_URI"
+MODEL_CODE_FILE = Path(__file__).with_name("mlflow_model.py")
+PACKAGE_DIR = Path(__file__).parent
+# The libraries a logged model imports when it loads and predicts (pricer itself ships as code).
+REQUIRED_LIBRARIES = ("mlflow", "torch", "numpy", "scipy", "scikit-learn", "pandas")
+EXAMPLE_TEXTS = (
+    "Title: Cordless drill, 20V, two batteries\nCategory: Tools & Home Improvement",
+    "Title: Desk lamp with dimmer\nCategory: Home & Kitchen",
+)
+
+
+def pip_requirements() -> list[str]:
+    """The installed versions of what the model needs, pinned (``torch==2.13.0``: a local build
+    label such as ``+cpu`` is dropped, since pip matches ``==2.13.0`` against any such build)."""
+    return [f"{name}=={importlib.metadata.version(name).split('+')[0]}" for name in REQUIRED_LIBRARIES]
+
+
+def signature(text_field: str) -> ModelSignature:
+    return ModelSignature(inputs=Schema([ColSpec(DataType.string, text_field)]),
+                          outputs=Schema([ColSpec(DataType.double, OUTPUT_COLUMN)]))
+
+
+def input_example(text_field: str) -> pd.DataFrame:
+    return pd.DataFrame({text_field: list(EXAMPLE_TEXTS)})
+
+
+def bad_input(message: str) -> MlflowException:
+    """An error the scoring server answers with HTTP 400 and this message."""
+    return MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
+
+
+class PricerModel(mlflow.pyfunc.PythonModel):
+    """Prices product texts with the pricer model logged as the ``pricer_model`` artifact."""
+
+    def load_context(self, context: Any) -> None:
+        from pricer.predictor import PricePredictor
+
+        self.predictor = PricePredictor.load(context.artifacts[MODEL_ARTIFACT])
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        return pd.DataFrame({OUTPUT_COLUMN: self.prices(model_input)})
+
+    def prices(self, model_input: pd.DataFrame) -> np.ndarray:
+        """The dollar prices of the rows of ``model_input``'s text column, checked first (the
+        signature already rejects a missing column; this also catches a call without it)."""
+        field = self.predictor.vectorizer.text_field
+        if not isinstance(model_input, pd.DataFrame) or field not in model_input.columns:
+            found = list(model_input.columns) if isinstance(model_input, pd.DataFrame) else type(model_input).__name__
+            raise bad_input(f"the input needs a column {field!r} of product texts; found {found}")
+        texts = model_input[field]
+        not_text = [index for index, value in texts.items() if not isinstance(value, str)]
+        if not_text:
+            raise bad_input(f"column {field!r}: rows {not_text[:10]} are not text "
+                            f"(e.g. {texts[not_text[0]]!r}); every row must be a product text")
+        return np.asarray(self.predictor.predict(texts.tolist()), dtype=np.float64)
+
+
+@contextmanager
+def global_store(tracking_uri: str) -> Iterator[None]:
+    """Make ``tracking_uri`` MLflow's global store for the duration: model logging and model
+    registration resolve ``models:/`` URIs there, not through the client they are called on.
+    MLflow's own context manager unsets MLFLOW_TRACKING_URI on the way out; it is put back."""
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    environment = os.environ.get(TRACKING_URI_VARIABLE)
+    try:
+        with _use_tracking_uri(tracking_uri):
+            yield
+    finally:
+        if environment is not None:
+            os.environ[TRACKING_URI_VARIABLE] = environment
+
+
+def log_pyfunc_model(client: Any, directory: Path, *, experiment_id: str, run_id: str, name: str = "model") -> Any:
+    """Log the model directory of one run as an MLflow Model (``runs:/<run_id>/<name>``), through
+    ``client``'s store; its ``ModelInfo`` (``model_uri``, ``model_id``)."""
+    from mlflow.models import Model
+
+    from pricer.predictor import CONFIG_FILE
+
+    text_field = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))["vectorizer"]["text_field"]
+
+    # MLflow's model logging reads the global experiment, not a client's: the logged model is
+    # created here, in the run's experiment.
+    logged = client.create_logged_model(experiment_id, name=name, source_run_id=run_id,
+                                        params=client.get_run(run_id).data.params)
+    with global_store(client.tracking_uri):
+        return Model.log(
+            artifact_path=None, name=name, flavor=mlflow.pyfunc, run_id=run_id, model_id=logged.model_id,
+            python_model=str(MODEL_CODE_FILE), artifacts={MODEL_ARTIFACT: str(directory)},
+            code_paths=[str(PACKAGE_DIR)], signature=signature(text_field), input_example=input_example(text_field),
+            pip_requirements=pip_requirements(),
+        )
