@@ -1,20 +1,9 @@
-"""MLflow tracking: one store per project, one run per trained model per pipeline run.
-
-The default store is SQLite at the project root. ``dvc exp run --temp`` and ``--queue`` run the
-pipeline in a copy under ``<root>/.dvc/tmp/exps/``; runs from there must still land in the
-root's store, so the root is found by stepping out of that folder. ``MLFLOW_TRACKING_URI``
-overrides everything (a shared tracking server, say).
-
-Waits are bounded: a busy SQLite store (another process writing, e.g. a parallel queued
-experiment) is waited on for ``busy_timeout_s`` seconds (``tracking.busy_timeout_s``, default
-60), then the run fails with a TrackingError naming the store, before any training starts; a
-tracking server gets one health check with a 10 s timeout.
-"""
+"""MLflow runs: one per trained model per pipeline run, always ended, found again by the
+content digest of the model directory it trained."""
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import importlib.metadata
 import logging
 import os
@@ -28,37 +17,27 @@ from typing import Any
 
 from pricer.errors import PricerError
 from pricer.layout import project_root
+from pricer.tracking.store import (
+    STORE_FILE,
+    SQLITE_BUSY_TIMEOUT_S,
+    TrackingError,
+    is_server_uri,
+    open_store,
+    resolve_tracking_uri,
+    ui_address,
+)
 
 log = logging.getLogger(__name__)
 
-STORE_FILE = "mlflow.db"
-ARTIFACTS_DIR = "mlartifacts"
-SQLITE_BUSY_TIMEOUT_S = 60  # parallel queued experiments write to one SQLite file
 # Ties a run to the model directory it trained, by content, so that no DVC output has to hold a
 # run id (which would change the output's hash on every run).
 MODEL_DIGEST_TAG = "pricer.model_digest"
+
+
 EVALUATED_DIGEST_TAG = "pricer.evaluated_model_digest"  # an evaluate-only run: the model it priced
-# The MLflow 3 UI opens an experiment in its GenAI mode unless the experiment says otherwise
-# (values from the UI's ExperimentKind enum) or the address asks for the training runs.
-EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
-MODEL_TRAINING_KIND = "custom_model_development"
-UI_PORT = 5000
+
+
 KEY_LIBRARIES = ("torch", "numpy", "scipy", "scikit-learn", "pandas", "datasets", "dvc", "mlflow")
-
-
-class TrackingError(PricerError):
-    """The tracking store cannot be used; raised before any training starts."""
-
-
-def default_tracking_uri(root: Path, busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_S) -> str:
-    return f"sqlite:///{root / STORE_FILE}?timeout={busy_timeout_s:g}"
-
-
-def resolve_tracking_uri(
-    root: Path, environ: Mapping[str, str] | None = None, busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_S
-) -> str:
-    environ = os.environ if environ is None else environ
-    return environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(root, busy_timeout_s)
 
 
 def library_versions() -> dict[str, str]:
@@ -81,30 +60,6 @@ def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
         else:
             flat[name] = str(value)
     return flat
-
-
-@contextmanager
-def _store_lock(root: Path, timeout_s: float = SQLITE_BUSY_TIMEOUT_S) -> Iterator[None]:
-    """Serialise store creation/migration: two queued runs may open a new store at once."""
-    root.mkdir(parents=True, exist_ok=True)
-    lock_path = root / f".{STORE_FILE}.lock"
-    with open(lock_path, "w") as handle:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise TrackingError(
-                        f"{lock_path} is held by another process for more than {timeout_s:g}s "
-                        "(tracking.busy_timeout_s); wait for it to finish, or run with -S tracking.enabled=false"
-                    ) from None
-                time.sleep(0.05)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @dataclass
@@ -208,16 +163,6 @@ def tracked_run(start: Any) -> Iterator[Tracker]:
         log.info("MLflow UI: %s", ui_address(tracker.client.tracking_uri, tracker.experiment_id))
 
 
-def ui_address(tracking_uri: str, experiment_id: str | None, port: int = UI_PORT) -> str:
-    """Where to see an experiment's training runs: the tracking server's page, or for a local
-    store the command that serves it and the page it serves (in model-training mode)."""
-    page = f"#/experiments/{experiment_id}?workflowType=machine_learning"
-    if _is_server(tracking_uri):
-        return f"{tracking_uri.rstrip('/')}/{page}"
-    store = tracking_uri.split("?", 1)[0]
-    return f"`mlflow ui --backend-store-uri {store} --port {port}`, then open http://127.0.0.1:{port}/{page}"
-
-
 def find_training_run(client: Any, experiment_id: str, model_name: str, digest: str) -> str | None:
     """The newest finished run that trained exactly the model directory with ``digest``."""
     runs = client.search_runs(
@@ -227,118 +172,6 @@ def find_training_run(client: Any, experiment_id: str, model_name: str, digest: 
         max_results=1,
     )
     return runs[0].info.run_id if runs else None
-
-
-def _is_server(uri: str) -> bool:
-    return uri.startswith(("http://", "https://"))
-
-
-def _check_reachable(uri: str) -> None:
-    """Fail in seconds, not after MLflow's default minutes of retries, on a dead server."""
-    if not _is_server(uri):
-        return
-    import urllib.error
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=10):
-            pass
-    except (urllib.error.URLError, OSError) as error:
-        raise TrackingError(
-            f"MLflow tracking server {uri} is unreachable ({error}); start it, unset "
-            "MLFLOW_TRACKING_URI to use the local store, or run with -S tracking.enabled=false"
-        ) from None
-
-
-def _store_problem(error: Exception) -> str:
-    """A hint for the store errors people meet, after MLflow's own (long) message."""
-    text = str(error)
-    if "database is locked" in text:
-        return ("another process holds a lock on the store longer than the busy timeout "
-                "(tracking.busy_timeout_s); wait for it, raise the timeout, or")
-    if "file is not a database" in text or "malformed" in text:
-        return "the file is not an SQLite database (corrupt?); move it away (a new store is then created), or"
-    return "fix or move the store, or"
-
-
-def _sqlite_file(uri: str) -> Path | None:
-    if not uri.startswith("sqlite:///"):
-        return None
-    return Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
-
-
-def _check_sqlite_integrity(uri: str) -> None:
-    """A damaged SQLite store must fail here, before training, not at the first epoch's log."""
-    import sqlite3
-
-    path = _sqlite_file(uri)
-    if path is None or not path.exists():
-        return
-    try:
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as connection:
-            verdict = connection.execute("PRAGMA quick_check").fetchone()[0]
-    except sqlite3.DatabaseError as error:
-        if "malformed" not in str(error):
-            return  # locked, or not a database at all: opening it below reports those, with their hints
-        verdict = str(error)
-    if verdict != "ok":
-        raise TrackingError(
-            f"MLflow store {path} is damaged (SQLite says: {verdict}); move it away (a new store is then created) "
-            "or run with -S tracking.enabled=false")
-
-
-def _check_artifact_location(uri: str, experiment: Any, root: Path) -> None:
-    """The project's own store keeps artifacts in the project: refuse one that points elsewhere
-    (a project copied with ``cp -a`` would write into the original's ``mlartifacts``)."""
-    if _sqlite_file(uri) != root / STORE_FILE:
-        return  # MLFLOW_TRACKING_URI: that store decides where its artifacts go
-    expected = (root / ARTIFACTS_DIR).resolve().as_uri()
-    if experiment.artifact_location != expected:
-        raise TrackingError(
-            f"MLflow store {root / STORE_FILE}: experiment {experiment.name!r} keeps its artifacts in "
-            f"{experiment.artifact_location}, outside this project (was the project copied or moved?); "
-            f"move {STORE_FILE} away to start a store of this project's own, set -S tracking.experiment=<new name>, "
-            "or run with -S tracking.enabled=false")
-
-
-def connect(uri: str, experiment: str, root: Path, lock_timeout_s: float = SQLITE_BUSY_TIMEOUT_S) -> tuple[Any, str]:
-    """Open the store and make sure ``experiment`` exists; return (client, experiment_id)."""
-    _check_reachable(uri)
-    from mlflow.tracking import MlflowClient
-
-    try:
-        with _store_lock(root, lock_timeout_s):
-            _check_sqlite_integrity(uri)
-            client = MlflowClient(tracking_uri=uri, registry_uri=uri)  # the registry lives in the same store
-            found = client.get_experiment_by_name(experiment)
-            if found is not None:
-                _check_artifact_location(uri, found, root)
-                if found.tags.get(EXPERIMENT_KIND_TAG) is None:  # a store from before pricer set it
-                    client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND)
-                return client, found.experiment_id
-            kind = {EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND}
-            if _is_server(uri):
-                # a tracking server chooses where artifacts go, so that every client can see them
-                experiment_id = client.create_experiment(experiment, tags=kind)
-            else:
-                artifacts = (root / ARTIFACTS_DIR).resolve()
-                experiment_id = client.create_experiment(experiment, artifact_location=artifacts.as_uri(), tags=kind)
-            return client, experiment_id
-    except TrackingError:
-        raise
-    except Exception as error:  # MLflow raises many types for a locked/corrupt/foreign store
-        first_line = (str(error).strip().splitlines() or [""])[0]
-        raise TrackingError(
-            f"MLflow store {uri} cannot be used: {type(error).__name__}: {first_line} "
-            f"({_store_problem(error)} run with -S tracking.enabled=false)"
-        ) from None
-
-
-def _open(experiment: str, root: Path | None, busy_timeout_s: float) -> tuple[str, Any, str]:
-    """The project's store (or MLFLOW_TRACKING_URI's): its uri, a client, the experiment id."""
-    root = root or project_root()
-    uri = resolve_tracking_uri(root, busy_timeout_s=busy_timeout_s)
-    return (uri, *connect(uri, experiment, root, busy_timeout_s))
 
 
 def start_run(
@@ -357,7 +190,7 @@ def start_run(
     if not enabled:
         log.info("tracking disabled (tracking.enabled=false): no MLflow run")
         return Tracker()
-    uri, client, experiment_id = _open(experiment, root, busy_timeout_s)
+    uri, client, experiment_id = open_store(experiment, root, busy_timeout_s)
     try:
         run = client.create_run(experiment_id, run_name=run_name, tags={k: str(v) for k, v in tags.items()})
     except Exception as error:
@@ -380,7 +213,7 @@ def reopen_training_run(
     holds no such run (a model pulled from a DVC remote, or trained against another store)."""
     if not enabled:
         return Tracker()
-    _, client, experiment_id = _open(experiment, root, busy_timeout_s)
+    _, client, experiment_id = open_store(experiment, root, busy_timeout_s)
     run_id = find_training_run(client, experiment_id, model_name, model_digest)
     return Tracker(client=client, run_id=run_id, experiment_id=experiment_id)
 
@@ -392,7 +225,7 @@ def training_run_of(directory: Path, model_name: str, experiment: str = "pricer"
 
     root = project_root()
     uri = resolve_tracking_uri(root)
-    if not _is_server(uri) and not (root / STORE_FILE).exists():
+    if not is_server_uri(uri) and not (root / STORE_FILE).exists():
         return None
     try:
         from mlflow.tracking import MlflowClient
