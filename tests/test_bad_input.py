@@ -989,6 +989,110 @@ def check_predict_format_mismatch(tmp_path: Path, predictor: PricePredictor, cap
 
 
 # --------------------------------------------------------------------------------------------
+# Outputs, processes and copies of the project
+
+
+@case("output-disk-full", "the disk fills up (`ENOSPC`) while a checkpoint, a model or a metrics file is written",
+      "`OutputError` naming the file; the previous version stays intact and no temporary is left")
+def check_output_disk_full(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    import torch
+
+    from pricer.atomic import OutputError
+    from pricer.training.checkpoint import save_checkpoint
+
+    checkpoint = tmp_path / "checkpoints" / "mlp.pt"
+    save_checkpoint(checkpoint, {"epoch": 1})
+    before = checkpoint.read_bytes()
+
+    def full_disk(*args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    raises(r"checkpoints/mlp.pt: cannot write it \(No space left on device\)",
+           lambda: save_checkpoint(checkpoint, {"epoch": 2}), OutputError)
+    assert checkpoint.read_bytes() == before and sorted(p.name for p in checkpoint.parent.iterdir()) == ["mlp.pt"]
+
+
+@case("output-path-blocked", "a file stands where an output directory should be (`metrics` is a file)",
+      "`OutputError` naming the output, not a traceback from `mkdir`")
+def check_output_path_blocked(tmp_path: Path) -> None:
+    from pricer.atomic import OutputError, write_json
+
+    (tmp_path / "metrics").write_text("not a directory")
+    raises(r"metrics/mlp.json: cannot write it", lambda: write_json(tmp_path / "metrics" / "mlp.json", {}), OutputError)
+
+
+@case("fetch-report-corrupt", "`data/fetch_report.json` is damaged when a train stage reads it",
+      "the train stage exits 1 naming the file and `dvc repro -f fetch`; writes no model")
+def check_fetch_report_corrupt(tmp_path: Path, features_dir: Path) -> None:
+    project = stage_dir(tmp_path / "project", features=features_dir)
+    (project / "data" / "fetch_report.json").write_text('{"kind": "synth')
+    done = run_stage(project, "train.py", "mlp")
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "data/fetch_report.json: not valid JSON" in done.stderr and "dvc repro -f fetch" in done.stderr
+    assert_no_training(project, done)
+
+
+@case("processes-indivisible-batch", "`train.processes: 3` with the default batch size 64",
+      "`ParamsError` naming `mlp.batch_size` and `train.processes` before any work")
+def check_processes_indivisible_batch(tmp_path: Path) -> None:
+    raises(r"mlp.batch_size \(64\) must divide evenly among train.processes \(3\)",
+           lambda: params_from_dict({"train": {"processes": 3}}), ParamsError)
+
+
+@case("processes-more-than-cores", "`train.processes: 64` on a machine with fewer CPU cores",
+      "`DistributedError` naming the key and the cores, before any worker starts")
+def check_processes_more_than_cores(tmp_path: Path) -> None:
+    from pricer.training.distributed import DistributedError, relaunch_under_torchrun
+
+    train = params_from_dict({"train": {"processes": 64, "device": "cpu"}}).train
+    if (os.cpu_count() or 1) >= 64:
+        pytest.skip("this machine has 64 cores or more")
+    raises(r"train.processes is 64 but this machine has \d+ CPU cores", lambda: relaunch_under_torchrun(
+        "stages/train.py", ["mlp"], train), DistributedError)
+
+
+@case("store-damaged-pages", "pages inside `mlflow.db` are overwritten (a damaged disk, a torn copy)",
+      "`TrackingError` (damaged, or cannot be used) before training, not at the first epoch's log")
+def check_store_damaged_pages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    tracker = tracking.start_run(enabled=True, experiment="pricer", run_name="x", tags={}, root=tmp_path)
+    tracker.finish()
+    store = tmp_path / "mlflow.db"
+    data = bytearray(store.read_bytes())
+    for start in range(8192, len(data) - 4096, 4096 * 3):
+        data[start + 100 : start + 400] = b"\xff" * 300
+    store.write_bytes(bytes(data))
+    raises(r"mlflow.db is damaged|cannot be used", lambda: tracking.start_run(
+        enabled=True, experiment="pricer", run_name="y", tags={}, root=tmp_path), tracking.TrackingError)
+
+
+@case("store-of-another-project", "the project was copied with `cp -a`: its `mlflow.db` keeps artifacts in the "
+      "original's `mlartifacts`", "`TrackingError` naming both places and the ways out; nothing is written "
+      "into the original")
+def check_store_of_another_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    original, copy = tmp_path / "original", tmp_path / "copy"
+    tracking.start_run(enabled=True, experiment="pricer", run_name="x", tags={}, root=original).finish()
+    shutil.copytree(original, copy)
+    raises(r"outside this project .*tracking.experiment", lambda: tracking.start_run(
+        enabled=True, experiment="pricer", run_name="y", tags={}, root=copy), tracking.TrackingError)
+    assert not (original / "mlartifacts").exists() or not any((original / "mlartifacts").rglob("*"))
+
+
+@case("source-untracked-in-temp-run", "`dvc exp run --temp -S data.source=<a directory git and DVC do not "
+      "track>`", "`DataError` saying that temporary and queued runs see only tracked files, and what to do")
+def check_source_untracked_in_temp_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    temp_copy = tmp_path / "repo" / ".dvc" / "tmp" / "exps" / "tmpab12"
+    temp_copy.mkdir(parents=True)
+    monkeypatch.chdir(temp_copy)
+    raises(r"queued experiment, whose copy of the project holds only the files git or DVC track",
+           lambda: fetch_splits("items_lite"))
+
+
+# --------------------------------------------------------------------------------------------
 # Stage-level plumbing
 
 
