@@ -38,13 +38,14 @@ class ItemDraw:
     """Every random choice for a batch of items, as index arrays into the vocabulary tables.
 
     ``product`` is the item's product, or an accessory's host product; ``accessory`` is -1 for
-    main products; ``partner`` is the bundled second product or -1; ``label`` is 0 for the
+    main products; ``has_host`` is false for generic accessories (no host in their title or price); ``partner`` is the bundled second product or -1; ``label`` is 0 for the
     category's main label, -1 for an empty one, or 1 + a tail-label index.
     """
 
     category: np.ndarray
     product: np.ndarray
     accessory: np.ndarray
+    has_host: np.ndarray
     brand_slot: np.ndarray
     host_brand_slot: np.ndarray
     spec: np.ndarray
@@ -90,6 +91,13 @@ def _draw_batch(rng: np.random.Generator, world: Tables, n_items: int) -> ItemDr
     accessory = np.where(
         is_accessory, _grouped_choice(rng, world.accessory_cumulative, category * accessory_category), -1
     )
+    # An accessory is made for one of its host products (its title names it); generic parts
+    # (no hosts) keep the drawn product only as a hidden, price-neutral choice.
+    accessory_row = np.maximum(accessory, 0)
+    host_count = world.accessory_host_count[accessory_row]
+    has_host = is_accessory & (host_count > 0)
+    host_column = np.floor(rng.random(n_items) * np.maximum(host_count, 1)).astype(np.int64)
+    product = np.where(has_host, world.accessory_hosts[accessory_row, host_column], product)
     slots = len(world.brand_slot_probs)
     brand_slot = rng.choice(slots, size=n_items, p=world.brand_slot_probs)
     host_brand_slot = rng.choice(slots, size=n_items, p=world.brand_slot_probs)
@@ -135,7 +143,7 @@ def _draw_batch(rng: np.random.Generator, world: Tables, n_items: int) -> ItemDr
     boilerplate = rng.integers(0, len(vocabulary.boilerplate), size=(n_items, 2))
 
     draw = ItemDraw(
-        category=category, product=product, accessory=accessory, brand_slot=brand_slot,
+        category=category, product=product, accessory=accessory, has_host=has_host, brand_slot=brand_slot,
         host_brand_slot=host_brand_slot, spec=spec, variant=variant, material=material,
         condition=condition, pack=pack, partner=partner, label=label, brand_line_empty=brand_line_empty,
         adjective=rng.integers(0, len(vocabulary.adjectives), size=n_items),
@@ -173,7 +181,7 @@ def _price(rng: np.random.Generator, world: Tables, draw: ItemDraw) -> None:
     accessory_log = (
         world.accessory_log_base[accessory]
         + world.brand_log_effect[category, draw.brand_slot]
-        + vocabulary.accessory_host_elasticity * (host - world.product_log_base[draw.product])
+        + np.where(draw.has_host, vocabulary.accessory_host_elasticity * (host - world.product_log_base[draw.product]), 0.0)
     )
     log_price = np.where(is_accessory, accessory_log, main)
     pack_count = world.pack_counts[draw.pack].astype(np.float64)

@@ -72,9 +72,10 @@ def _titles(world: Tables, draw: ItemDraw, brand: pa.Array, model: pa.Array) -> 
         spec, product, condition, _pick(_with_none(vocabulary.colors, ", {}"), draw.color), " - ", model,
         pack, bundle,
     )
+    made_for = _choose(draw.has_host, _concat(" for ", host_brand, " ", variant, spec, product), "")
     accessory = _concat(
-        brand, " ", adjective, " ", _pick(world.accessory_names + [""], draw.accessory), " for ", host_brand, " ",
-        variant, spec, product, condition, pack, " - ", model,
+        brand, " ", adjective, " ", _pick(world.accessory_names + [""], draw.accessory), made_for, condition, pack,
+        " - ", model,
     )
     return _choose(is_accessory, accessory, main)
 
@@ -91,7 +92,11 @@ def _description(world: Tables, draw: ItemDraw, brand: pa.Array) -> pa.Array:
     )
     intro = _choose(
         is_accessory,
-        _concat("This ", accessory_lower, " is made for the ", product_lower, ". Also fits models ", compatible, ". "),
+        _concat(
+            "This ", accessory_lower,
+            _choose(draw.has_host, _concat(" is made for the ", product_lower), " is a universal replacement part"),
+            ". Also fits models ", compatible, ". ",
+        ),
         _concat("Meet the ", brand, " ", product_lower, material, ". "),
     )
     parts: list[pa.Array | str] = [intro]

@@ -47,6 +47,7 @@ class Accessory(_Strict):
     share: Positive
     base_price: Positive
     weight_lb: Positive
+    hosts: list[str] = []
 
 
 class Category(_Strict):
@@ -76,6 +77,11 @@ class Category(_Strict):
     def _accessories_when_sold(self) -> "Category":
         if self.accessory_share > 0 and not self.accessories:
             raise ValueError(f"category {self.name!r} has accessory_share > 0 but no accessories")
+        nouns = {product.noun for product in self.products}
+        for accessory in self.accessories:
+            unknown = sorted(set(accessory.hosts) - nouns)
+            if unknown:
+                raise ValueError(f"{self.name}: accessory {accessory.noun!r} names unknown hosts {unknown}")
         return self
 
 
@@ -192,6 +198,13 @@ class Tables:
         )
         self.accessory_log_base = np.log([a.base_price for _, a in rows])
         self.accessory_weight = np.asarray([a.weight_lb for _, a in rows])
+        # Host products per accessory, padded to a matrix; a count of 0 means a generic part.
+        product_index = {(c, name): i for i, (c, name) in enumerate(zip(self.product_category, self.product_names))}
+        hosts = [[product_index[(index, host)] for host in a.hosts] for index, a in rows]
+        self.accessory_host_count = np.asarray([len(h) for h in hosts], dtype=np.int64)
+        self.accessory_hosts = np.zeros((len(rows), max([1, *map(len, hosts)])), dtype=np.int64)
+        for row, host_list in enumerate(hosts):
+            self.accessory_hosts[row, : len(host_list)] = host_list
 
     def _specs(self, vocabulary: Vocabulary) -> None:
         """Every (spec kind, level) pair gets one row: its text and log(level / typical level)."""
