@@ -58,10 +58,7 @@ class ItemDraw:
     brand_line_empty: np.ndarray
     adjective: np.ndarray
     color: np.ndarray
-    sentences: np.ndarray
-    opener: np.ndarray
-    phrase: np.ndarray
-    closer: np.ndarray
+    sentence: np.ndarray
     boilerplate: np.ndarray
     model_prefix: np.ndarray
     model_number: np.ndarray
@@ -140,6 +137,8 @@ def _draw_batch(rng: np.random.Generator, world: Tables, n_items: int) -> ItemDr
     )
     phrase = np.where(rng.random((n_items, MAX_SENTENCES)) < 0.6, own_phrase, generic_phrase)
     closer = rng.integers(0, len(vocabulary.closers), size=(n_items, MAX_SENTENCES))
+    sentence = world.sentence_index(opener, phrase, closer)
+    sentence = np.where(np.arange(MAX_SENTENCES)[None, :] < sentences[:, None], sentence, len(world.sentences) - 1)
     boilerplate = rng.integers(0, len(vocabulary.boilerplate), size=(n_items, 2))
 
     draw = ItemDraw(
@@ -148,7 +147,7 @@ def _draw_batch(rng: np.random.Generator, world: Tables, n_items: int) -> ItemDr
         condition=condition, pack=pack, partner=partner, label=label, brand_line_empty=brand_line_empty,
         adjective=rng.integers(0, len(vocabulary.adjectives), size=n_items),
         color=np.where(digital, 0, rng.integers(0, len(vocabulary.colors), size=n_items)),
-        sentences=sentences, opener=opener, phrase=phrase, closer=closer, boilerplate=boilerplate,
+        sentence=sentence, boilerplate=boilerplate,
         model_prefix=rng.integers(0, 26 * 26, size=n_items),
         model_number=rng.integers(100, 10_000, size=n_items),
         expected_log_price=np.zeros(n_items), price=np.zeros(n_items), weight=np.zeros(n_items),
@@ -221,8 +220,7 @@ def _relist_near_duplicates(rng: np.random.Generator, world: Tables, draw: ItemD
         source[duplicates] = originals[rng.integers(0, len(originals), size=len(duplicates))]
     relisted = draw.take(source)
     # What a reseller rewrites: the marketing words, never the product itself.
-    for name in ("adjective", "color", "sentences", "opener", "phrase", "closer", "boilerplate", "label",
-                 "brand_line_empty"):
+    for name in ("adjective", "color", "sentence", "boilerplate", "label", "brand_line_empty"):
         setattr(relisted, name, getattr(draw, name))
     relisted.price = np.where(
         is_duplicate,

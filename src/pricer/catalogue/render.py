@@ -100,12 +100,8 @@ def _description(world: Tables, draw: ItemDraw, brand: pa.Array) -> pa.Array:
         _concat("Meet the ", brand, " ", product_lower, material, ". "),
     )
     parts: list[pa.Array | str] = [intro]
-    for slot in range(MAX_SENTENCES):
-        sentence = _concat(
-            _pick(vocabulary.openers, draw.opener[:, slot]), " ", _pick(world.phrases, draw.phrase[:, slot]), " ",
-            _pick(vocabulary.closers, draw.closer[:, slot]), ". ",
-        )
-        parts.append(_choose(draw.sentences > slot, sentence, ""))
+    sentences = pa.array(world.sentences, type=pa.large_string())
+    parts += [sentences.take(pa.array(draw.sentence[:, slot])) for slot in range(MAX_SENTENCES)]
     parts += [_pick(vocabulary.boilerplate, draw.boilerplate[:, 0]), " ",
               _pick(vocabulary.boilerplate, draw.boilerplate[:, 1])]
     return _concat(*parts)

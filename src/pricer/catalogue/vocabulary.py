@@ -269,6 +269,17 @@ class Tables:
         self.phrase_count = np.asarray([len(c.phrases) for c in vocabulary.categories], dtype=np.int64)
         self.generic_phrase_first = len(self.phrases)
         self.phrases += vocabulary.generic_phrases
+        # Every description sentence precomposed (opener, phrase, closer), so that writing a
+        # sentence slot for all rows is one lookup; the extra last entry is the empty slot.
+        self.sentences = [
+            f"{opener} {phrase} {closer}. "
+            for opener in vocabulary.openers for phrase in self.phrases for closer in vocabulary.closers
+        ] + [""]
+
+    def sentence_index(self, opener: np.ndarray, phrase: np.ndarray, closer: np.ndarray) -> np.ndarray:
+        """Row of :attr:`sentences` for (opener, flat phrase, closer) index arrays."""
+        n_closers = len(self.vocabulary.closers)
+        return (opener * len(self.phrases) + phrase) * n_closers + closer
 
 
 class VocabularyError(ValueError):
