@@ -136,7 +136,7 @@ def render(world: Tables, draw: ItemDraw) -> pd.DataFrame:
     )
     del description, details  # free the intermediate columns before the largest ones
     # The Hub's curation cut long texts; the cut falls mid-word, as it did there.
-    summary = pc.utf8_rtrim_whitespace(pc.utf8_slice_codeunits(summary, 0, world.vocabulary.summary_max_chars))
+    summary = pc.utf8_slice_codeunits(summary, 0, world.vocabulary.summary_max_chars)
     prompt = _concat(PROMPT_PREFIX, summary, PROMPT_SUFFIX)
     return pd.DataFrame(
         {
