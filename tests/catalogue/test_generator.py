@@ -184,6 +184,25 @@ def test_a_brand_is_priced_differently_in_different_categories() -> None:
     assert np.median(spreads) > 0.5  # the same name: ×1.6 apart or more in its categories
 
 
+def test_packs_of_twelve_cost_more_than_singles(large_catalogue: pd.DataFrame) -> None:
+    log_price = np.log(large_catalogue["price"])
+    pack_of_12 = large_catalogue["title"].str.contains("(Pack of 12)", regex=False)
+    single = ~large_catalogue["title"].str.contains("(Pack of", regex=False)
+    assert pack_of_12.sum() >= 30
+    assert log_price[pack_of_12].mean() > log_price[single].mean() + np.log(2)
+
+
+def test_bigger_spec_costs_more(large_catalogue: pd.DataFrame) -> None:
+    # Spec levels are drawn independently of the rest, so main products with "512 GB" and
+    # with "16 GB" have the same mix of products and brands and differ by the spec's effect.
+    main = ~large_catalogue["title"].str.contains(" for ", regex=False)
+    log_price = np.log(large_catalogue["price"])
+    big = main & large_catalogue["title"].str.contains(" 512 GB ", regex=False)
+    small = main & large_catalogue["title"].str.contains(" 16 GB ", regex=False)
+    assert big.sum() >= 20 and small.sum() >= 20
+    assert log_price[big].mean() > log_price[small].mean()
+
+
 def test_bag_of_words_beats_median_baseline() -> None:
     frame = generate_catalogue(3_000, SEED)
     train, test = frame.iloc[:2_500], frame.iloc[2_500:]
