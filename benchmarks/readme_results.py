@@ -54,7 +54,7 @@ def machine() -> str:
 
 
 def money(value: float) -> str:
-    return f"${value:,.2f}"
+    return f"-${-value:,.2f}" if value < 0 else f"${value:,.2f}"
 
 
 def interval(figures: dict, key: str) -> str:

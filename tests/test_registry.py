@@ -93,5 +93,6 @@ def test_the_facade_takes_mlflow_uris_too(two_versions, monkeypatch):
     assert np.array_equal(pricer.load_model(f"runs:/{first.run_id}/model").predict(first.texts), first_prices)
     # one text alone: compared with the same text priced alone from the directory (a batch of one
     # and a batch of many may differ in the last bits, as float sums are grouped differently)
-    alone = PricePredictor.load(first.directory).predict(first.texts[:1])[0]
+    alone = pricer.load_model(f"runs:/{first.run_id}/model").predict(first.texts[:1])[0]
     assert pricer.predict(first.texts[0], model=f"runs:/{first.run_id}/model") == alone
+    assert alone == pytest.approx(first_prices[0], rel=1e-5)
