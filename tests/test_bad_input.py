@@ -715,6 +715,33 @@ def check_checkpoint_other_config(tmp_path: Path, catalogue_features, caplog: py
     assert f"checkpoint {checkpoint} is from another configuration; starting afresh" in caplog.text
 
 
+@case("checkpoint-other-features", "with `train.resume: true`, a checkpoint from features with the same rows and "
+      "non-zeros but other values (e.g. after changing `vectorize.binary`)",
+      "ignored: the checkpoint's identity holds the md5 of every feature file, so training starts from epoch 1")
+def check_checkpoint_other_features(tmp_path: Path, catalogue_features, caplog: pytest.LogCaptureFixture) -> None:
+    from pricer.training.distributed import Processes
+    from pricer.training.runner import TrainingData, plan_training, run_training
+
+    _, train_x, train_y, val_x, val_y, _ = catalogue_features
+    params = params_from_dict({"mlp": {"epochs": 2, "hidden_layers": [8]}, "vectorize": {"n_features": 512}})
+    checkpoint = tmp_path / "mlp.pt"
+
+    def train(scale: float, md5: str) -> int:
+        data = TrainingData(train_x * scale, train_y, val_x * scale, val_y, {"data/features/train.npz": md5})
+        plan = plan_training(params, "mlp", data, torch.device("cpu"))
+        return len(run_training(plan, data, Processes(torch.device("cpu")), checkpoint_path=checkpoint,
+                                resume=True).fit.history)
+
+    assert train(1.0, "binary-features") == 2
+    caplog.clear()
+    assert train(3.0, "count-features") == 2  # the same shapes and non-zeros: only the md5 tells them apart
+    assert f"checkpoint {checkpoint} is from another configuration; starting afresh" in caplog.text
+    caplog.clear()
+    with caplog.at_level("INFO", logger="pricer"):
+        train(3.0, "count-features")  # the same data again: resumed after its last epoch, nothing retrained
+    assert "resuming after epoch 2" in caplog.text
+
+
 @case("checkpoint-corrupt", "with `train.resume: true`, a truncated `checkpoints/<model>.pt`",
       "the train stage warns, naming it, and trains from epoch 1")
 def check_checkpoint_corrupt(tmp_path: Path, features_dir: Path) -> None:
