@@ -57,8 +57,14 @@ def compared(reproduced_project) -> Project:
 def test_exp_show_compact_columns_and_metrics_diff(compared):
     table = list(csv.DictReader(io.StringIO(compared.dvc(*EXP_SHOW, "--csv").stdout)))
     columns = set(table[0])
-    assert columns == {"Experiment", "rev", "typ", "metrics/mlp.json:test_mae", "metrics/resnet.json:test_mae",
-                       "train_mean_test_mae", "train_median_test_mae", "lr"}
+    # the MAEs, the changed interval bounds and the paired comparison; `--only-changed` hides the
+    # MLP's interval, which lr leaves as it was
+    # (and the verdict too, where lr changed it)
+    assert columns - {"resnet_vs_mlp.verdict"} == {
+        "Experiment", "rev", "typ", "metrics/mlp.json:test_mae", "metrics/resnet.json:test_mae",
+        "metrics/resnet.json:test_mae_ci95_low", "metrics/resnet.json:test_mae_ci95_high",
+        "resnet_vs_mlp.mae_difference", "resnet_vs_mlp.ci95_low", "resnet_vs_mlp.ci95_high",
+        "train_mean_test_mae", "train_median_test_mae", "lr"}
     rows = {row["Experiment"] or row["rev"]: row for row in table}
     assert rows["half-lr"]["lr"] == "0.0005" and rows["main"]["lr"] == "0.001"
     assert float(rows["half-lr"]["metrics/resnet.json:test_mae"]) == compared.read_json("metrics/resnet.json")["test_mae"]
