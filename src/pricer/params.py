@@ -90,6 +90,7 @@ Device = Literal["auto", "cpu", "cuda", "mps"]
 Precision = Literal["fp32", "bf16"]
 Target = Literal["standardized_log", "log", "raw"]
 Init = Literal["kaiming", "default"]
+InputOptimizer = Literal["dense", "lazy"]
 
 
 class _Section(BaseModel):
@@ -134,6 +135,8 @@ class ResNetParams(_Section):
     epochs: PositiveInt = 5
     cosine_t_max: PositiveInt = 10
     grad_clip: PositiveNumber = 1.0
+    # lazy: row-sparse AdamW for the input layer (training.lazy), for wide vocabularies
+    input_optimizer: InputOptimizer = "dense"
 
 
 class TrainParams(_Section):
@@ -184,6 +187,12 @@ class Params(_Section):
                     "the batch size is the global one, split across the processes",
                     {"section": section, "batch_size": batch_size, "processes": self.train.processes},
                 )
+        if self.resnet.input_optimizer == "lazy" and self.train.processes > 1:
+            raise PydanticCustomError(
+                "pricer_consistency",
+                "resnet.input_optimizer 'lazy' trains in one process (data-parallel training all-reduces "
+                "dense gradients only); set train.processes to 1 or resnet.input_optimizer to dense",
+            )
         return self
 
     def as_dict(self) -> dict[str, Any]:
