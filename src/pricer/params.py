@@ -8,6 +8,7 @@ file and the key (``params.yaml: mlp.lr must be a positive number, got 0``), so 
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -241,6 +242,21 @@ def params_from_dict(raw: Any) -> Params:
     except ValidationError as error:
         # A value that fails several alternatives (``bool | 'auto'``) reports each; the first suffices.
         raise ParamsError(_message(error.errors()[0], raw)) from None
+
+
+def with_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a parsed params mapping with ``dvc exp run -S``-style dotted keys set
+    (``{"resnet.epochs": 10}``): how a preset (``presets/*.yaml``) applies to params.yaml."""
+    result = copy.deepcopy(raw)
+    for key, value in overrides.items():
+        section = result
+        *path, last = key.split(".")
+        for part in path:
+            if not isinstance(section.get(part), dict):
+                raise ParamsError(f"override {key}: no section {part!r} in the params")
+            section = section[part]
+        section[last] = value
+    return result
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

@@ -97,14 +97,13 @@ class LazyInputAdamW(torch.optim.Optimizer):
         log_decay = state["log_decay"].item()
         pending = torch.exp(log_decay - state["decayed_to"][rows]).to(weight.dtype).unsqueeze(1)
         state["decayed_to"][rows] = log_decay
-        row_weights = weight[rows] * pending
-        exp_avg = state["exp_avg"][rows].lerp_(values, 1 - beta1)
-        exp_avg_sq = state["exp_avg_sq"][rows].mul_(beta2).addcmul_(values, values, value=1 - beta2)
-        step = int(state["step"])
-        bias_correction1 = 1 - beta1**step
-        bias_correction2 = 1 - beta2**step
-        denominator = (exp_avg_sq.sqrt() / math.sqrt(bias_correction2)).add_(group["eps"])
-        row_weights.addcdiv_(exp_avg, denominator, value=-group["lr"] / bias_correction1)
+        row_weights = weight[rows].mul_(pending)  # this step's decay and any the row had missed
+        exp_avg, exp_avg_sq = state["exp_avg"][rows], state["exp_avg_sq"][rows]
+        # the kernel dense fused AdamW runs, on the gathered rows; decay is done above, so 0 here
+        torch._fused_adamw_([row_weights], [values], [exp_avg], [exp_avg_sq], [],
+                            [state["step"].to(torch.float32, copy=True)], amsgrad=False, lr=group["lr"],
+                            beta1=beta1, beta2=beta2, weight_decay=0.0, eps=group["eps"], maximize=False,
+                            grad_scale=None, found_inf=None)
         weight.index_copy_(0, rows, row_weights)
         state["exp_avg"].index_copy_(0, rows, exp_avg)
         state["exp_avg_sq"].index_copy_(0, rows, exp_avg_sq)
@@ -145,20 +144,16 @@ def clip_gradients(parameters: Iterable[nn.Parameter], max_norm: float) -> None:
     """``nn.utils.clip_grad_norm_`` that also counts sparse gradients (their coalesced values:
     a row's duplicates summed, as the dense gradient holds them)."""
     parameters = [p for p in parameters if p.grad is not None]
-    if not any(p.grad.is_sparse for p in parameters):
+    sparse = [p for p in parameters if p.grad.is_sparse]
+    if not sparse:
         nn.utils.clip_grad_norm_(parameters, max_norm)
         return
-    for weight in parameters:
-        if weight.grad.is_sparse:
-            weight.grad = weight.grad.coalesce()
-    squares = [(p.grad.values() if p.grad.is_sparse else p.grad).float().pow(2).sum() for p in parameters]
-    total_norm = torch.stack(squares).sum().sqrt()
-    # the same coefficient as clip_grad_norm_: scale by max_norm / norm only when norm exceeds it
+    for weight in sparse:
+        weight.grad = weight.grad.coalesce()
+    dense = [p for p in parameters if not p.grad.is_sparse]
+    total_norm = nn.utils.get_total_norm([p.grad for p in dense] + [p.grad.values() for p in sparse])
+    nn.utils.clip_grads_with_norm_(dense, max_norm, total_norm)
+    # the same coefficient clip_grads_with_norm_ applies: max_norm / norm, only when norm exceeds it
     coefficient = torch.clamp(max_norm / (total_norm + 1e-6), max=1.0)
-    for weight in parameters:
-        if weight.grad.is_sparse:
-            weight.grad = torch.sparse_coo_tensor(weight.grad.indices(), weight.grad.values() * coefficient,
-                                                  weight.grad.shape, is_coalesced=True,
-                                                  check_invariants=False)
-        else:
-            weight.grad.mul_(coefficient.to(weight.grad.dtype))
+    for weight in sparse:
+        weight.grad.values().mul_(coefficient)  # a coalesced tensor's values: in place
