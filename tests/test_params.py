@@ -26,6 +26,14 @@ def test_params_yaml_holds_exactly_the_declared_defaults():
     assert load_params(REPO_PARAMS) == Params()
 
 
+def test_the_lazy_input_optimizer_is_refused_with_several_processes():
+    assert params_from_dict({"resnet": {"input_optimizer": "lazy"}}).resnet.input_optimizer == "lazy"
+    with pytest.raises(ParamsError, match=r"resnet.input_optimizer 'lazy' trains in one process .* train.processes to 1"):
+        params_from_dict({"resnet": {"input_optimizer": "lazy"}, "train": {"processes": 2}})
+    with pytest.raises(ParamsError, match=r"resnet.input_optimizer must be one of 'dense' or 'lazy', got 'sparse'"):
+        params_from_dict({"resnet": {"input_optimizer": "sparse"}})
+
+
 def test_yaml_exponent_without_a_dot_is_a_number():
     # YAML 1.1 reads `lr: 1e-3` as the string "1e-3"; people type it all the time.
     assert params_from_dict(yaml.safe_load("lr: 1e-3\nmlp:\n  lr: 5E-3\n")).lr == pytest.approx(0.001)

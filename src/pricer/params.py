@@ -8,6 +8,7 @@ file and the key (``params.yaml: mlp.lr must be a positive number, got 0``), so 
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 from collections.abc import Callable
@@ -91,6 +92,7 @@ Device = Literal["auto", "cpu", "cuda", "mps"]
 Precision = Literal["fp32", "bf16"]
 Target = Literal["standardized_log", "log", "raw"]
 Init = Literal["kaiming", "default"]
+InputOptimizer = Literal["dense", "lazy"]
 
 
 class _Section(BaseModel):
@@ -135,6 +137,8 @@ class ResNetParams(_Section):
     epochs: PositiveInt = 5
     cosine_t_max: PositiveInt = 10
     grad_clip: PositiveNumber = 1.0
+    # lazy: row-sparse AdamW for the input layer (training.lazy), for wide vocabularies
+    input_optimizer: InputOptimizer = "dense"
 
 
 class TrainParams(_Section):
@@ -193,6 +197,12 @@ class Params(_Section):
                     "the batch size is the global one, split across the processes",
                     {"section": section, "batch_size": batch_size, "processes": self.train.processes},
                 )
+        if self.resnet.input_optimizer == "lazy" and self.train.processes > 1:
+            raise PydanticCustomError(
+                "pricer_consistency",
+                "resnet.input_optimizer 'lazy' trains in one process (data-parallel training all-reduces "
+                "dense gradients only); set train.processes to 1 or resnet.input_optimizer to dense",
+            )
         return self
 
     def as_dict(self) -> dict[str, Any]:
@@ -241,6 +251,21 @@ def params_from_dict(raw: Any) -> Params:
     except ValidationError as error:
         # A value that fails several alternatives (``bool | 'auto'``) reports each; the first suffices.
         raise ParamsError(_message(error.errors()[0], raw)) from None
+
+
+def with_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a parsed params mapping with ``dvc exp run -S``-style dotted keys set
+    (``{"resnet.epochs": 10}``): how a preset (``presets/*.yaml``) applies to params.yaml."""
+    result = copy.deepcopy(raw)
+    for key, value in overrides.items():
+        section = result
+        *path, last = key.split(".")
+        for part in path:
+            if not isinstance(section.get(part), dict):
+                raise ParamsError(f"override {key}: no section {part!r} in the params")
+            section = section[part]
+        section[last] = value
+    return result
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

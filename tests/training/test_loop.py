@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -12,6 +14,7 @@ RESNET = {"kind": "resnet", "n_features": 512, "hidden": 32, "layers": 3, "dropo
 MLP = {"kind": "mlp", "n_features": 512, "hidden_layers": [32, 16, 16], "init": "kaiming"}
 ADAMW = Recipe(optimizer="adamw", lr=0.003, loss="l1", batch_size=64, epochs=4, weight_decay=0.01,
                cosine_t_max=10, grad_clip=1.0)
+LAZY_ADAMW = dataclasses.replace(ADAMW, input_optimizer="lazy")
 
 
 def _train(catalogue_features, arch=RESNET, recipe=ADAMW, target_kind="standardized_log", **kwargs):
@@ -62,8 +65,9 @@ def test_divergence_stops_with_the_model_and_epoch(catalogue_features):
         _train(catalogue_features, arch={**MLP, "init": "default"}, recipe=raw_sgd, target_kind="raw")
 
 
-def test_resume_after_interruption_gives_the_uninterrupted_weights(catalogue_features, tmp_path):
-    uninterrupted, full, _ = _train(catalogue_features)
+@pytest.mark.parametrize("recipe", [ADAMW, LAZY_ADAMW], ids=["dense", "lazy"])
+def test_resume_after_interruption_gives_the_uninterrupted_weights(catalogue_features, tmp_path, recipe):
+    uninterrupted, full, _ = _train(catalogue_features, recipe=recipe)
     checkpoint = tmp_path / "ckpt.pt"
 
     def crash_in_epoch_3(record):
@@ -71,8 +75,8 @@ def test_resume_after_interruption_gives_the_uninterrupted_weights(catalogue_fea
             raise KeyboardInterrupt  # what a kill during epoch 3 leaves: the epoch-2 checkpoint
 
     with pytest.raises(KeyboardInterrupt):
-        _train(catalogue_features, checkpoint_path=checkpoint, on_epoch=crash_in_epoch_3)
-    resumed, result, _ = _train(catalogue_features, checkpoint_path=checkpoint, resume=True)
+        _train(catalogue_features, recipe=recipe, checkpoint_path=checkpoint, on_epoch=crash_in_epoch_3)
+    resumed, result, _ = _train(catalogue_features, recipe=recipe, checkpoint_path=checkpoint, resume=True)
     assert [r.val_mae for r in result.history] == [r.val_mae for r in full.history]
     for (name, a), (_, b) in zip(uninterrupted.state_dict().items(), resumed.state_dict().items()):
         assert torch.equal(a, b), name
@@ -102,6 +106,28 @@ def test_sparse_gradients_only_for_plain_single_process_sgd():
     assert not uses_sparse_gradients(ADAMW, CPU)
     assert not uses_sparse_gradients(Recipe(optimizer="sgd", lr=0.01, loss="mse", batch_size=64, epochs=1,
                                             grad_clip=1.0), CPU)
+    assert uses_sparse_gradients(LAZY_ADAMW, CPU)
+
+
+def test_lazy_input_trains_as_well_as_dense_adamw_and_leaves_dense_gradients(catalogue_features):
+    _, dense, _ = _train(catalogue_features)
+    model, lazy, _ = _train(catalogue_features, recipe=LAZY_ADAMW)
+    assert lazy.best_val_mae < 1.05 * dense.best_val_mae
+    assert model.input.sparse_gradient is False
+
+
+def test_lazy_input_is_refused_with_several_processes_or_for_sgd(catalogue_features):
+    with pytest.raises(ValueError, match="input_optimizer 'lazy' trains in one process; got 2 processes"):
+        _train(catalogue_features, recipe=LAZY_ADAMW, world_size=2)
+    lazy_sgd = Recipe(optimizer="sgd", lr=0.01, loss="mse", batch_size=64, epochs=1, input_optimizer="lazy")
+    with pytest.raises(ValueError, match="'lazy' is an AdamW variant"):
+        _train(catalogue_features, arch=MLP, recipe=lazy_sgd)
+
+
+def test_the_default_recipe_records_no_input_optimizer_and_the_lazy_one_does():
+    # model files, checkpoints and tracked params of a default run keep their bytes
+    assert "input_optimizer" not in ADAMW.to_dict()
+    assert LAZY_ADAMW.to_dict()["input_optimizer"] == "lazy"
 
 
 def test_fit_leaves_the_model_with_dense_gradients(catalogue_features):

@@ -27,6 +27,7 @@ from pricer.models import SparseLinear
 from pricer.errors import PricerError
 from pricer.target import TargetTransform
 from pricer.training.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
+from pricer.training.lazy import LazyInputAdamW, clip_gradients
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +55,15 @@ class Recipe:
     keep_best: bool = True
     precision: str = "fp32"  # "fp32" | "bf16" autocast
     seed: int = 42
+    input_optimizer: str = "dense"  # "dense" | "lazy": AdamW's input layer (training.lazy)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        recipe = asdict(self)
+        # recipes from before the option (and every default one) keep their bytes in model
+        # files, checkpoints and tracking
+        if recipe["input_optimizer"] == "dense":
+            del recipe["input_optimizer"]
+        return recipe
 
 
 @dataclass(frozen=True)
@@ -114,8 +121,16 @@ def _loss_function(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Te
 
 
 def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
+    if recipe.input_optimizer not in ("dense", "lazy"):
+        raise ValueError(f"input_optimizer must be 'dense' or 'lazy', got {recipe.input_optimizer!r}")
+    if recipe.input_optimizer == "lazy" and recipe.optimizer != "adamw":
+        raise ValueError(f"input_optimizer 'lazy' is an AdamW variant; the {recipe.optimizer!r} recipe has no use for it")
     if recipe.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=recipe.lr)
+    if recipe.optimizer == "adamw" and recipe.input_optimizer == "lazy":
+        inputs = [module.weight for module in model.modules() if isinstance(module, SparseLinear)]
+        rest = [parameter for parameter in model.parameters() if all(parameter is not weight for weight in inputs)]
+        return LazyInputAdamW(inputs, rest, lr=recipe.lr, weight_decay=recipe.weight_decay)
     if recipe.optimizer == "adamw":
         # fused: one pass over each parameter per step instead of ~10 tensor ops (and as many
         # temporaries the size of the 5000-row input weight): 1.5-2x faster steps on CPU
@@ -124,12 +139,16 @@ def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
 
 
 def uses_sparse_gradients(recipe: Recipe, device: torch.device, world_size: int = 1) -> bool:
-    """Whether the input layer's weight gets sparse gradients: plain single-process SGD only.
+    """Whether the input layer's weight gets sparse gradients: plain single-process SGD, and
+    AdamW with the lazy input optimizer (which consumes them and clips them with the rest).
 
     SGD's update ``w -= lr * grad`` then touches just the rows of the batch's columns instead
     of zero-filling, scattering into and reading back the whole (n_features, width) gradient.
-    AdamW, weight decay, gradient clipping and DDP all need the dense gradient.
+    Dense AdamW, plain SGD with weight decay or clipping, and DDP need the dense gradient.
     """
+    if recipe.input_optimizer == "lazy":
+        _check_lazy_runs_here(device, world_size)
+        return True
     return (
         recipe.optimizer == "sgd"
         and not recipe.weight_decay
@@ -137,6 +156,14 @@ def uses_sparse_gradients(recipe: Recipe, device: torch.device, world_size: int 
         and world_size == 1
         and device.type in ("cpu", "cuda")
     )
+
+
+def _check_lazy_runs_here(device: torch.device, world_size: int) -> None:
+    if world_size > 1:
+        # DDP all-reduces dense gradients only; a sparse input gradient would need its own
+        raise ValueError(f"input_optimizer 'lazy' trains in one process; got {world_size} processes")
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"input_optimizer 'lazy' needs sparse tensors (cpu or cuda), not {device.type}")
 
 
 @contextlib.contextmanager
@@ -150,6 +177,18 @@ def _sparse_gradients(model: nn.Module, enabled: bool) -> Iterator[None]:
     finally:
         for layer, value in zip(layers, previous):
             layer.sparse_gradient = value
+
+
+def _copy_weights(model: nn.Module, into: dict[str, torch.Tensor] | None) -> dict[str, torch.Tensor]:
+    """A copy of the model's state, written into ``into``'s tensors when it has them: a fresh
+    copy at every improving epoch would allocate (and page-fault in) the whole input layer,
+    268 MB at 2^18 features x 256."""
+    state = model.state_dict()
+    if into is None or into.keys() != state.keys():
+        return copy.deepcopy(state)
+    for name, tensor in state.items():
+        into[name].copy_(tensor)
+    return into
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe) -> torch.optim.lr_scheduler.LRScheduler:
@@ -204,7 +243,7 @@ def _train_epoch(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if recipe.grad_clip:
-            nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+            clip_gradients(model.parameters(), recipe.grad_clip)
         optimizer.step()
         loss_sum += loss.detach()
         if step % LOSS_CHECK_EVERY == 0 and not torch.isfinite(loss_sum):
@@ -281,6 +320,8 @@ def fit(
                 model, train.take_rows(order), optimizer, loss_fn, recipe, device, local_batch,
                 model_name=model_name, epoch=epoch, progress=progress,
             )
+        if isinstance(optimizer, LazyInputAdamW):
+            optimizer.apply_pending_decay()  # validation, best weights and checkpoint see every row decayed
         if world_size > 1:
             torch.distributed.all_reduce(loss_sum)
             loss_sum /= world_size
@@ -300,7 +341,7 @@ def fit(
         if val_mae < result.best_val_mae:
             result.best_epoch, result.best_val_mae = epoch, val_mae
             if recipe.keep_best:
-                best_state = copy.deepcopy(inner.state_dict())
+                best_state = _copy_weights(inner, best_state)
         log.info(
             "%s epoch %d/%d: train loss %.4f, val loss %.4f, val MAE $%.2f (%.1fs)",
             model_name, epoch, recipe.epochs, train_loss, val_loss, val_mae, record.seconds,

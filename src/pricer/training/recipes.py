@@ -49,6 +49,7 @@ def recipe(params: Params, model_name: str) -> Recipe:
             epochs=resnet.epochs,
             cosine_t_max=resnet.cosine_t_max,
             grad_clip=resnet.grad_clip,
+            input_optimizer=resnet.input_optimizer,
             **common,
         )
     raise _unknown(model_name)
