@@ -148,7 +148,7 @@ def test_runs_on_other_test_items_are_not_paired(swept):
 
 
 def test_unknown_run_is_a_one_line_error(swept):
-    project, _ = swept
+    project, _, _ = swept
     done = compare(project, "no-such-run", check=False)
     assert done.returncode == 1
     assert done.stderr == "pricer: no-such-run: neither a DVC experiment (`dvc exp show`) nor a git revision\n"

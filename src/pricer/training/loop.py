@@ -358,7 +358,9 @@ def fit(
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
                     "torch_rng": torch.get_rng_state(),
-                    "history": [asdict(r) for r in result.history],
+                    # without the epochs' wall-clock seconds: equal training, equal checkpoint bytes
+                    # (the checkpoint is a DVC output, so its hash is in dvc.lock)
+                    "history": [asdict(r) | {"seconds": 0.0} for r in result.history],
                     "best_epoch": result.best_epoch,
                     "best_val_mae": result.best_val_mae,
                     "best_model": best_state,
