@@ -13,8 +13,9 @@ features; the lazy residual network is also compared with the default (dense) on
 Goal: every ratio at 2^16 and 2^18 <= 1.5 for the default MLP and the lazy residual network.
 
 ``--memory`` also measures peak RSS (kernel ``ru_maxrss``) of one training epoch with a
-checkpoint, in a fresh process per configuration, at two row counts, and projects the train
-stage's peak at 800,000 rows from the measured per-row and per-weight costs.
+checkpoint, in a fresh process per configuration that loads features hashed beforehand, at two
+row counts, and projects the train stage's peak at 800,000 rows linearly from the measured
+per-row cost (the per-weight cost is the difference between 5,000 and 2^18 features).
 
     .venv/bin/python benchmarks/wide_vocab.py                       # 10,000 rows, 3 repeats
     .venv/bin/python benchmarks/wide_vocab.py --rows 20000 --repeats 5 --memory
@@ -34,10 +35,12 @@ from pathlib import Path
 
 import harness
 import numpy as np
+import psutil
+import scipy.sparse as sp
 import torch
 
 from pricer.batching import CSRTensors
-from pricer.features import VectorizerSettings, vectorize_texts
+from pricer.features import vectorize_texts
 from pricer.models import build_model
 from pricer.target import TargetTransform
 from pricer.training import fit
@@ -137,43 +140,62 @@ def timing(args: argparse.Namespace, params) -> dict:
 
 
 def memory_probe(args: argparse.Namespace) -> None:
-    """(child process) one epoch with a checkpoint; print the process's peak RSS in bytes."""
+    """(child process) one epoch with a checkpoint on features the parent hashed; print the
+    process's peak RSS and its RSS before the model existed, in bytes."""
     harness.set_threads(args.threads)
     params = harness.load_repo_params()
     kind, optimizer = CONFIGS[args.probe_config]
-    splits = harness.catalogue_splits({"train": args.probe_rows, "validation": args.validation}, args.seed)
-    settings = dataclasses.replace(harness.settings_of(params), n_features=args.probe_width)
-    for split in splits.values():
-        split.features = {args.probe_width: vectorize_texts(split.texts, settings, n_jobs=1)}
-        split.texts = []
+    splits = {}
+    for name in ("train", "validation"):
+        split = harness.Split([], np.load(args.probe_data / f"{name}-prices.npy"))
+        split.features = {args.probe_width: sp.load_npz(args.probe_data / f"{name}-{args.probe_width}.npz")}
+        splits[name] = split
+    before = psutil.Process().memory_info().rss
     with tempfile.TemporaryDirectory() as scratch:
         one_epoch(params, kind, optimizer, args.probe_width, splits["train"], splits["validation"],
                   checkpoint=Path(scratch) / "checkpoint.pt")
-    print(json.dumps({"peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+    print(json.dumps({"peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "before": before}))
 
 
-def peak_rss(args: argparse.Namespace, config: str, width: int, rows: int) -> float:
+def peak_rss(args: argparse.Namespace, config: str, width: int, data: Path) -> float:
     command = [sys.executable, __file__, "--probe-config", config, "--probe-width", str(width),
-               "--probe-rows", str(rows), "--validation", str(args.validation), "--threads", str(args.threads)]
+               "--probe-data", str(data), "--threads", str(args.threads)]
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     return json.loads(output.strip().splitlines()[-1])["peak_rss"]
 
 
-def memory(args: argparse.Namespace) -> dict:
+def probe_data(args: argparse.Namespace, params, rows: int, directory: Path) -> Path:
+    """Hashed train/validation features written for the probes (so that generating the
+    catalogue, whose own peak is ~1.9 GB, is not part of what they measure)."""
+    directory.mkdir(parents=True)
+    splits = harness.catalogue_splits({"train": rows, "validation": args.validation}, args.seed)
+    for name, split in splits.items():
+        np.save(directory / f"{name}-prices.npy", split.prices)
+        for width in (5000, 2**18):
+            settings = dataclasses.replace(harness.settings_of(params), n_features=width)
+            sp.save_npz(directory / f"{name}-{width}.npz", vectorize_texts(split.texts, settings, n_jobs=1))
+    return directory
+
+
+def memory(args: argparse.Namespace, params) -> dict:
     """Peak RSS at (rows, 5000), (rows, 2^18), (4 x rows, 2^18); projected to 800,000 rows."""
     few, many = args.memory_rows, 4 * args.memory_rows
     out = {}
     print(f"\npeak RSS of one training epoch with a checkpoint (fresh process each), GB; projection to {FULL_ROWS:,} rows")
-    for name in ("mlp", "resnet lazy"):  # dense AdamW at 2^18: the same plus a dense gradient
-        narrow, wide, wide_many = (peak_rss(args, name, width, rows) for width, rows in
-                                   ((5000, few), (2**18, few), (2**18, many)))
-        per_row = (wide_many - wide) / (many - few)
-        projected = wide_many + per_row * (FULL_ROWS - many)
-        out[name] = {"narrow": narrow, "wide": wide, "wide_many": wide_many, "per_row_bytes": per_row,
-                     "width_cost": wide - narrow, "projected_800k_2e18": projected}
-        print(f"  {name:13s} {few:,} rows: 5,000 {narrow / 1e9:.2f}, 2^18 {wide / 1e9:.2f} (+{(wide - narrow) / 1e9:.2f} "
-              f"for the width); {many:,} rows, 2^18: {wide_many / 1e9:.2f}; {per_row:,.0f} B per row -> "
-              f"{projected / 1e9:.2f} GB at {FULL_ROWS:,} rows   goal <= 4: {'MET' if projected <= 4e9 else 'NOT MET'}")
+    with tempfile.TemporaryDirectory() as scratch:
+        data_few = probe_data(args, params, few, Path(scratch) / "few")
+        data_many = probe_data(args, params, many, Path(scratch) / "many")
+        for name in ("mlp", "resnet lazy", "resnet dense"):
+            narrow, wide, wide_many = (peak_rss(args, name, width, data) for width, data in
+                                       ((5000, data_few), (2**18, data_few), (2**18, data_many)))
+            per_row = (wide_many - wide) / (many - few)
+            projected = wide_many + per_row * (FULL_ROWS - many)
+            out[name] = {"narrow": narrow, "wide": wide, "wide_many": wide_many, "per_row_bytes": per_row,
+                         "width_cost": wide - narrow, "projected_800k_2e18": projected}
+            print(f"  {name:13s} {few:,} rows: 5,000 {narrow / 1e9:.2f}, 2^18 {wide / 1e9:.2f} "
+                  f"(+{(wide - narrow) / 1e9:.2f} for the width); {many:,} rows, 2^18: {wide_many / 1e9:.2f}; "
+                  f"{per_row:,.0f} B per row -> {projected / 1e9:.2f} GB at {FULL_ROWS:,} rows   "
+                  f"goal <= 4: {'MET' if projected <= 4e9 else 'NOT MET'}", flush=True)
     return out
 
 
@@ -189,7 +211,7 @@ def main() -> None:
     parser.add_argument("--skip-timing", action="store_true")
     parser.add_argument("--probe-config", choices=sorted(CONFIGS), help=argparse.SUPPRESS)
     parser.add_argument("--probe-width", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--probe-rows", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--probe-data", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.probe_config:
         memory_probe(args)
@@ -202,7 +224,7 @@ def main() -> None:
     if not args.skip_timing:
         payload["timing"] = timing(args, params)
     if args.memory:
-        payload["memory"] = memory(args)
+        payload["memory"] = memory(args, params)
     harness.write_results("wide_vocab", payload)
 
 
