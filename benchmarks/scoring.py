@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -107,5 +107,5 @@ def baseline_test_maes(splits: HashedSplits) -> dict[str, float]:
 def with_overrides(params: Params, section: str, **values: object) -> Params:
     """``params`` with some keys of one section (or the top level, section "") replaced."""
     if not section:
-        return replace(params, **values)
-    return replace(params, **{section: replace(getattr(params, section), **values)})
+        return params.model_copy(update=values)
+    return params.model_copy(update={section: getattr(params, section).model_copy(update=values)})
