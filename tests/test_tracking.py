@@ -1,3 +1,4 @@
+import json
 import shutil
 
 import pytest
@@ -118,6 +119,28 @@ def test_the_experiment_is_a_model_training_one_also_in_an_older_store(tmp_path,
 def test_ui_address_opens_the_training_runs(tmp_path):
     local = tracking.ui_address(tracking.resolve_tracking_uri(tmp_path), "3")
     assert local == (f"`mlflow ui --backend-store-uri sqlite:///{tmp_path}/mlflow.db --port 5000`, then open "
-                     "http://127.0.0.1:5000/#/experiments/3?workflowType=machine_learning")
+                     "http://127.0.0.1:5000/#/experiments/3/runs?workflowType=machine_learning&viewStateShareKey=pricer-runs")
     assert (tracking.ui_address("http://mlflow:8080/", "1")
-            == "http://mlflow:8080/#/experiments/1?workflowType=machine_learning")
+            == "http://mlflow:8080/#/experiments/1/runs?workflowType=machine_learning&viewStateShareKey=pricer-runs")
+
+
+def test_the_experiment_keeps_the_runs_view_the_ui_address_names(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    uri = tracking.resolve_tracking_uri(tmp_path)
+    client, experiment_id = tracking.connect(uri, "pricer", tmp_path)
+    key = tracking.SHARED_VIEW_TAG_PREFIX + tracking.RUNS_VIEW_KEY
+    envelope = json.loads(client.get_experiment(experiment_id).tags[key])
+    assert envelope["name"] == tracking.RUNS_VIEW_NAME and isinstance(envelope["createdAt"], int)
+    view = json.loads(envelope["state"])
+    metrics = ["metrics.`test_mae`", "metrics.`test_mae_ci95_low`", "metrics.`test_mae_ci95_high`"]
+    assert set(metrics) <= set(view["selectedColumns"])
+    assert {"attributes.`Source`", "attributes.`Models`", "attributes.`Dataset`"} <= set(view["selectedColumns"])
+    assert view["columnOrder"][2:5] == metrics  # beside the run's name and date, before the wide dataset column
+
+    held = client.get_experiment(experiment_id).tags[key]
+    client, _ = tracking.connect(uri, "pricer", tmp_path)
+    assert client.get_experiment(experiment_id).tags[key] == held  # a rerun rewrites nothing
+
+    client.set_experiment_tag(experiment_id, key, '{"selectedColumns": []}')  # an older view of another shape
+    client, _ = tracking.connect(uri, "pricer", tmp_path)
+    assert json.loads(json.loads(client.get_experiment(experiment_id).tags[key])["state"]) == view

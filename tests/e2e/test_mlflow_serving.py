@@ -132,7 +132,8 @@ def test_mlflow_models_serve_prices_the_champion_and_refuses_bad_requests(projec
 
 def test_the_ui_opens_on_the_training_runs_with_datasets_and_sources(repro, tmp_path):
     project, output = repro
-    address = re.findall(r"http://127\.0\.0\.1:5000/(#/experiments/(\d+)\?workflowType=machine_learning)", output)
+    address = re.findall(r"http://127\.0\.0\.1:5000/(#/experiments/(\d+)/runs\?workflowType=machine_learning"
+                         r"&viewStateShareKey=pricer-runs)", output)
     assert address, f"the train stages did not log the UI address:\n{output[-3000:]}"
     page, experiment_id = address[-1]
     port = free_port()
@@ -161,8 +162,19 @@ def test_the_ui_opens_on_the_training_runs_with_datasets_and_sources(repro, tmp_
         dom = chromium_run(f"{url}/{page}", "--dump-dom")
         assert dom.returncode == 0, dom.stderr[-2000:]
         # the commit itself is on each run's page (the table's Source cell shows the script)
-        for text in ("Model training", "mlp-workspace", "resnet-workspace", "synthetic:train", "training", "train.py"):
+        for text in ("Model training", "mlp-workspace", "resnet-workspace", "synthetic:train", "training", "train.py",
+                     "pricer: test MAE"):
             assert text in dom.stdout, f"{text!r} is not on the runs page {url}/{page}"
+        # pricer's saved view: test MAE and its interval are columns of the table, in that order,
+        # right after the run's name and date, with each run's figure in its row
+        headers = re.findall(r'<div[^>]*role="columnheader"[^>]*aria-colindex="(\d+)"[^>]*col-id="([^"]+)"', dom.stdout)
+        order = [column for _, column in sorted({(int(index), column) for index, column in headers})
+                 if "`" in column or column == "runDateAndNestInfo"]  # not the grid's column groups
+        assert order[:5] == ["attributes.`Run Name`", "runDateAndNestInfo", "metrics.`test_mae`",
+                             "metrics.`test_mae_ci95_low`", "metrics.`test_mae_ci95_high`"], order
+        for run in runs.values():
+            figure = next(metric["value"] for metric in run["data"]["metrics"] if metric["key"] == "test_mae")
+            assert f"{figure:g}" in dom.stdout or f"{figure:.2f}" in dom.stdout, (run["info"]["run_name"], figure)
         ARTIFACTS.mkdir(exist_ok=True)
         screenshot = ARTIFACTS / "mlflow-training-runs.png"
         screenshot.unlink(missing_ok=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import time
 from collections.abc import Iterator, Mapping
@@ -44,6 +45,51 @@ MODEL_TRAINING_KIND = "custom_model_development"
 
 
 UI_PORT = 5000
+
+
+# The UI keeps its choice of runs-table columns in each browser, and a first visit shows no
+# metric. A saved view is the UI's own way to open the table with chosen columns: an experiment
+# tag ``mlflow.sharedViewState.<key>`` holding the view (the envelope the UI writes when a user
+# saves one), applied when the runs page's address carries ``viewStateShareKey=<key>`` and
+# listed under "Views". pricer keeps one such view and links to it. The address must name the
+# runs page itself (``/runs``): the bare experiment address redirects and drops the key.
+SHARED_VIEW_TAG_PREFIX = "mlflow.sharedViewState."
+
+
+RUNS_VIEW_KEY = "pricer-runs"
+
+
+RUNS_VIEW_NAME = "pricer: test MAE"
+
+
+RUNS_TABLE_METRICS = ("test_mae", "test_mae_ci95_low", "test_mae_ci95_high", "best_val_mae")
+
+
+def runs_view_state() -> dict[str, Any]:
+    """The runs table pricer links to: test MAE with its 95% interval and the best validation
+    MAE beside each run's name, then the UI's default columns (source, dataset, models)."""
+    metrics = [f"metrics.`{name}`" for name in RUNS_TABLE_METRICS]
+    defaults = [f"attributes.`{name}`" for name in ("Source", "Models", "Dataset")]
+    return {
+        "selectedColumns": defaults + metrics,
+        "columnOrder": ["attributes.`Run Name`", "runDateAndNestInfo", *metrics,
+                        "attributes.`Source`", "attributes.`Dataset`", "duration", "attributes.`Models`"],
+        "columnWidths": {"attributes.`Dataset`": 200},
+    }
+
+
+def runs_view_tag(experiment_tags: Mapping[str, str]) -> dict[str, str]:
+    """The tag that keeps pricer's runs view, when ``experiment_tags`` lack it or hold an older
+    view; empty when the view is current (so a rerun writes nothing)."""
+    key = SHARED_VIEW_TAG_PREFIX + RUNS_VIEW_KEY
+    state = json.dumps(runs_view_state(), separators=(",", ":"))
+    with contextlib.suppress(TypeError, ValueError, KeyError):
+        held = json.loads(experiment_tags[key])
+        if held["state"] == state and held["name"] == RUNS_VIEW_NAME:
+            return {}
+    now_ms = int(time.time() * 1000)
+    envelope = {"name": RUNS_VIEW_NAME, "createdAt": now_ms, "updatedAt": now_ms, "state": state}
+    return {key: json.dumps(envelope, separators=(",", ":"))}
 
 
 class TrackingError(PricerError):
@@ -88,7 +134,7 @@ def _store_lock(root: Path, timeout_s: float = SQLITE_BUSY_TIMEOUT_S) -> Iterato
 def ui_address(tracking_uri: str, experiment_id: str | None, port: int = UI_PORT) -> str:
     """Where to see an experiment's training runs: the tracking server's page, or for a local
     store the command that serves it and the page it serves (in model-training mode)."""
-    page = f"#/experiments/{experiment_id}?workflowType=machine_learning"
+    page = f"#/experiments/{experiment_id}/runs?workflowType=machine_learning&viewStateShareKey={RUNS_VIEW_KEY}"
     if is_server_uri(tracking_uri):
         return f"{tracking_uri.rstrip('/')}/{page}"
     store = tracking_uri.split("?", 1)[0]
@@ -181,8 +227,10 @@ def connect(uri: str, experiment: str, root: Path, lock_timeout_s: float = SQLIT
                 _check_artifact_location(uri, found, root)
                 if found.tags.get(EXPERIMENT_KIND_TAG) is None:  # a store from before pricer set it
                     client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND)
+                for key, value in runs_view_tag(found.tags).items():  # a store from before pricer kept it
+                    client.set_experiment_tag(found.experiment_id, key, value)
                 return client, found.experiment_id
-            kind = {EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND}
+            kind = {EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND} | runs_view_tag({})
             if is_server_uri(uri):
                 # a tracking server chooses where artifacts go, so that every client can see them
                 experiment_id = client.create_experiment(experiment, tags=kind)
