@@ -22,14 +22,14 @@ import torch  # noqa: E402
 from sklearn.linear_model import Ridge  # noqa: E402
 
 from pricer.batching import CSRTensors  # noqa: E402
-from pricer.data import fetch_splits  # noqa: E402
-from pricer.features import vectorize_texts  # noqa: E402
+from pricer.features import VectorizerSettings, vectorize_texts  # noqa: E402
 from pricer.metrics import mean_absolute_error  # noqa: E402
 from pricer.models import build_model  # noqa: E402
 from pricer.params import Params, load_params  # noqa: E402
-from pricer.pipeline import architecture, recipe, target_kind, vectorizer_settings  # noqa: E402
+from pricer.sources import fetch_splits  # noqa: E402
 from pricer.target import TargetTransform  # noqa: E402
 from pricer.training import fit, model_outputs  # noqa: E402
+from pricer.training.recipes import architecture, recipe, target_kind  # noqa: E402
 
 REAL_SAMPLE = REPO.parent / "shared" / "data" / "real_items_sample.parquet"
 RIDGE_ALPHAS = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
@@ -52,11 +52,11 @@ def hashed_splits(source: str, params: Params, *, synthetic_items: int | None = 
     logging.getLogger("pricer").setLevel(logging.WARNING)
     data = params.data
     result = fetch_splits(
-        source, text_field=params.vectorize.text_field, seed=params.seed,
+        source, text_field=params.vectorize.text_field, seed=data.seed,
         synthetic_items=synthetic_items or data.synthetic_items, validation_fraction=data.validation_fraction,
-        test_fraction=data.test_fraction,
+        test_fraction=data.test_fraction, max_train_items=data.max_train_items,
     )
-    settings = vectorizer_settings(params)
+    settings = VectorizerSettings.from_params(params.vectorize)
     return HashedSplits(
         features={name: vectorize_texts(frame[settings.text_field].tolist(), settings, n_jobs=1)
                   for name, frame in result.splits.items()},

@@ -26,10 +26,10 @@ def test_params_yaml_holds_exactly_the_declared_defaults():
     assert load_params(REPO_PARAMS) == Params()
 
 
-def test_the_lazy_input_optimizer_is_refused_with_several_processes():
+def test_the_lazy_input_optimizer_is_a_declared_choice_and_trains_on_several_processes():
     assert params_from_dict({"resnet": {"input_optimizer": "lazy"}}).resnet.input_optimizer == "lazy"
-    with pytest.raises(ParamsError, match=r"resnet.input_optimizer 'lazy' trains in one process .* train.processes to 1"):
-        params_from_dict({"resnet": {"input_optimizer": "lazy"}, "train": {"processes": 2}})
+    both = params_from_dict({"resnet": {"input_optimizer": "lazy"}, "train": {"processes": 2}})
+    assert (both.resnet.input_optimizer, both.train.processes) == ("lazy", 2)
     with pytest.raises(ParamsError, match=r"resnet.input_optimizer must be one of 'dense' or 'lazy', got 'sparse'"):
         params_from_dict({"resnet": {"input_optimizer": "sparse"}})
 

@@ -197,12 +197,6 @@ class Params(_Section):
                     "the batch size is the global one, split across the processes",
                     {"section": section, "batch_size": batch_size, "processes": self.train.processes},
                 )
-        if self.resnet.input_optimizer == "lazy" and self.train.processes > 1:
-            raise PydanticCustomError(
-                "pricer_consistency",
-                "resnet.input_optimizer 'lazy' trains in one process (data-parallel training all-reduces "
-                "dense gradients only); set train.processes to 1 or resnet.input_optimizer to dense",
-            )
         return self
 
     def as_dict(self) -> dict[str, Any]:

@@ -116,9 +116,53 @@ def test_lazy_input_trains_as_well_as_dense_adamw_and_leaves_dense_gradients(cat
     assert model.input.sparse_gradient is False
 
 
-def test_lazy_input_is_refused_with_several_processes_or_for_sgd(catalogue_features):
-    with pytest.raises(ValueError, match="input_optimizer 'lazy' trains in one process; got 2 processes"):
-        _train(catalogue_features, recipe=LAZY_ADAMW, world_size=2)
+def _lazy_rank_worker(rank: int, world_size: int, rendezvous: str, out: str) -> None:
+    import torch.distributed as dist
+
+    from pricer.catalogue import generate_catalogue
+    from pricer.features import VectorizerSettings, vectorize_texts
+
+    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world_size)
+    try:
+        items = generate_catalogue(1200, seed=0)  # the catalogue_features fixture's data
+        matrix = vectorize_texts(items["summary"].tolist(), VectorizerSettings(n_features=512))
+        prices = items["price"].to_numpy()
+        features = (None, matrix[:1000], prices[:1000], matrix[1000:], prices[1000:], items)
+        model, result, _ = _train(features, arch=NO_DROPOUT_RESNET, recipe=LAZY_ADAMW, rank=rank,
+                                  world_size=world_size)
+        torch.save({"state": model.state_dict(), "val_mae": [r.val_mae for r in result.history]},
+                   f"{out}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+NO_DROPOUT_RESNET = {**RESNET, "dropout": 0.0}  # dropout masks are per rank; without them 2 ranks = 1 process
+
+
+def test_lazy_input_on_two_processes_trains_what_one_process_trains(catalogue_features, tmp_path):
+    # each step's two half-batches are together the one process's batch (batching.epoch_order),
+    # so the averaged gradients, the touched rows and every update are the same, to rounding
+    torch.multiprocessing.spawn(_lazy_rank_worker, args=(2, str(tmp_path / "rendezvous"), str(tmp_path)), nprocs=2)
+    model, result, _ = _train(catalogue_features, arch=NO_DROPOUT_RESNET, recipe=LAZY_ADAMW)
+    ranks = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=True) for rank in range(2)]
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(ranks[0]["state"][name], ranks[1]["state"][name]), f"ranks differ on {name}"
+        torch.testing.assert_close(ranks[0]["state"][name], tensor, rtol=1e-3, atol=1e-4, msg=name)
+    np.testing.assert_allclose(ranks[0]["val_mae"], [r.val_mae for r in result.history], rtol=1e-4)
+
+
+def test_lazy_input_under_a_ddp_wrapper_or_for_sgd_is_refused(catalogue_features):
+    class Wrapped(torch.nn.Module):  # what DistributedDataParallel looks like to fit: a .module
+        def __init__(self, module):
+            super().__init__()
+            self.module = module
+
+    _, train_x, train_y, val_x, val_y, _ = catalogue_features
+    target = TargetTransform.fit("standardized_log", train_y)
+    with pytest.raises(ValueError, match="'lazy' averages its own sparse gradients across processes"):
+        fit(Wrapped(build_model(RESNET)), CSRTensors.from_scipy(train_x, target.encode(train_y)),
+            CSRTensors.from_scipy(val_x, target.encode(val_y)), val_y, target, LAZY_ADAMW, device=CPU,
+            model_name="test-model", world_size=2)
     lazy_sgd = Recipe(optimizer="sgd", lr=0.01, loss="mse", batch_size=64, epochs=1, input_optimizer="lazy")
     with pytest.raises(ValueError, match="'lazy' is an AdamW variant"):
         _train(catalogue_features, arch=MLP, recipe=lazy_sgd)

@@ -22,6 +22,15 @@ What it computes, against dense AdamW with the same hyper-parameters (``torch.op
   any schedule (under cosine annealing too, where the lr changes once per epoch), not only the
   ``(1 - lr*wd)**k`` of a constant lr. At every epoch boundary the decay of every row is
   therefore exactly the dense one; only the skipped momentum steps differ.
+
+Data-parallel training (``train.processes > 1``) cannot hand this model to
+``DistributedDataParallel``, whose all-reduce takes dense gradients only (all-reducing the dense
+(n_features, width) input gradient would cost the very traffic this optimizer avoids).
+``average_gradients`` does its job instead, after each backward pass: one all-reduce of the
+dense gradients, flattened, and an all-gather of each rank's touched rows of the input
+gradient, summed into the union of rows and divided by the number of ranks. Every rank then
+holds the same averaged gradient, which is DDP's result, and the same rows touched, so the
+lazy optimizer's state (moments, decay logs) stays identical on every rank.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
 
@@ -157,3 +167,54 @@ def clip_gradients(parameters: Iterable[nn.Parameter], max_norm: float) -> None:
     coefficient = torch.clamp(max_norm / (total_norm + 1e-6), max=1.0)
     for weight in sparse:
         weight.grad.values().mul_(coefficient)  # a coalesced tensor's values: in place
+
+
+def broadcast_parameters(model: nn.Module) -> None:
+    """Rank 0's parameters and buffers on every rank, as DDP's constructor does."""
+    with torch.no_grad():
+        for tensor in [*model.parameters(), *model.buffers()]:
+            dist.broadcast(tensor, src=0)
+
+
+def average_gradients(parameters: Iterable[nn.Parameter], world_size: int) -> None:
+    """Average every gradient over the ``world_size`` ranks in place, sparse ones included.
+
+    Dense gradients: one all-reduce of their concatenation. A sparse (row) gradient: each rank's
+    coalesced rows and values are all-gathered (padded to the longest, the padding cut off
+    again, so no rank adds rows it did not touch), summed per row and divided by ``world_size``.
+    """
+    parameters = [p for p in parameters if p.grad is not None]
+    dense = [p for p in parameters if not p.grad.is_sparse]
+    if dense:
+        flat = torch.cat([p.grad.reshape(-1) for p in dense])
+        dist.all_reduce(flat)
+        flat /= world_size
+        offset = 0
+        for parameter in dense:
+            count = parameter.grad.numel()
+            parameter.grad.copy_(flat[offset:offset + count].view_as(parameter.grad))
+            offset += count
+    for parameter in parameters:
+        if parameter.grad.is_sparse:
+            parameter.grad = _averaged_rows(parameter.grad.coalesce(), world_size)
+
+
+def _averaged_rows(grad: torch.Tensor, world_size: int) -> torch.Tensor:
+    rows, values = grad.indices()[0], grad.values()
+    counts = [torch.zeros(1, dtype=torch.int64, device=rows.device) for _ in range(world_size)]
+    dist.all_gather(counts, torch.tensor([rows.numel()], dtype=torch.int64, device=rows.device))
+    sizes = [int(count) for count in counts]
+    longest = max(sizes)
+    padded_rows = torch.zeros(longest, dtype=rows.dtype, device=rows.device)
+    padded_rows[:rows.numel()] = rows
+    padded_values = values.new_zeros((longest, *values.shape[1:]))
+    padded_values[:rows.numel()] = values
+    gathered_rows = [torch.empty_like(padded_rows) for _ in range(world_size)]
+    gathered_values = [torch.empty_like(padded_values) for _ in range(world_size)]
+    dist.all_gather(gathered_rows, padded_rows)
+    dist.all_gather(gathered_values, padded_values)
+    all_rows = torch.cat([part[:size] for part, size in zip(gathered_rows, sizes)])
+    all_values = torch.cat([part[:size] for part, size in zip(gathered_values, sizes)])
+    summed = torch.sparse_coo_tensor(all_rows.unsqueeze(0), all_values, grad.shape).coalesce()
+    summed.values().div_(world_size)  # a coalesced tensor's values: in place
+    return summed

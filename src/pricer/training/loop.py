@@ -27,7 +27,7 @@ from pricer.models import SparseLinear
 from pricer.errors import PricerError
 from pricer.target import TargetTransform
 from pricer.training.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
-from pricer.training.lazy import LazyInputAdamW, clip_gradients
+from pricer.training.lazy import LazyInputAdamW, average_gradients, broadcast_parameters, clip_gradients
 
 log = logging.getLogger(__name__)
 
@@ -144,10 +144,11 @@ def uses_sparse_gradients(recipe: Recipe, device: torch.device, world_size: int 
 
     SGD's update ``w -= lr * grad`` then touches just the rows of the batch's columns instead
     of zero-filling, scattering into and reading back the whole (n_features, width) gradient.
-    Dense AdamW, plain SGD with weight decay or clipping, and DDP need the dense gradient.
+    Dense AdamW, plain SGD with weight decay or clipping, and DDP need the dense gradient (the
+    lazy optimizer's data-parallel runs average theirs without DDP).
     """
     if recipe.input_optimizer == "lazy":
-        _check_lazy_runs_here(device, world_size)
+        _check_lazy_runs_here(device)
         return True
     return (
         recipe.optimizer == "sgd"
@@ -158,10 +159,7 @@ def uses_sparse_gradients(recipe: Recipe, device: torch.device, world_size: int 
     )
 
 
-def _check_lazy_runs_here(device: torch.device, world_size: int) -> None:
-    if world_size > 1:
-        # DDP all-reduces dense gradients only; a sparse input gradient would need its own
-        raise ValueError(f"input_optimizer 'lazy' trains in one process; got {world_size} processes")
+def _check_lazy_runs_here(device: torch.device) -> None:
     if device.type not in ("cpu", "cuda"):
         raise ValueError(f"input_optimizer 'lazy' needs sparse tensors (cpu or cuda), not {device.type}")
 
@@ -229,8 +227,12 @@ def _train_epoch(
     model_name: str,
     epoch: int,
     progress: bool,
+    synchronize: Callable[[], None] | None = None,
 ) -> tuple[torch.Tensor, int]:
-    """One pass over ``shuffled`` (rows already in this epoch's order): (sum of batch losses, steps)."""
+    """One pass over ``shuffled`` (rows already in this epoch's order): (sum of batch losses, steps).
+
+    ``synchronize`` runs after each backward pass, before clipping: the ranks' gradient
+    averaging when no DDP wrapper does it."""
     steps = math.ceil(shuffled.rows / batch_size)
     loss_sum = torch.zeros((), device=device)
     bar = tqdm(iterate_batches(shuffled, batch_size), total=steps, desc=f"{model_name} epoch {epoch}/{recipe.epochs}",
@@ -242,6 +244,8 @@ def _train_epoch(
         loss = loss_fn(predictions.float(), targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if synchronize is not None:
+            synchronize()
         if recipe.grad_clip:
             clip_gradients(model.parameters(), recipe.grad_clip)
         optimizer.step()
@@ -271,8 +275,9 @@ def fit(
 ) -> FitResult:
     """Train ``model`` in place; return the per-epoch history and the best epoch.
 
-    ``model`` may be wrapped in DistributedDataParallel (then ``rank``/``world_size`` shard
-    the rows of every epoch). With ``keep_best`` the weights of the epoch with the lowest
+    With ``world_size`` > 1 the ranks shard the rows of every epoch; ``model`` is then wrapped in
+    DistributedDataParallel, or (the lazy input optimizer, whose input gradient is sparse) passed
+    unwrapped, and ``fit`` averages the gradients itself (:func:`training.lazy.average_gradients`). With ``keep_best`` the weights of the epoch with the lowest
     validation MAE are loaded back at the end. With ``checkpoint_path`` every completed epoch
     is checkpointed, and ``resume`` restarts after the last one it finds, provided it was
     written for the same recipe and ``checkpoint_key`` (architecture, data fingerprint...).
@@ -283,6 +288,16 @@ def fit(
     scheduler = make_scheduler(optimizer, recipe)
     inner = model.module if hasattr(model, "module") else model
     sparse_gradients = uses_sparse_gradients(recipe, device, world_size) and model is inner  # not under DDP
+    synchronize = None
+    if world_size > 1 and model is inner:
+        # no DDP wrapper (the lazy input optimizer's sparse gradient): the ranks start from
+        # rank 0's weights and average their gradients each step themselves
+        broadcast_parameters(inner)
+        def synchronize() -> None:
+            average_gradients(inner.parameters(), world_size)
+    elif recipe.input_optimizer == "lazy" and model is not inner:
+        raise ValueError("input_optimizer 'lazy' averages its own sparse gradients across processes "
+                         "(DistributedDataParallel takes dense ones only): pass the model unwrapped")
     result = FitResult()
     best_state: dict[str, torch.Tensor] | None = None
     first_epoch = 1
@@ -318,7 +333,7 @@ def fit(
             # the shuffled copy lives only inside the call: freed before the next epoch's
             loss_sum, steps = _train_epoch(
                 model, train.take_rows(order), optimizer, loss_fn, recipe, device, local_batch,
-                model_name=model_name, epoch=epoch, progress=progress,
+                model_name=model_name, epoch=epoch, progress=progress, synchronize=synchronize,
             )
         if isinstance(optimizer, LazyInputAdamW):
             optimizer.apply_pending_decay()  # validation, best weights and checkpoint see every row decayed

@@ -106,7 +106,8 @@ def run_training(
 ) -> TrainedModel:
     """Train ``plan.model`` (under DDP when ``processes`` is distributed); the trained predictor."""
     model = plan.model
-    if processes.distributed:
+    # the lazy input optimizer's sparse gradient is averaged by `fit` itself: DDP takes dense ones only
+    if processes.distributed and plan.recipe.input_optimizer != "lazy":
         device_ids = [processes.device.index] if processes.device.type == "cuda" else None
         model = torch.nn.parallel.DistributedDataParallel(plan.model, device_ids=device_ids)
     # A checkpoint resumes only the same model on the same bytes of data: same recipe, same
