@@ -18,6 +18,8 @@ off. Goal: every stage <= 4 GB.
     .venv/bin/python benchmarks/stage_memory.py                   # 100,000 train rows
     .venv/bin/python benchmarks/stage_memory.py --full            # 800,000 train rows
     .venv/bin/python benchmarks/stage_memory.py --full --stages fetch vectorize train_mlp
+    .venv/bin/python benchmarks/stage_memory.py --full --n-features 262144 --input-optimizer lazy \
+        --mlp-epochs 2 --resnet-epochs 2 --threads 1                   # wide vocabulary, 800,000 rows
 """
 
 from __future__ import annotations
@@ -45,7 +47,9 @@ STAGES = {
 }
 
 
-def scratch_params(train_items: int, holdout_items: int, resnet_epochs: int | None, threads: int | None) -> dict:
+def scratch_params(train_items: int, holdout_items: int, resnet_epochs: int | None, threads: int | None, *,
+                   mlp_epochs: int | None = None, n_features: int | None = None, input_optimizer: str | None = None,
+                   processes: int | None = None) -> dict:
     params = yaml.safe_load((harness.REPO / "params.yaml").read_text(encoding="utf-8"))
     total = train_items + 2 * holdout_items
     fraction = holdout_items / total
@@ -57,6 +61,14 @@ def scratch_params(train_items: int, holdout_items: int, resnet_epochs: int | No
         params["resnet"]["epochs"] = resnet_epochs
     if threads is not None:
         params["train"]["threads"] = threads
+    if mlp_epochs is not None:
+        params["mlp"]["epochs"] = mlp_epochs
+    if n_features is not None:
+        params["vectorize"]["n_features"] = n_features
+    if input_optimizer is not None:
+        params["resnet"]["input_optimizer"] = input_optimizer
+    if processes is not None:
+        params["train"]["processes"] = processes
     return params
 
 
@@ -109,6 +121,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="train.threads for the train stages (default: params.yaml's); 1 is the robust choice "
                              "on a 2-core machine that other processes share, see BENCHMARKS.md")
+    parser.add_argument("--mlp-epochs", type=int, default=None, help="default: params.yaml mlp.epochs")
+    parser.add_argument("--n-features", type=int, default=None, help="vectorize.n_features (default: params.yaml's)")
+    parser.add_argument("--input-optimizer", choices=("dense", "lazy"), default=None,
+                        help="resnet.input_optimizer (default: params.yaml's; lazy for wide vocabularies)")
+    parser.add_argument("--processes", type=int, default=None,
+                        help="train.processes (data-parallel ranks; the tree peak sums them)")
     parser.add_argument("--workdir", type=Path, default=None, help="scratch directory (default: a new temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory and its data")
     args = parser.parse_args()
@@ -119,14 +137,18 @@ def main() -> None:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="pricer-stages-"))
     workdir.mkdir(parents=True, exist_ok=True)
     shutil.copytree(harness.REPO / "stages", workdir / "stages", dirs_exist_ok=True)
-    params = scratch_params(items, args.holdout, args.resnet_epochs, args.threads)
+    params = scratch_params(items, args.holdout, args.resnet_epochs, args.threads, mlp_epochs=args.mlp_epochs,
+                            n_features=args.n_features, input_optimizer=args.input_optimizer,
+                            processes=args.processes)
     (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(harness.REPO / "src"), os.environ.get("PYTHONPATH", "")]),
            "PRICER_LOG_LEVEL": "INFO", "CI": "1"}
     print(f"scratch: {workdir}; data.synthetic_items {params['data']['synthetic_items']:,} "
           f"(train {items:,}, validation/test {args.holdout:,} each), mlp.epochs {params['mlp']['epochs']}, "
           f"resnet.epochs {params['resnet']['epochs']}, train.threads {params['train']['threads']}, "
-          f"vectorize.n_jobs {params['vectorize']['n_jobs']}")
+          f"train.processes {params['train']['processes']}, vectorize.n_jobs {params['vectorize']['n_jobs']}, "
+          f"vectorize.n_features {params['vectorize']['n_features']:,}, "
+          f"resnet.input_optimizer {params['resnet']['input_optimizer']}")
 
     results = {}
     print(f"\n{'stage':14s} {'wall s':>8s} {'tree peak GB':>13s} {'largest process GB':>19s} {'procs':>6s}  goal <= {GOAL_GB:g} GB")
@@ -146,7 +168,10 @@ def main() -> None:
     for stage in results:
         lines = [line for line in (workdir / f"{stage}.log").read_text(encoding="utf-8").splitlines() if " INFO " in line]
         results[stage]["log_tail"] = lines[-12:]
-    harness.write_results("stage_memory_full" if items >= 800_000 else "stage_memory", {
+    name = "stage_memory_full" if items >= 800_000 else "stage_memory"
+    if params["vectorize"]["n_features"] != 5000:
+        name += f"_{params['vectorize']['n_features']}"
+    harness.write_results(name, {
         "machine": info, "args": {**vars(args), "workdir": str(workdir)}, "train_items": items, "goal_gb": GOAL_GB,
         "params": params, "stages": results,
     })

@@ -9,6 +9,7 @@ import sys
 from pricer import layout
 from pricer.atomic import atomic_path, write_json
 from pricer.console import progress_enabled, run_stage
+from pricer.memory import use_returning_memory_pool
 from pricer.params import load_params
 from pricer.sources import fetch_splits
 
@@ -16,6 +17,7 @@ log = logging.getLogger("pricer.stages.fetch")
 
 
 def main() -> int:
+    use_returning_memory_pool()  # text columns freed while splitting/hashing leave the process
     params = load_params()
     if not progress_enabled(params.train.progress):
         # The Hub download's own bars (datasets, huggingface_hub): quiet in CI and in logs.

@@ -9,12 +9,14 @@ import time
 from pricer import layout
 from pricer.console import progress_enabled, run_stage
 from pricer.features import VectorizerSettings, read_raw_split, save_features, vectorize_column
+from pricer.memory import use_returning_memory_pool
 from pricer.params import load_params
 
 log = logging.getLogger("pricer.stages.vectorize")
 
 
 def main() -> int:
+    use_returning_memory_pool()  # text columns freed while splitting/hashing leave the process
     params = load_params()
     settings = VectorizerSettings.from_params(params.vectorize)
     progress = progress_enabled(params.train.progress)

@@ -387,13 +387,21 @@ def test_killed_vectorize_leaves_each_output_old_or_complete(vectorized_project,
     assert snapshot(project.root, ("data/features/*",)) == original
 
 
-def test_training_killed_after_a_checkpoint_resumes_to_the_uninterrupted_result(vectorized_project, tmp_path):
+@pytest.mark.parametrize("settings", [
+    {},
+    # two data-parallel ranks (each with its own dropout stream) and the lazy input optimizer
+    # (its moments, step count and float64 decay log in the checkpoint, its own gradient averaging)
+    {"train": {"processes": 2}, "resnet": {"input_optimizer": "lazy"}},
+], ids=["one-process", "two-processes-lazy"])
+def test_training_killed_after_a_checkpoint_resumes_to_the_uninterrupted_result(vectorized_project, tmp_path,
+                                                                                 settings):
     project = vectorized_project
     stage = [sys.executable, "stages/train.py", "resnet"]
     checkpoint = project.root / "checkpoints/resnet.pt"
     results = ("models/resnet/weights.pt", "models/resnet/model.json", "metrics/train/resnet.json",
                "metrics/history/resnet.csv")
     project.set_params({"train": {"resume": True}})
+    project.set_params(settings)
     try:
         checkpoint.unlink(missing_ok=True)
         project.run(*stage)

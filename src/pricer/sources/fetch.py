@@ -55,6 +55,7 @@ def fetch_splits(
     source_splits, commit = _load(resolved, source, revision, synthetic_items, seed)
     source_splits = {name: with_row_ids(frame, f"{source}: split '{name}'") for name, frame in source_splits.items()}
     _check_text_values(resolved, source, source_splits, text_field)
+    source_sizes = {name: len(frame) for name, frame in sorted(source_splits.items())}
     arranged, strategy = arrange_splits(
         source_splits, source=source, seed=seed, validation_fraction=validation_fraction, test_fraction=test_fraction
     )
@@ -80,7 +81,7 @@ def fetch_splits(
         "resolved_revision": commit,
         "text_field": text_field,
         "split_strategy": strategy,
-        "source_splits": {name: len(frame) for name, frame in sorted(source_splits.items())},
+        "source_splits": source_sizes,
         "seed": seed,
         "max_train_items": max_train_items,
         "splits": split_reports,

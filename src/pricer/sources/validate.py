@@ -78,9 +78,12 @@ def validate_split(
     keep = ~dropped
     if not keep.any():
         raise DataError(f"{where}: no rows left after validation (dropped: {_nonzero(counts)})")
-    cleaned = frame[keep].reset_index(drop=True)
+    if keep.all():  # the usual case: no copy of the text (at 800,000 rows it is gigabytes)
+        cleaned, kept_text = frame, text
+    else:
+        cleaned, kept_text = frame[keep].reset_index(drop=True), text[keep].reset_index(drop=True)
     cleaned["price"] = prices[keep]
-    cleaned[text_field], counts["truncated_text"] = _truncate(text[keep].reset_index(drop=True))
+    cleaned[text_field], counts["truncated_text"] = _truncate(kept_text)
     cleaned["id"] = ids[~repeated].reset_index(drop=True)
     _log_validation(where, len(frame), len(cleaned), counts)
     return cleaned, counts

@@ -9,7 +9,8 @@ import torch
 
 from pricer.atomic import atomic_path
 
-CHECKPOINT_FORMAT = 1
+#: 2: ``torch_rng`` holds every data-parallel rank's generator state (rank order), not rank 0's alone.
+CHECKPOINT_FORMAT = 2
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:

@@ -189,6 +189,16 @@ def _copy_weights(model: nn.Module, into: dict[str, torch.Tensor] | None) -> dic
     return into
 
 
+def _rng_states_of_every_rank(world_size: int) -> list[torch.Tensor]:
+    """The CPU generator state of each rank, in rank order (a collective when distributed)."""
+    state = torch.get_rng_state()
+    if world_size == 1:
+        return [state]
+    states: list[torch.Tensor | None] = [None] * world_size
+    torch.distributed.all_gather_object(states, state)
+    return [s for s in states if s is not None]
+
+
 def make_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe) -> torch.optim.lr_scheduler.LRScheduler:
     if recipe.cosine_t_max:
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=recipe.cosine_t_max)
@@ -313,7 +323,7 @@ def fit(
             inner.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
-            torch.set_rng_state(state["torch_rng"])
+            torch.set_rng_state(state["torch_rng"][rank])  # this rank's own dropout stream
             result.history = [EpochRecord(**record) for record in state["history"]]
             result.best_epoch, result.best_val_mae = state["best_epoch"], state["best_val_mae"]
             best_state = state["best_model"]
@@ -363,6 +373,10 @@ def fit(
         )
         if on_epoch is not None and rank == 0:
             on_epoch(record)
+        if checkpoint_path is not None:
+            # every rank's generator (each draws its own dropout masks), so a resumed
+            # data-parallel run continues each rank's stream rather than rank 0's on all
+            rng_states = _rng_states_of_every_rank(world_size)
         if checkpoint_path is not None and rank == 0:
             save_checkpoint(
                 checkpoint_path,
@@ -372,7 +386,7 @@ def fit(
                     "model": inner.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
-                    "torch_rng": torch.get_rng_state(),
+                    "torch_rng": rng_states,
                     # without the epochs' wall-clock seconds: equal training, equal checkpoint bytes
                     # (the checkpoint is a DVC output, so its hash is in dvc.lock)
                     "history": [asdict(r) | {"seconds": 0.0} for r in result.history],
