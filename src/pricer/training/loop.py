@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import logging
 import math
 import time
@@ -298,13 +299,12 @@ def fit(
     scheduler = make_scheduler(optimizer, recipe)
     inner = model.module if hasattr(model, "module") else model
     sparse_gradients = uses_sparse_gradients(recipe, device, world_size) and model is inner  # not under DDP
-    synchronize = None
+    synchronize: Callable[[], None] | None = None
     if world_size > 1 and model is inner:
         # no DDP wrapper (the lazy input optimizer's sparse gradient): the ranks start from
         # rank 0's weights and average their gradients each step themselves
         broadcast_parameters(inner)
-        def synchronize() -> None:
-            average_gradients(inner.parameters(), world_size)
+        synchronize = functools.partial(average_gradients, list(inner.parameters()), world_size)
     elif recipe.input_optimizer == "lazy" and model is not inner:
         raise ValueError("input_optimizer 'lazy' averages its own sparse gradients across processes "
                          "(DistributedDataParallel takes dense ones only): pass the model unwrapped")
