@@ -27,7 +27,10 @@ from pricer.sources import DataError, fetch_splits, hub
 from .frames import all_ids, items
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-HUB_ERROR_BUDGET_S = 30.0
+# A child process's whole run: interpreter start and the `datasets` import (several seconds,
+# three times that on a loaded 2-core machine) plus the failed request. What the bound rules out
+# is the Hub client's retries with backoff, which take minutes.
+HUB_ERROR_BUDGET_S = 60.0
 
 
 def fake_hub_datasets(
@@ -133,7 +136,7 @@ def test_hub_at_a_closed_port_fails_fast_with_a_local_copy_hint(tmp_path: Path) 
     message, elapsed = fetch_in_child(child_environment(tmp_path, HF_ENDPOINT=endpoint))
     assert "could not reach the Hugging Face Hub" in message and "ConnectError" in message
     assert_explains_local_copy(message)
-    assert elapsed < 10, f"took {elapsed:.1f}s"
+    assert elapsed < HUB_ERROR_BUDGET_S, f"took {elapsed:.1f}s"
 
 
 @contextmanager
@@ -181,7 +184,7 @@ def test_hub_offline_mode_without_a_cache(tmp_path: Path) -> None:
     message, elapsed = fetch_in_child(child_environment(tmp_path, HF_HUB_OFFLINE="1"))
     assert "HF_HUB_OFFLINE is set and the dataset is not in the local Hub cache" in message
     assert_explains_local_copy(message)
-    assert elapsed < 10, f"took {elapsed:.1f}s"
+    assert elapsed < HUB_ERROR_BUDGET_S, f"took {elapsed:.1f}s"
 
 
 def test_unknown_hub_dataset_and_revision_are_named(tmp_path: Path) -> None:
