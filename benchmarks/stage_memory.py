@@ -47,9 +47,20 @@ STAGES = {
 }
 
 
-def scratch_params(train_items: int, holdout_items: int, resnet_epochs: int | None, threads: int | None, *,
-                   mlp_epochs: int | None = None, n_features: int | None = None, input_optimizer: str | None = None,
-                   processes: int | None = None) -> dict:
+# A command-line option and the params.yaml key it overrides when given.
+OVERRIDES = {
+    "resnet_epochs": ("resnet", "epochs"),
+    "mlp_epochs": ("mlp", "epochs"),
+    "threads": ("train", "threads"),
+    "processes": ("train", "processes"),
+    "n_features": ("vectorize", "n_features"),
+    "input_optimizer": ("resnet", "input_optimizer"),
+}
+
+
+def scratch_params(train_items: int, holdout_items: int, overrides: dict[str, object]) -> dict:
+    """params.yaml for a synthetic run of that many rows, with each non-None option in ``overrides``
+    (keyed as ``OVERRIDES``) written over its key."""
     params = yaml.safe_load((harness.REPO / "params.yaml").read_text(encoding="utf-8"))
     total = train_items + 2 * holdout_items
     fraction = holdout_items / total
@@ -57,18 +68,10 @@ def scratch_params(train_items: int, holdout_items: int, resnet_epochs: int | No
                            "validation_fraction": fraction, "test_fraction": fraction})
     params["tracking"]["enabled"] = False
     params["train"]["progress"] = False
-    if resnet_epochs is not None:
-        params["resnet"]["epochs"] = resnet_epochs
-    if threads is not None:
-        params["train"]["threads"] = threads
-    if mlp_epochs is not None:
-        params["mlp"]["epochs"] = mlp_epochs
-    if n_features is not None:
-        params["vectorize"]["n_features"] = n_features
-    if input_optimizer is not None:
-        params["resnet"]["input_optimizer"] = input_optimizer
-    if processes is not None:
-        params["train"]["processes"] = processes
+    for option, value in overrides.items():
+        if value is not None:
+            section, key = OVERRIDES[option]
+            params[section][key] = value
     return params
 
 
@@ -137,9 +140,7 @@ def main() -> None:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="pricer-stages-"))
     workdir.mkdir(parents=True, exist_ok=True)
     shutil.copytree(harness.REPO / "stages", workdir / "stages", dirs_exist_ok=True)
-    params = scratch_params(items, args.holdout, args.resnet_epochs, args.threads, mlp_epochs=args.mlp_epochs,
-                            n_features=args.n_features, input_optimizer=args.input_optimizer,
-                            processes=args.processes)
+    params = scratch_params(items, args.holdout, {option: getattr(args, option) for option in OVERRIDES})
     (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(harness.REPO / "src"), os.environ.get("PYTHONPATH", "")]),
            "PRICER_LOG_LEVEL": "INFO", "CI": "1"}
