@@ -61,6 +61,10 @@ def test_verbosity(project, capsys):
     assert "DEBUG: loaded mlp" in capsys.readouterr().err
 
 
+def _default_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_pricing_from_a_pipe(root, output):
     """`python -m pricer.cli predict` reading stdin one row at a time, stopped mid-way: it has
     opened its temporary output beside ``output`` and waits for more rows."""
@@ -68,6 +72,9 @@ def _start_pricing_from_a_pipe(root, output):
     process = subprocess.Popen(
         [sys.executable, "-m", "pricer.cli", "predict", "-m", "models/mlp", "--batch-size", "1", "-o", str(output)],
         cwd=root, env=env, stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # a shell starts background jobs with SIGINT ignored and children inherit that; pricer
+        # then rightly ignores Ctrl-C, so give the child the disposition of a foreground command
+        preexec_fn=_default_sigint,
     )
     process.stdin.write("Title: a lamp\n")
     process.stdin.flush()
