@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 import time
 
 from pricer import layout
+from pricer.atomic import refuse_outputs_outside
 from pricer.console import progress_enabled, run_stage
 from pricer.features import VectorizerSettings, read_raw_split, save_features, vectorize_column
 from pricer.memory import use_returning_memory_pool
@@ -16,6 +18,7 @@ log = logging.getLogger("pricer.stages.vectorize")
 
 
 def main() -> int:
+    refuse_outputs_outside(Path.cwd(), layout.stage_outputs("vectorize"))  # before anything is written
     use_returning_memory_pool()  # text columns freed while splitting/hashing leave the process
     params = load_params()
     settings = VectorizerSettings.from_params(params.vectorize)

@@ -101,6 +101,8 @@ class PricePredictor:
             config = json.loads(config_path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise ModelLoadError(f"{config_path}: not valid JSON: {error}") from None
+        except RecursionError:
+            raise ModelLoadError(f"{config_path}: JSON nested too deeply to read") from None
         if not isinstance(config, dict) or config.get("format_version") != FORMAT_VERSION:
             found = config.get("format_version") if isinstance(config, dict) else None
             raise ModelLoadError(

@@ -24,9 +24,10 @@ def predict_batch(models: Sequence[LoadedModel], records: Sequence[Record], batc
     problems = [record.error or text_problem(record.text) for record in records]
     valid = [cut_text(record.text) for record, problem in zip(records, problems) if problem is None]
     for record, problem in zip(records, problems):
-        if problem is None and len(record.text) > MAX_TEXT_CHARS:
-            log.warning("row %d: text of %s characters cut to %s, as in training", record.row,
-                        f"{len(record.text):,}", f"{MAX_TEXT_CHARS:,}")
+        length = record.length or (len(record.text) if problem is None else 0)
+        if problem is None and length > MAX_TEXT_CHARS:
+            log.warning("row %d: text of %s characters cut to %s, as in training", record.row, f"{length:,}",
+                        f"{MAX_TEXT_CHARS:,}")
     priced: dict[str, list[float]] = {}
     for model in models:
         priced[model.label] = model.predictor.predict(valid, batch_rows=batch_rows).tolist() if valid else []
