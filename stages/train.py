@@ -6,7 +6,6 @@ itself under ``torchrun``; rank 0 alone tracks and writes outputs.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -41,7 +40,7 @@ def main(model_name: str) -> int:
         start = lambda: tracking.start_run(  # noqa: E731 - only rank 0 opens a run
             enabled=params.tracking.enabled and processes.is_main, experiment=params.tracking.experiment,
             busy_timeout_s=params.tracking.busy_timeout_s, tags=tags,
-            run_name=f"{model_name}-{os.environ.get('DVC_EXP_NAME', 'workspace')}")
+            run_name=f"{model_name}-{tracking.experiment_name()}")
         with tracking.tracked_run(start) as run:
             run.log_params({"params": params.as_dict(), "recipe": plan.recipe.to_dict(), "architecture": plan.architecture,
                             "parameters": plan.parameters, "processes": processes.world_size,
