@@ -132,13 +132,14 @@ def render(report: dict[str, Any], runs: dict[str, Run]) -> str:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     names = list(args.runs) or [WORKSPACE]
-    implicit_head = len(names) == 1  # the HEAD supplied here is git's, even where an experiment is called HEAD
-    if implicit_head:
+    implicit = [not args.runs] + [False] * (len(names) - 1)
+    if len(names) == 1:  # the HEAD (and workspace) supplied here are git's, even where an experiment is so named
         names.append("HEAD")
+        implicit.append(True)
     if len(set(names)) != len(names):
         raise CliError(f"a run is named twice: {' '.join(names)}")
     root = Path.cwd()
-    runs = [load_run(name, root, git_only=implicit_head and position == 1) for position, name in enumerate(names)]
+    runs = [load_run(name, root, implicit=chosen) for name, chosen in zip(names, implicit)]
     report = compare_runs(runs, resamples=args.resamples, seed=args.seed, sort_by=args.sort_by)
     if report.get("unpaired_reason"):
         log.warning("%s and %s were evaluated on different test items (%s): not paired, intervals only",

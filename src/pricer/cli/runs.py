@@ -122,15 +122,16 @@ def _read_predictions(name: str, rev: str | None, root: Path) -> pd.DataFrame:
     return predictions.sort_values("id", kind="stable").reset_index(drop=True)
 
 
-def load_run(name: str, root: Path, *, git_only: bool = False) -> Run:
-    """The run ``name`` (see :func:`resolve_revision` for ``git_only``)."""
+def load_run(name: str, root: Path, *, implicit: bool = False) -> Run:
+    """The run ``name``; ``implicit`` when pricer chose it (the workspace and git's HEAD of a bare
+    ``pricer compare``): then it is never read as an experiment's name."""
     import dvc.api
 
-    if name == WORKSPACE and (shadowed := _experiments_named(name, root)):
+    if name == WORKSPACE and not implicit and (shadowed := _experiments_named(name, root)):
         raise CliError(f"{name}: means the working tree here, but is also the name of a DVC experiment "
                        f"({', '.join(sha[:7] for sha in shadowed)}); pass that experiment's commit, or rename it "
                        f"(`dvc exp rename {name} <new name>`)")
-    rev = None if name == WORKSPACE else resolve_revision(name, root, git_only=git_only)
+    rev = None if name == WORKSPACE else resolve_revision(name, root, git_only=implicit)
     predictions = _read_predictions(name, rev, root)
     try:
         params = flatten(dvc.api.params_show(repo=str(root), rev=rev))
