@@ -30,6 +30,7 @@ def main() -> int:
     result = fetch_splits(
         data.source,
         text_field=params.vectorize.text_field,
+        stop_words=params.vectorize.stop_words,
         revision=data.revision,
         seed=data.seed,
         synthetic_items=data.synthetic_items,

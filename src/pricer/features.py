@@ -9,6 +9,7 @@ can be hashed in parallel processes because the transform is a pure function of 
 from __future__ import annotations
 
 import math
+import re
 import zipfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -52,6 +53,17 @@ class VectorizerSettings:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def wordless(self, texts: Sequence[str]) -> np.ndarray:
+        """Which texts hash to no feature: not one token of the vectorizer's (a word of two or more
+        letters or digits) that is not a stop word. The fetch stage drops such rows (``no_words``)
+        and ``pricer predict`` refuses them, so no model learns or quotes "the price of nothing"."""
+        vectorizer = self.build()
+        preprocess, token = vectorizer.build_preprocessor(), re.compile(vectorizer.token_pattern)
+        stop_words = vectorizer.get_stop_words() or frozenset()
+        return np.fromiter(
+            (not any(match.group() not in stop_words for match in token.finditer(preprocess(text))) for text in texts),
+            dtype=bool, count=len(texts))
 
     @classmethod
     def from_params(cls, vectorize: VectorizeParams) -> "VectorizerSettings":

@@ -34,14 +34,23 @@ DVC_TEMP_COPIES = (".dvc", "tmp", "exps")  # where `dvc exp run --temp` and queu
 
 
 def project_root(cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> Path:
-    """The repository a stage belongs to, also from inside a DVC temporary experiment copy."""
+    """The project a command or stage belongs to: the nearest directory at or above the working
+    directory that holds ``.dvc/`` (as ``dvc`` itself finds it, so commands also work from a
+    subdirectory), stepping out of a DVC temporary experiment copy; the working directory itself
+    where there is none."""
     environ = os.environ if environ is None else environ
     start = Path(environ.get("DVC_ROOT") or (cwd or Path.cwd())).resolve()
     parts = start.parts
     for i in range(len(parts) - 2):
         if parts[i : i + 3] == DVC_TEMP_COPIES:
             return Path(*parts[:i])
-    return start
+    return enclosing_project(start) or start
+
+
+def enclosing_project(start: Path | None = None) -> Path | None:
+    """The nearest directory at or above ``start`` (the working directory) holding ``.dvc/``."""
+    start = (start or Path.cwd()).resolve()
+    return next((directory for directory in (start, *start.parents) if (directory / ".dvc").is_dir()), None)
 
 
 def in_dvc_temp_copy(cwd: Path | None = None) -> bool:

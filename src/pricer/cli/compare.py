@@ -13,7 +13,6 @@ import argparse
 import json
 import logging
 import sys
-from pathlib import Path
 from typing import Any
 
 from pricer.cli.errors import CliError
@@ -22,6 +21,7 @@ from pricer.cli.writers import text_table
 from pricer.comparison import (
     DEFAULT_RESAMPLES, MIN_ITEMS_FOR_VERDICT, TOO_FEW_ITEMS, mae_interval, paired_difference, seed_spread, too_few_items,
 )
+from pricer.layout import project_root
 from pricer.metrics import mean_absolute_error
 
 log = logging.getLogger("pricer.cli")
@@ -138,7 +138,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         implicit.append(True)
     if len(set(names)) != len(names):
         raise CliError(f"a run is named twice: {' '.join(names)}")
-    root = Path.cwd()
+    root = project_root()  # also from a subdirectory of the project
     runs = [load_run(name, root, implicit=chosen) for name, chosen in zip(names, implicit)]
     report = compare_runs(runs, resamples=args.resamples, seed=args.seed, sort_by=args.sort_by)
     if report.get("unpaired_reason"):

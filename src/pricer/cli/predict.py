@@ -20,8 +20,19 @@ log = logging.getLogger("pricer.cli")
 MAX_ROW_ERRORS_LOGGED = 20
 
 
+# What a text that hashes to no feature gets: the fetch stage drops such rows (``no_words``), so no
+# model has learnt a price for them, and a price here would be the price of an empty input.
+NO_WORDS = "no words the model reads (only stop words, punctuation or one-letter words)"
+
+
 def predict_batch(models: Sequence[LoadedModel], records: Sequence[Record], batch_rows: int) -> list[Result]:
     problems = [record.error or text_problem(record.text) for record in records]
+    readable = [position for position, problem in enumerate(problems) if problem is None]
+    texts = [cut_text(records[position].text) for position in readable]
+    for model in models:
+        for position, wordless in zip(readable, model.predictor.vectorizer.wordless(texts)):
+            if wordless:
+                problems[position] = NO_WORDS
     valid = [cut_text(record.text) for record, problem in zip(records, problems) if problem is None]
     for record, problem in zip(records, problems):
         length = record.length or (len(record.text) if problem is None else 0)
