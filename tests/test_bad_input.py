@@ -51,6 +51,7 @@ from pricer.sources.validate import DROP_REASONS, MAX_PRICE, MAX_TEXT_CHARS, val
 from pricer.params import ParamsError, params_from_dict
 from pricer.features import ArtifactError, load_features, save_features
 from pricer.predictor import ModelLoadError, PricePredictor
+from pricer.cli.predict import NO_WORDS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GUARANTEES = REPO_ROOT / "docs" / "guarantees.md"
@@ -1289,6 +1290,46 @@ def check_source_json_too_deep(tmp_path: Path) -> None:
     document = tmp_path / "items.json"
     document.write_text('[{"id": 1, "summary": "x", "price": 2, "extra":\n' + "[\n" * 5_000 + "]\n" * 5_000 + "}]\n")
     raises(rf"{re.escape(str(document))}: JSON nested too deeply to read", lambda: fetch_splits(str(document)))
+
+
+@case("text-no-words", "a text of stop words, punctuation or one-letter words only (`The and of it`, `!!! -- ?`, "
+      "`a b c`), which hashes to no feature", "training: row dropped, counted as `no_words`; `pricer predict`: that "
+      "row's error, every other row priced (the models never learn nor quote the price of an empty input)")
+def check_text_no_words(tmp_path: Path, predictor: PricePredictor, capsys: pytest.CaptureFixture) -> None:
+    assert_one_row_dropped(tmp_path, with_values(items(), 7, summary="The and of it"), "no_words")
+    assert_one_row_dropped(tmp_path, with_values(items(), 7, summary="!!! -- ? a b c"), "no_words", "jsonl")
+    predictor.save(tmp_path / "model")
+    status, out, err = predict_cli(tmp_path / "model", capsys, "-f", "csv", "Title: a lamp", "The and of it", "!!! ?")
+    rows = pd.read_csv(io.StringIO(out), keep_default_na=False)
+    assert status == 0 and rows["error"].tolist() == ["", NO_WORDS, NO_WORDS] and rows["resnet"].tolist()[1:] == ["", ""]
+    assert "priced 1 of 3 rows" in err
+
+
+@case("command-in-subdirectory", "`pricer predict`, `models`, `compare` or `promote` run from a subdirectory of the "
+      "project (or outside any project)", "they use the project's models, store and runs (the nearest directory "
+      "above holding `.dvc/`); outside a project: one line saying where they looked")
+def check_command_in_subdirectory(tmp_path: Path, predictor: PricePredictor, capsys: pytest.CaptureFixture,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from pricer.cli import main
+
+    project = tmp_path / "project"
+    (project / ".dvc").mkdir(parents=True)
+    predictor.save(project / "models" / "resnet")
+    (project / "src" / "deep").mkdir(parents=True)
+    monkeypatch.chdir(project / "src" / "deep")
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert main(["predict", "-f", "jsonl", "Title: a lamp"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["prices"]["resnet"] > 0 and f"{project}/models/mlp: not found" in captured.err
+    assert main(["promote", "resnet", "--version", "1"]) == 1  # the project's store, not one in src/deep
+    assert f"no MLflow store at {project / 'mlflow.db'}" in capsys.readouterr().err
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    monkeypatch.chdir(outside)
+    status, err = main(["predict", "Title: a lamp"]), capsys.readouterr().err
+    assert_one_line_error(status, err.splitlines()[-1] + "\n", rf"no trained models found in models/ \(no DVC project, "
+                          rf"a directory with \.dvc/, at or above {re.escape(str(outside))}\)")
 
 
 # --------------------------------------------------------------------------------------------

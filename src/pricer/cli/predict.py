@@ -149,8 +149,9 @@ Where the products come from:
   -i FILE                a .csv, .jsonl/.ndjson, .json (array of objects), .parquet or .txt
                          (one product per line) file; the text is read from --text-column
 
-A row whose text is missing, empty, not a string or not valid UTF-8 gets an error (on stderr
-and in the output's error column) and every other row is still priced. A text longer than
+A row whose text is missing, empty, not a string, not valid UTF-8 or without a word the model
+reads (only stop words, punctuation or one-letter words) gets an error (on stderr and in the
+output's error column) and every other row is still priced. A text longer than
 100,000 characters is cut to that length, as in training.
 
 -o FILE is written whole or not at all: into a hidden temporary file beside it

@@ -103,7 +103,10 @@ def _read_predictions(name: str, rev: str | None, root: Path) -> pd.DataFrame:
     import dvc.api
 
     try:
-        text = dvc.api.read(PREDICTIONS, repo=str(root), rev=rev)
+        # The workspace's file as it is on disk (dvc.api would read a relative path from the
+        # working directory's side, which fails in a subdirectory of the project)
+        text = (root / PREDICTIONS).read_text(encoding="utf-8") if rev is None else dvc.api.read(
+            PREDICTIONS, repo=str(root), rev=rev)
     except Exception as error:  # dvc raises its own types (PathMissingError, ...) and OSErrors
         if isinstance(error, FileNotFoundError) or type(error).__name__ == "PathMissingError":
             raise CliError(f"{name}: has no {PREDICTIONS} (evaluate it with `dvc repro` or `dvc exp run`)") from None
