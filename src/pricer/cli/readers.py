@@ -151,7 +151,9 @@ def read_records(source: Source, *, text_column: str, id_column: str | None, bat
             yield Record(row, text)
     elif source.kind == "text":
         with source.open_text() as handle:
-            yield Record(1, handle.read())
+            text = handle.read(MAX_LINE_CHARS)  # held at most this deep, like a line; the rest is counted
+            length = len(text) + sum(len(chunk) for chunk in iter(lambda: handle.read(MAX_LINE_CHARS), ""))
+            yield Record(1, text, length=length if length > len(text) else None)
     elif source.kind == "lines":
         with source.open_text() as handle:
             for row, (line, length) in enumerate(bounded_lines(handle), start=1):
