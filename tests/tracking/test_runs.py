@@ -141,3 +141,13 @@ def test_the_experiment_keeps_the_runs_view_the_ui_address_names(tmp_path, monke
     client.set_experiment_tag(experiment_id, key, '{"selectedColumns": []}')  # an older view of another shape
     client, _ = tracking.connect(uri, "pricer", tmp_path)
     assert json.loads(json.loads(client.get_experiment(experiment_id).tags[key])["state"]) == view
+
+
+def test_a_run_records_the_digest_of_the_lock_file_it_ran_with(tmp_path, monkeypatch):
+    from pricer.digests import file_md5
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    assert tracking.run_tags("mlp", "synthetic")[tracking.LOCK_DIGEST_TAG] == "none"
+    (tmp_path / "requirements.lock").write_text("numpy==2.0.0 \\\n    --hash=sha256:00\n")
+    assert tracking.run_tags("mlp", "synthetic")[tracking.LOCK_DIGEST_TAG] == file_md5(tmp_path / "requirements.lock")

@@ -7,6 +7,7 @@ registry (``registry``). The stages, the CLI and the tests import from here.
 from pricer.tracking.runs import (
     EVALUATED_DIGEST_TAG,
     KEY_LIBRARIES,
+    LOCK_DIGEST_TAG,
     MODEL_DIGEST_TAG,
     Tracker,
     find_training_run,
@@ -44,7 +45,7 @@ from pricer.tracking.store import (
 )
 
 __all__ = [
-    "ARTIFACTS_DIR", "EVALUATED_DIGEST_TAG", "EXPERIMENT_KIND_TAG", "KEY_LIBRARIES", "MODEL_DIGEST_TAG",
+    "ARTIFACTS_DIR", "EVALUATED_DIGEST_TAG", "EXPERIMENT_KIND_TAG", "KEY_LIBRARIES", "LOCK_DIGEST_TAG", "MODEL_DIGEST_TAG",
     "MODEL_TRAINING_KIND", "RUNS_TABLE_METRICS", "RUNS_VIEW_KEY", "RUNS_VIEW_NAME", "SHARED_VIEW_TAG_PREFIX",
     "SQLITE_BUSY_TIMEOUT_S", "STORE_FILE", "UI_PORT", "Tracker", "TrackingError", "connect", "default_tracking_uri",
     "find_training_run", "is_server_uri", "library_versions", "log_test_figures", "mlflow_client", "open_store",

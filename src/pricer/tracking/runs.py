@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pricer.digests import directory_md5
+from pricer.digests import directory_md5, file_md5
 from pricer.errors import PricerError
 from pricer.layout import project_root
 from pricer.params import Params, TrackingParams, flatten
@@ -43,6 +43,9 @@ MODEL_DIGEST_TAG = "pricer.model_digest"
 
 
 EVALUATED_DIGEST_TAG = "pricer.evaluated_model_digest"  # an evaluate-only run: the model it priced
+# The environment a run had: the md5 of the project's requirements.lock (tools/relock makes it).
+LOCK_DIGEST_TAG = "pricer.lock_md5"
+LOCK_FILE = "requirements.lock"
 
 
 KEY_LIBRARIES = ("torch", "numpy", "scipy", "scikit-learn", "pandas", "datasets", "dvc", "mlflow")
@@ -288,6 +291,8 @@ def run_tags(model_name: str, data_source: str, extra: Mapping[str, Any] | None 
         "mlflow.source.name": source_name,
         "mlflow.source.type": "LOCAL",
     }
+    lock = project_root() / LOCK_FILE
+    tags[LOCK_DIGEST_TAG] = file_md5(lock) if lock.is_file() else "none"
     tags.update({f"version.{k}": v for k, v in library_versions().items()})
     tags["version.python"] = platform.python_version()
     tags.update({k: str(v) for k, v in (extra or {}).items()})
