@@ -21,7 +21,7 @@ def main() -> int:
     refuse_outputs_outside(Path.cwd(), layout.stage_outputs("vectorize"))  # before anything is written
     use_returning_memory_pool()  # text columns freed while splitting/hashing leave the process
     params = load_params()
-    settings = VectorizerSettings.from_params(params.vectorize)
+    settings = VectorizerSettings.from_params(params.vectorize.model_dump())
     progress = progress_enabled(params.train.progress)
     for split in layout.SPLITS:
         frame = read_raw_split(split, ["id", "price", settings.text_field])

@@ -49,6 +49,7 @@ from pricer.sources import DataError, FetchResult, fetch_splits, hub
 from pricer.sources.split import SPLITS
 from pricer.sources.validate import DROP_REASONS, MAX_PRICE, MAX_TEXT_CHARS, validate_split
 from pricer.params import ParamsError, params_from_dict
+from pricer.digests import directory_md5
 from pricer.features import ArtifactError, load_features, save_features
 from pricer.predictor import ModelLoadError, PricePredictor
 from pricer.cli.predict import NO_WORDS
@@ -1136,21 +1137,22 @@ def check_evaluate_in_another_experiments_run(tmp_path: Path, predictor: PricePr
     monkeypatch.chdir(tmp_path)
     params = params_from_dict({})
     predictor.save(tmp_path / "models" / "resnet")
-    with tracking.tracked_run(lambda: tracking.start_run(enabled=True, experiment="pricer", run_name="resnet-workspace",
-                                                         tags=tracking.run_tags("resnet", "synthetic"))) as trained:
+    with tracking.start_run(enabled=True, experiment="pricer", run_name="resnet-workspace",
+                            tags=tracking.run_tags("resnet", "synthetic")) as trained:
         trained.log_params({"params": params.as_dict()})
-        trained.log_model_directory(tmp_path / "models" / "resnet", "digest-1", {"best_val_mae": 20.0})
+        trained.log_model_directory(tmp_path / "models" / "resnet", {"best_val_mae": 20.0})
+    digest = directory_md5(tmp_path / "models" / "resnet")
     client = trained.client
     same_run = {"data_source": "synthetic", "params": params.as_dict()}
     # `dvc repro`: training then evaluate in the same experiment with the same params: the training run
-    tracking.log_test_figures(params.tracking, "resnet", "digest-1", {"test_mae": 30.0}, **same_run)
+    tracking.log_test_figures(params.tracking, "resnet", digest, {"test_mae": 30.0}, **same_run)
     assert client.get_metric_history(trained.run_id, "test_mae")[0].value == 30.0
     hit1 = params_from_dict({"evaluate": {"hit_dollars": 1}})
     monkeypatch.setenv("DVC_EXP_NAME", "hit1")
-    tracking.log_test_figures(params.tracking, "resnet", "digest-1", {"test_mae": 30.0, "test_hit_rate": 0.1},
+    tracking.log_test_figures(params.tracking, "resnet", digest, {"test_mae": 30.0, "test_hit_rate": 0.1},
                               data_source="synthetic", params=hit1.as_dict())
     monkeypatch.delenv("DVC_EXP_NAME")
-    tracking.log_test_figures(params.tracking, "resnet", "digest-1", {"test_mae": 30.0, "test_hit_rate": 0.2},
+    tracking.log_test_figures(params.tracking, "resnet", digest, {"test_mae": 30.0, "test_hit_rate": 0.2},
                               data_source="synthetic", params=hit1.as_dict())  # the workspace, other params
     assert [m.value for m in client.get_metric_history(trained.run_id, "test_mae")] == [30.0]
     assert "test_hit_rate" not in client.get_run(trained.run_id).data.metrics
@@ -1238,7 +1240,7 @@ def check_output_outside_project(tmp_path: Path, features_dir: Path) -> None:
       "the count and the minimum")
 def check_too_few_test_items(tmp_path: Path, predictor: PricePredictor) -> None:
     from pricer.cli.compare import compare_runs
-    from pricer.cli.runs import Run
+    from pricer.cli.experiments import Run
     from pricer.evaluation import evaluate
 
     test = pd.DataFrame({"id": [1], "price": [25.0], "summary": ["Title: a steel lamp"]})

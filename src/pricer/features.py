@@ -9,11 +9,11 @@ can be hashed in parallel processes because the transform is a pure function of 
 from __future__ import annotations
 
 import math
-import re
 import zipfile
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,12 +24,8 @@ from sklearn.feature_extraction.text import HashingVectorizer
 from pricer import layout
 from pricer.atomic import atomic_path
 from pricer.layout import ArtifactError
-from pricer.params import VectorizeParams
 
 
-# Texts longer than this are cut, in training data and at prediction alike: no product
-# description is that long, and hashing one costs time and memory in proportion.
-MAX_TEXT_CHARS = 100_000
 
 
 @dataclass(frozen=True)
@@ -54,21 +50,10 @@ class VectorizerSettings:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def wordless(self, texts: Sequence[str]) -> np.ndarray:
-        """Which texts hash to no feature: not one token of the vectorizer's (a word of two or more
-        letters or digits) that is not a stop word. The fetch stage drops such rows (``no_words``)
-        and ``pricer predict`` refuses them, so no model learns or quotes "the price of nothing"."""
-        vectorizer = self.build()
-        preprocess, token = vectorizer.build_preprocessor(), re.compile(vectorizer.token_pattern)
-        stop_words = vectorizer.get_stop_words() or frozenset()
-        return np.fromiter(
-            (not any(match.group() not in stop_words for match in token.finditer(preprocess(text))) for text in texts),
-            dtype=bool, count=len(texts))
-
     @classmethod
-    def from_params(cls, vectorize: VectorizeParams) -> "VectorizerSettings":
-        return cls(n_features=vectorize.n_features, stop_words=vectorize.stop_words, binary=vectorize.binary,
-                   norm=vectorize.norm, text_field=vectorize.text_field)
+    def from_params(cls, vectorize: Mapping[str, Any]) -> VectorizerSettings:
+        """The settings among params.yaml's ``vectorize`` section (which also holds how to run)."""
+        return cls(**{setting.name: vectorize[setting.name] for setting in fields(cls)})
 
 
 def _hash_chunk(texts: Sequence[str], settings: VectorizerSettings) -> sp.csr_matrix:

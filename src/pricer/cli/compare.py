@@ -16,8 +16,8 @@ import sys
 from typing import Any
 
 from pricer.cli.errors import CliError
-from pricer.cli.runs import WORKSPACE, Run, differing_params, items_differ, load_run
-from pricer.cli.writers import text_table
+from pricer.cli.experiments import WORKSPACE, Run, differing_params, items_differ, load_run
+from pricer.cli.table import text_table
 from pricer.comparison import (
     DEFAULT_RESAMPLES, MIN_ITEMS_FOR_VERDICT, TOO_FEW_ITEMS, mae_interval, paired_difference, seed_spread, too_few_items,
 )

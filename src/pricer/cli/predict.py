@@ -13,7 +13,7 @@ from pricer.cli.readers import (
     INPUT_FORMATS, Record, batched, cut_text, parquet_rows, read_records, resolve_source, text_problem,
 )
 from pricer.cli.writers import FORMATS, WRITERS, Result, check_output, open_output, output_format, plain
-from pricer.features import MAX_TEXT_CHARS
+from pricer.text import MAX_TEXT_CHARS, wordless
 
 log = logging.getLogger("pricer.cli")
 
@@ -30,8 +30,8 @@ def predict_batch(models: Sequence[LoadedModel], records: Sequence[Record], batc
     readable = [position for position, problem in enumerate(problems) if problem is None]
     texts = [cut_text(records[position].text) for position in readable]
     for model in models:
-        for position, wordless in zip(readable, model.predictor.vectorizer.wordless(texts)):
-            if wordless:
+        for position, without_words in zip(readable, wordless(texts, model.predictor.vectorizer.stop_words)):
+            if without_words:
                 problems[position] = NO_WORDS
     valid = [cut_text(record.text) for record, problem in zip(records, problems) if problem is None]
     for record, problem in zip(records, problems):

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pricer.features import MAX_TEXT_CHARS, VectorizerSettings
+from pricer.text import MAX_TEXT_CHARS, wordless
 from pricer.sources.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -118,11 +118,11 @@ def _blank_texts(text: pd.Series) -> np.ndarray:
 
 
 def _wordless(text: pd.Series, present: np.ndarray, stop_words: str | None) -> np.ndarray:
-    """Which of the ``present`` texts hash to no feature (VectorizerSettings.wordless)."""
-    wordless = np.zeros(len(text), dtype=bool)
+    """Which of the ``present`` texts hash to no feature (pricer.text.wordless)."""
+    found = np.zeros(len(text), dtype=bool)
     positions = np.flatnonzero(present)
-    wordless[positions] = VectorizerSettings(stop_words=stop_words).wordless(text.iloc[positions].tolist())
-    return wordless
+    found[positions] = wordless(text.iloc[positions].tolist(), stop_words)
+    return found
 
 
 def _require_text_column(column: pd.Series, where: str, name: str) -> None:
