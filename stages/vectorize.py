@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from pathlib import Path
 import time
+from pathlib import Path
 
 from pricer import layout
 from pricer.atomic import refuse_outputs_outside

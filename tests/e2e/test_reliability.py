@@ -230,10 +230,12 @@ def test_an_evaluate_only_experiment_records_its_own_run(repro_project):
     client = MlflowClient(f"sqlite:///{project.root / 'mlflow.db'}")
     for model, run in trained.items():
         assert len(client.get_metric_history(run.info.run_id, "test_hit_rate")) == 1  # untouched by hit1
-        (own,) = [r for r in project.mlflow_runs() if r.data.tags["dvc_exp_name"] == "hit1" and r.data.tags["model"] == model]
+        (own,) = [r for r in project.mlflow_runs()
+                  if r.data.tags["dvc_exp_name"] == "hit1" and r.data.tags["model"] == model]
         assert own.data.tags["stage"] == "evaluate" and own.data.tags[tracking.TRAINING_RUN_TAG] == run.info.run_id
         assert own.info.run_name == f"{model}-hit1-evaluate" and own.data.params["params.evaluate.hit_dollars"] == "1.0"
-        assert own.data.metrics["test_hit_rate"] == pytest.approx(project.read_json(f"metrics/{model}.json")["test_hit_rate"])
+        written = project.read_json(f"metrics/{model}.json")
+        assert own.data.metrics["test_hit_rate"] == pytest.approx(written["test_hit_rate"])
 
 
 # --------------------------------------------------------------------------------------------

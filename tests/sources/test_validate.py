@@ -88,7 +88,8 @@ def test_price_nulls_and_nans_by_dtype(price: Any, reason: str) -> None:
 
 
 def test_numeric_strings_become_float_prices() -> None:
-    frame = pd.DataFrame({"summary": ["lamp", "drill", "chair"], "price": pd.Series(["12.99", " 5 ", "1e2"], dtype="str")})
+    frame = pd.DataFrame({"summary": ["lamp", "drill", "chair"],
+                          "price": pd.Series(["12.99", " 5 ", "1e2"], dtype="str")})
     cleaned, _ = validate_split(frame, split="train", text_field="summary", source="s")
     assert cleaned["price"].tolist() == [12.99, 5.0, 100.0] and cleaned["price"].dtype == np.float64
 
@@ -111,7 +112,8 @@ def test_a_row_counts_under_its_first_reason_only() -> None:
 
 
 def test_duplicate_ids_keep_the_first_valid_copy() -> None:
-    frame = pd.DataFrame({"summary": ["lamp", "drill", "chair", "desk"], "price": [-1.0, 2.0, 3.0, 4.0], "id": [7, 7, 8, 7]})
+    frame = pd.DataFrame({"summary": ["lamp", "drill", "chair", "desk"], "price": [-1.0, 2.0, 3.0, 4.0],
+                          "id": [7, 7, 8, 7]})
     cleaned, counts = validate_split(frame, split="train", text_field="summary", source="s")
     assert cleaned[["summary", "id"]].values.tolist() == [["drill", 7], ["chair", 8]]
     assert (counts["non_positive_price"], counts["duplicate_id"]) == (1, 1)

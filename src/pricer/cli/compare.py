@@ -19,7 +19,13 @@ from pricer.cli.errors import CliError
 from pricer.cli.experiments import WORKSPACE, Run, differing_params, items_differ, load_run
 from pricer.cli.table import text_table
 from pricer.comparison import (
-    DEFAULT_RESAMPLES, MIN_ITEMS_FOR_VERDICT, TOO_FEW_ITEMS, mae_interval, paired_difference, seed_spread, too_few_items,
+    DEFAULT_RESAMPLES,
+    MIN_ITEMS_FOR_VERDICT,
+    TOO_FEW_ITEMS,
+    mae_interval,
+    paired_difference,
+    seed_spread,
+    too_few_items,
 )
 from pricer.layout import project_root
 from pricer.metrics import mean_absolute_error
@@ -139,7 +145,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if len(set(names)) != len(names):
         raise CliError(f"a run is named twice: {' '.join(names)}")
     root = project_root()  # also from a subdirectory of the project
-    runs = [load_run(name, root, implicit=chosen) for name, chosen in zip(names, implicit)]
+    runs = [load_run(name, root, implicit=chosen) for name, chosen in zip(names, implicit, strict=True)]
     report = compare_runs(runs, resamples=args.resamples, seed=args.seed, sort_by=args.sort_by)
     if report.get("unpaired_reason"):
         log.warning("%s and %s were evaluated on different test items (%s): not paired, intervals only",

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from pricer.cli.errors import CliError
 from pricer.cli.table import text_table
-from pricer.layout import MODEL_NAMES, model_dir
+from pricer.layout import MODEL_NAMES, MODELS_DIR, enclosing_project, model_dir
 
 if TYPE_CHECKING:  # importing torch is slow: loading imports it when first needed
     from pricer.predictor import PricePredictor
@@ -83,8 +83,6 @@ def load_models(paths: Sequence[str] | None, *, device: str = "cpu") -> list[Loa
     from pricer.predictor import ModelLoadError  # imports torch: seconds, and `pricer --help` needs none of it
     from pricer.tracking.registry import is_mlflow_uri, load_predictor
 
-    from pricer.layout import enclosing_project
-
     explicit = bool(paths)
     project = None if explicit else enclosing_project()
     # From a subdirectory of the project, the project's models (a path given by the user: as given)
@@ -110,7 +108,7 @@ def load_models(paths: Sequence[str] | None, *, device: str = "cpu") -> list[Loa
         models.append(LoadedModel(predictor.name, path, predictor, run))
         log.debug("loaded %s from %s (version %s)", predictor.name, path, predictor.version)
     if not models:
-        where = _shown(project / "models") if project else Path("models")
+        where = _shown(project / MODELS_DIR) if project else MODELS_DIR
         looked = "" if project else f" (no DVC project, a directory with .dvc/, at or above {Path.cwd()})"
         raise CliError(f"no trained models found in {where}/{looked}: run `dvc repro` or `dvc pull` first, "
                        "or pass --model DIR")

@@ -30,8 +30,9 @@ def predict_batch(models: Sequence[LoadedModel], records: Sequence[Record], batc
     readable = [position for position, problem in enumerate(problems) if problem is None]
     texts = [cut_text(records[position].text) for position in readable]
     for model in models:
-        for position, without_words in zip(readable, wordless(texts, model.predictor.vectorizer.stop_words)):
-            if without_words:
+        without_words = wordless(texts, model.predictor.vectorizer.stop_words)
+        for position, no_words in zip(readable, without_words, strict=True):
+            if no_words:
                 problems[position] = NO_WORDS
     valid = [cut_text(record.text) for record, problem in zip(records, problems) if problem is None]
     for record, problem in zip(records, problems):

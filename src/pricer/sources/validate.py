@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pricer.text import MAX_TEXT_CHARS, wordless
 from pricer.sources.errors import DataError
+from pricer.text import MAX_TEXT_CHARS, wordless
 
 logger = logging.getLogger(__name__)
 

@@ -51,6 +51,7 @@ __all__ = [
     "MODEL_TRAINING_KIND", "RUNS_TABLE_METRICS", "RUNS_VIEW_KEY", "RUNS_VIEW_NAME", "SHARED_VIEW_TAG_PREFIX",
     "SQLITE_BUSY_TIMEOUT_S", "STORE_FILE", "TRAINING_RUN_TAG", "UI_PORT", "Tracker", "TrackingError", "connect",
     "default_tracking_uri", "experiment_name", "find_training_run", "is_server_uri", "library_versions",
-    "log_test_figures", "mlflow_client", "open_store", "project_root", "reopen_training_run", "resolve_tracking_uri", "run_name", "run_tags", "runs_view_state",
-    "runs_view_tag", "start_run", "training_run", "training_run_of", "ui_address",
+    "log_test_figures", "mlflow_client", "open_store", "project_root", "reopen_training_run", "resolve_tracking_uri",
+    "run_name", "run_tags", "runs_view_state", "runs_view_tag", "start_run", "training_run", "training_run_of",
+    "ui_address",
 ]
