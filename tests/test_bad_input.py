@@ -688,9 +688,10 @@ def check_model_incompatible(tmp_path: Path, predictor: PricePredictor) -> None:
     raises(r"gone: not a pricer model directory", lambda: PricePredictor.load(tmp_path / "gone"), ModelLoadError)
 
 
-@case("checkpoint-other-config", "with `train.resume: true`, a checkpoint written for other params or data "
-      "(more: tests/test_training.py::test_checkpoint_of_another_configuration_is_ignored)",
-      "ignored with a warning naming it; training starts from epoch 1")
+@case("checkpoint-other-config", "with `train.resume: true`, a checkpoint written for other params or data, or "
+      "another `train.processes` (more: tests/training/test_loop.py::test_checkpoint_of_another_configuration_is_ignored)",
+      "ignored with a warning naming it and the first key that differs, with both values; training starts from "
+      "epoch 1")
 def check_checkpoint_other_config(tmp_path: Path, catalogue_features, caplog: pytest.LogCaptureFixture) -> None:
     from pricer.batching import CSRTensors
     from pricer.models import build_model
@@ -710,9 +711,9 @@ def check_checkpoint_other_config(tmp_path: Path, catalogue_features, caplog: py
                      checkpoint_key=key, resume=True)
         return len(result.history)
 
-    assert train({"train_rows": 1000}) == 2
-    assert train({"train_rows": 999}) == 2  # not resumed after epoch 2: trained both epochs again
-    assert f"checkpoint {checkpoint} is from another configuration; starting afresh" in caplog.text
+    assert train({"train_rows": 1000, "train.processes": 2}) == 2
+    assert train({"train_rows": 1000, "train.processes": 1}) == 2  # not resumed: trained both epochs again
+    assert f"checkpoint {checkpoint} ignored: train.processes differs (2 vs 1); training from epoch 1" in caplog.text
 
 
 @case("checkpoint-other-features", "with `train.resume: true`, a checkpoint from features with the same rows and "
@@ -735,11 +736,61 @@ def check_checkpoint_other_features(tmp_path: Path, catalogue_features, caplog: 
     assert train(1.0, "binary-features") == 2
     caplog.clear()
     assert train(3.0, "count-features") == 2  # the same shapes and non-zeros: only the md5 tells them apart
-    assert f"checkpoint {checkpoint} is from another configuration; starting afresh" in caplog.text
-    caplog.clear()
+    assert (f"checkpoint {checkpoint} ignored: features_md5.data/features/train.npz differs ('binary-features' vs "
+            "'count-features')") in caplog.text
+
+
+def _train_tiny_mlp(checkpoint: Path, catalogue_features: Any, *, killed_in_epoch: int | None = None) -> list[float]:
+    """Train a tiny 2-epoch MLP through the train stage's runner with ``train.resume``; its
+    validation MAEs. ``killed_in_epoch`` stops it there, as a kill would (the checkpoint stays)."""
+    from pricer.training.distributed import Processes
+    from pricer.training.runner import TrainingData, plan_training, run_training
+
+    _, train_x, train_y, val_x, val_y, _ = catalogue_features
+    params = params_from_dict({"mlp": {"epochs": 2, "hidden_layers": [8]}, "vectorize": {"n_features": 512}})
+    data = TrainingData(train_x, train_y, val_x, val_y, {"data/features/train.npz": "md5"})
+    plan = plan_training(params, "mlp", data, torch.device("cpu"))
+
+    def kill(record: Any) -> None:
+        if record.epoch == killed_in_epoch:
+            raise KeyboardInterrupt
+
+    fitted = run_training(plan, data, Processes(torch.device("cpu")), on_epoch=kill, checkpoint_path=checkpoint,
+                          resume=True).fit
+    return [record.val_mae for record in fitted.history]
+
+
+@case("checkpoint-code-changed", "with `train.resume: true`, pricer's code changed since the checkpoint was written "
+      "(e.g. the loss in `training/loop.py`: DVC reruns the stage)",
+      "ignored, naming `code`: the checkpoint's identity holds the md5 of pricer's source files; training starts "
+      "from epoch 1")
+def check_checkpoint_code_changed(tmp_path: Path, catalogue_features, caplog: pytest.LogCaptureFixture,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from pricer.training import runner
+
+    checkpoint = tmp_path / "mlp.pt"
+    with pytest.raises(KeyboardInterrupt):
+        _train_tiny_mlp(checkpoint, catalogue_features, killed_in_epoch=2)  # leaves the epoch-1 checkpoint
+    monkeypatch.setattr(runner, "package_source_md5", lambda: "edited-source")
     with caplog.at_level("INFO", logger="pricer"):
-        train(3.0, "count-features")  # the same data again: resumed after its last epoch, nothing retrained
-    assert "resuming after epoch 2" in caplog.text
+        history = _train_tiny_mlp(checkpoint, catalogue_features)
+    assert len(history) == 2 and "resuming" not in caplog.text
+    assert re.search(r"checkpoint .* ignored: code differs \('[0-9a-f]{32}' vs 'edited-source'\)", caplog.text)
+
+
+@case("checkpoint-complete", "with `train.resume: true`, a checkpoint whose run is complete (the stage reruns all "
+      "the same: `dvc repro --force`, other library versions, outputs removed)",
+      "not resumed with zero epochs: logged as a complete run, not an interrupted one, and trained afresh from "
+      "epoch 1 (to the same weights on CPU)")
+def check_checkpoint_complete(tmp_path: Path, catalogue_features, caplog: pytest.LogCaptureFixture) -> None:
+    checkpoint = tmp_path / "mlp.pt"
+    first = _train_tiny_mlp(checkpoint, catalogue_features)
+    with caplog.at_level("INFO", logger="pricer"):
+        again = _train_tiny_mlp(checkpoint, catalogue_features)
+    assert again == first and len(again) == 2
+    assert "resuming" not in caplog.text
+    assert (f"checkpoint {checkpoint} holds a complete run (2 of 2 epochs), not an interrupted one; training afresh "
+            "from epoch 1") in caplog.text
 
 
 @case("checkpoint-corrupt", "with `train.resume: true`, a truncated `checkpoints/<model>.pt`",
