@@ -26,10 +26,6 @@ from pricer.layout import ArtifactError
 from pricer.params import VectorizeParams
 
 
-# Texts longer than this are cut, in training data and at prediction alike: no product
-# description is that long, and hashing one costs time and memory in proportion.
-MAX_TEXT_CHARS = 100_000
-
 
 @dataclass(frozen=True)
 class VectorizerSettings:

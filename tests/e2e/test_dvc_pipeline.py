@@ -106,12 +106,14 @@ def test_an_edit_to_any_module_a_stage_imports_makes_it_stale(reproduced_project
         status = project.dvc("status", "--json")
         stale = set(json.loads(status.stdout))
         assert stale == {"train_mlp", "train_resnet"}, status.stdout
-        features = project.root / "src/pricer/features.py"
-        features_original = features.read_text()
-        features.write_text(features_original + "# an edit\n")
-        stale = set(json.loads(project.dvc("status", "--json").stdout))
-        assert stale == {"fetch", "vectorize", "train_mlp", "train_resnet", "evaluate"}  # fetch: MAX_TEXT_CHARS
-        features.write_text(features_original)
+        for module, expected in [("features.py", {"vectorize", "train_mlp", "train_resnet", "evaluate"}),
+                                 ("texts.py", {"fetch", "train_mlp", "train_resnet", "evaluate"})]:  # text rules
+            edited = project.root / "src/pricer" / module
+            edited_original = edited.read_text()
+            edited.write_text(edited_original + "# an edit\n")
+            stale = set(json.loads(project.dvc("status", "--json").stdout))
+            assert stale == expected, (module, stale)
+            edited.write_text(edited_original)
     finally:
         recipes.write_text(original)
     assert json.loads(project.dvc("status", "--json").stdout) == {}

@@ -133,7 +133,8 @@ class Tracker:
 
         self.log_metrics(summary)
         self.set_tags({MODEL_DIGEST_TAG: digest})
-        logged = serving.log_pyfunc_model(self.client, directory, experiment_id=self.experiment_id, run_id=self.run_id)
+        logged = serving.log_pyfunc_model(self.client, directory, experiment_id=self.experiment_id, run_id=self.run_id,
+                                          model_digest=digest)
         if not register:
             return
         try:
