@@ -637,7 +637,7 @@ def check_params_through_stage(tmp_path: Path) -> None:
     assert_nothing_written(project)
 
 
-@case("params-yaml-1.1-forms", "a value YAML 1.1 reads otherwise than YAML 1.2: `lr: 1:30` (1.1: base-60 90; what "
+@case("params-yaml-1-1-values", "a value YAML 1.1 reads otherwise than YAML 1.2: `lr: 1:30` (1.1: base-60 90; what "
       "`dvc exp run -S lr=1:30` writes), `resume: yes` or `on`, `lr: '0.5'` in quotes; also `1e-3`, `0o17`",
       "read as DVC reads params.yaml (ruamel.yaml, YAML 1.2), so what trains is what DVC records: `1:30`, `yes`, "
       "`'0.5'` are text, refused naming the key (`lr must be a number (this is text in YAML 1.2, as DVC reads it), "
@@ -659,7 +659,8 @@ def check_params_yaml_11_forms(tmp_path: Path) -> None:
         raises(rf"params.yaml: {re.escape(key)} must be .*, got '{re.escape(recorded)}'", lambda: load_params(path),
                ParamsError)
     path.write_text("lr: 1e-3\nseed: 0o17\n")
-    assert (load_params(path).lr, load_params(path).seed) == (load_yaml(path)["lr"], load_yaml(path)["seed"]) == (0.001, 15)
+    read = load_params(path)
+    assert (read.lr, read.seed) == (load_yaml(path)["lr"], load_yaml(path)["seed"]) == (0.001, 15)
 
 
 @case("params-alias-bomb", "a YAML alias bomb in params.yaml (lists of ten aliases of the list before, 8 deep: "
@@ -679,8 +680,8 @@ def check_params_alias_bomb(tmp_path: Path) -> None:
         path.write_text(text)
         tracemalloc.start()
         started = time.monotonic()
-        message = raises(rf"params.yaml: {re.escape(key)} stands for more than 10,000 values", lambda: load_params(path),
-                         ParamsError)
+        message = raises(rf"params.yaml: {re.escape(key)} stands for more than 10,000 values",
+                         lambda: load_params(path), ParamsError)
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         assert time.monotonic() - started < 2.0 and peak < 20 * 2**20 and len(message) < 300
@@ -758,7 +759,8 @@ def check_model_incompatible(tmp_path: Path, predictor: PricePredictor) -> None:
 
 
 @case("checkpoint-other-config", "with `train.resume: true`, a checkpoint written for other params or data, or "
-      "another `train.processes` (more: tests/training/test_loop.py::test_checkpoint_of_another_configuration_is_ignored)",
+      "another `train.processes` "
+      "(more: tests/training/test_loop.py::test_checkpoint_of_another_configuration_is_ignored)",
       "ignored with a warning naming it and the first key that differs, with both values; training starts from "
       "epoch 1")
 def check_checkpoint_other_config(tmp_path: Path, catalogue_features, caplog: pytest.LogCaptureFixture) -> None:
@@ -1210,11 +1212,13 @@ def check_logged_model_swapped(logged_model: Any, predictor: PricePredictor, tmp
 
 
 @case("model-uri-without-version", "`-m models:/pricer-resnet` (a registered model with neither a version nor an "
-      "alias)", "one line saying how to name one: `models:/pricer-resnet@champion` or `models:/pricer-resnet/<version>`")
+      "alias)",
+      "one line saying how to name one: `models:/pricer-resnet@champion` or `models:/pricer-resnet/<version>`")
 def check_model_uri_without_version(capsys: pytest.CaptureFixture) -> None:
     status, _, err = predict_cli(Path("models:/pricer-resnet"), capsys, "a lamp")
-    assert_one_line_error(status, err, r"models:/pricer-resnet names no version: use models:/pricer-resnet@champion "
-                                       r"\(the version `pricer promote` chose\) or models:/pricer-resnet/<version number>")
+    assert_one_line_error(status, err, r"models:/pricer-resnet names no version: use "
+                                       r"models:/pricer-resnet@champion \(the version `pricer promote` chose\) or "
+                                       r"models:/pricer-resnet/<version number>")
 
 
 @case("model-of-deleted-run", "`-m runs:/<id>/model` whose run was deleted (`mlflow runs delete`), or a registered "

@@ -40,7 +40,8 @@ def test_params_are_read_as_yaml_1_2_like_dvc(tmp_path):
     path.write_text("lr: 1e-3\nmlp:\n  lr: 5E-3\n")
     assert (load_params(path).lr, load_params(path).mlp.lr) == (0.001, 0.005)
     path.write_text("lr: 1:30\n")
-    with pytest.raises(ParamsError, match="lr must be a number \\(this is text in YAML 1.2, as DVC reads it\\), got '1:30'"):
+    with pytest.raises(ParamsError,
+                       match=r"lr must be a number \(this is text in YAML 1.2, as DVC reads it\), got '1:30'"):
         load_params(path)
 
 

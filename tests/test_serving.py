@@ -70,8 +70,8 @@ def test_logged_from_code_with_pricer_shipped_and_nothing_pickled(model_files):
 @pytest.mark.parametrize(("frame", "message"), [
     (pd.DataFrame({"title": ["a lamp"]}), "missing inputs \\['summary'\\]"),
     (pd.DataFrame({"summary": [3, 4]}), "Incompatible input types for column summary"),
-    (pd.DataFrame({"summary": ["a lamp", None]}), "column 'summary': 1 of 2 texts cannot be priced: row 1: missing text"),
-    (pd.DataFrame({"summary": ["a lamp", "\x00"]}), "column 'summary': 1 of 2 texts cannot be priced: row 1: empty text"),
+    (pd.DataFrame({"summary": ["a lamp", None]}), "column 'summary': 1 of 2 texts cannot be priced: row 1: missing"),
+    (pd.DataFrame({"summary": ["a lamp", "\x00"]}), "column 'summary': 1 of 2 texts cannot be priced: row 1: empty"),
 ])
 def test_bad_input_is_refused_with_the_column_named(loaded, frame, message):
     with pytest.raises(MlflowException, match=message):

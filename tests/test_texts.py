@@ -36,6 +36,7 @@ def test_training_drops_exactly_the_texts_pricing_refuses():
     (None, "missing text"), (math.nan, "missing text"), (3, "text is not a string (got int: '3')"),
     (b"lamp", "text is not a string (got bytes: \"b'lamp'\")"),
     ("caf\udce9", "text is not valid UTF-8 (byte 0xe9 at character 4)"),
+    ("\udcff", "text is not valid UTF-8 (byte 0xff at character 1)"),  # not "empty": a byte was there
 ])
 def test_what_is_not_a_text_is_named(value, problem):
     assert text_problem(value) == problem

@@ -59,7 +59,8 @@ class PricePredictor:
         outputs = model_outputs(self.model, CSRTensors.from_scipy(features), self.device, batch_rows=batch_rows)
         return self.target.decode(outputs)
 
-    def predict(self, texts: Sequence[str], *, batch_rows: int = 8192, labels: Sequence[str] | None = None) -> np.ndarray:
+    def predict(self, texts: Sequence[str], *, batch_rows: int = 8192,
+                labels: Sequence[str] | None = None) -> np.ndarray:
         """Dollar prices for raw product texts (the same field the model was trained on), under
         training's text rules (:mod:`pricer.texts`): a missing, empty or non-text entry raises
         ``TextError`` naming it (by ``labels``, default ``texts[i]``), an over-long one is cut."""

@@ -43,13 +43,13 @@ def text_problem(value: Any) -> str | None:
         return "missing text"
     if not isinstance(value, str):
         return f"text is not a string (got {type(value).__name__}: {str(value)[:40]!r})"
-    if is_blank(value):
-        return "empty text"
-    try:
+    try:  # before blankness: a lone surrogate is an invisible (C*) character too
         value.encode("utf-8")
     except UnicodeEncodeError as error:  # a lone surrogate: what undecodable bytes become in Python
         byte = ord(value[error.start]) - 0xDC00
         return f"text is not valid UTF-8 (byte 0x{byte:02x} at character {error.start + 1})"
+    if is_blank(value):
+        return "empty text"
     return None
 
 
