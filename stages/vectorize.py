@@ -20,7 +20,7 @@ def main() -> int:
     use_returning_memory_pool()  # text columns freed while splitting/hashing leave the process
     params = load_params()
     check_at_most_cores("vectorize.n_jobs", params.vectorize.n_jobs)  # each job a process
-    settings = VectorizerSettings.from_params(params.vectorize)
+    settings = VectorizerSettings.from_params(params.vectorize.model_dump())
     progress = progress_enabled(params.train.progress)
     for split in layout.SPLITS:
         frame = read_raw_split(split, ["id", "price", settings.text_field])

@@ -1139,7 +1139,7 @@ def check_predict_format_mismatch(tmp_path: Path, predictor: PricePredictor, cap
 
 @case("blank-text-every-way", "an empty, blank, NUL-only or zero-width-only text, or a non-text value, priced "
       "through the Python API (`pricer.load_model().predict`), the pyfunc model or `mlflow models serve`",
-      "refused as `pricer predict` and training refuse it (one set of text rules, `pricer.texts`), naming the row "
+      "refused as `pricer predict` and training refuse it (one set of text rules, `pricer.text`), naming the row "
       "and the reason: `TextError` from the API, HTTP 400 with that line from the server; never a price")
 def check_blank_text_every_way(logged_model: Any, predictor: PricePredictor, capsys: pytest.CaptureFixture,
                                tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -1147,7 +1147,7 @@ def check_blank_text_every_way(logged_model: Any, predictor: PricePredictor, cap
     from mlflow.exceptions import MlflowException
     from mlflow.pyfunc import scoring_server
 
-    from pricer.texts import TextError
+    from pricer.text import TextError
 
     blank = ["", "   \n", "\x00\x00", "\u200b\ufeff"]
     for text in blank:
@@ -1188,7 +1188,7 @@ def check_logged_model_swapped(logged_model: Any, predictor: PricePredictor, tmp
                                monkeypatch: pytest.MonkeyPatch) -> None:
     import mlflow
 
-    from pricer import registry
+    from pricer.tracking import registry
 
     files = _logged_model_files(logged_model)
     original = (files / "weights.pt").read_bytes()
@@ -1225,7 +1225,7 @@ def check_model_uri_without_version(capsys: pytest.CaptureFixture) -> None:
       "version whose run was", "`runs:/`: refused in one line naming the run and `mlflow runs restore`; "
       "`models:/`: priced, with a one-line warning saying so (the registered version stands on its own)")
 def check_model_of_deleted_run(logged_model: Any, caplog: pytest.LogCaptureFixture) -> None:
-    from pricer import registry
+    from pricer.tracking import registry
 
     client = registry.registry_client(logged_model.root)
     run_id = logged_model.run_id
@@ -1234,7 +1234,7 @@ def check_model_of_deleted_run(logged_model: Any, caplog: pytest.LogCaptureFixtu
         raises(rf"^runs:/{run_id}/model: run {run_id} is deleted; restore it with `mlflow runs restore --run-id "
                rf"{run_id}` to price with its model$",
                lambda: registry.load_predictor(f"runs:/{run_id}/model", root=logged_model.root), ModelLoadError)
-        with caplog.at_level("WARNING", logger="pricer.registry"):
+        with caplog.at_level("WARNING", logger="pricer.tracking.registry"):
             version = registry.load_predictor(f"models:/pricer-resnet/{logged_model.version}", root=logged_model.root)
         assert version.predict(["Title: Desk lamp"])[0] > 0
         assert f"the run that trained this version ({run_id}) is deleted" in caplog.text

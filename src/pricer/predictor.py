@@ -21,13 +21,12 @@ import torch
 from torch import nn
 
 from pricer.atomic import atomic_path, write_json
-from pricer.batching import CSRTensors
+from pricer.batching import CSRTensors, model_outputs
 from pricer.errors import PricerError
 from pricer.features import VectorizerSettings, vectorize_texts
 from pricer.models import build_model
 from pricer.target import TargetTransform
-from pricer.texts import usable_texts
-from pricer.training.loop import model_outputs
+from pricer.text import usable_texts
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "weights.pt"
@@ -62,7 +61,7 @@ class PricePredictor:
     def predict(self, texts: Sequence[str], *, batch_rows: int = 8192,
                 labels: Sequence[str] | None = None) -> np.ndarray:
         """Dollar prices for raw product texts (the same field the model was trained on), under
-        training's text rules (:mod:`pricer.texts`): a missing, empty or non-text entry raises
+        training's text rules (:mod:`pricer.text`): a missing, empty or non-text entry raises
         ``TextError`` naming it (by ``labels``, default ``texts[i]``), an over-long one is cut."""
         features = vectorize_texts(usable_texts(texts, labels), self.vectorizer, chunk_rows=max(batch_rows, 1))
         return self.predict_matrix(features, batch_rows=batch_rows)

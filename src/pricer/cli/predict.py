@@ -11,7 +11,7 @@ from pricer.cli.errors import CliError
 from pricer.cli.models import LoadedModel, load_models
 from pricer.cli.readers import INPUT_FORMATS, Record, batched, parquet_rows, read_records, resolve_source
 from pricer.cli.writers import FORMATS, WRITERS, Result, check_output, open_output, output_format, plain
-from pricer.texts import MAX_TEXT_CHARS, cut_text, text_problem
+from pricer.text import MAX_TEXT_CHARS, cut_text, text_problem
 
 log = logging.getLogger("pricer.cli")
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from pricer.sources.errors import DataError
-from pricer.texts import MAX_TEXT_CHARS, is_blank
+from pricer.text import MAX_TEXT_CHARS, is_blank
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def first_non_text_value(column: pd.Series) -> tuple[int, Any] | None:
 
 
 def _blank_texts(text: pd.Series) -> np.ndarray:
-    """Texts without a visible character (:func:`pricer.texts.is_blank`, the rule every way of
+    """Texts without a visible character (:func:`pricer.text.is_blank`, the rule every way of
     pricing applies too)."""
     has_word_character = text.str.contains(r"\w", regex=True).to_numpy(dtype=bool, na_value=True)
     blank = np.zeros(len(text), dtype=bool)

@@ -1,4 +1,4 @@
-"""The text rules every way of pricing shares with training (pricer.texts)."""
+"""The text rules every way of pricing shares with training (pricer.text)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from pricer.sources.validate import validate_split
-from pricer.texts import MAX_TEXT_CHARS, TextError, is_blank, text_problem, usable_texts
+from pricer.text import MAX_TEXT_CHARS, TextError, is_blank, text_problem, usable_texts
 
 BLANK = ["", " ", "\t\n", "\x00", "\x00\x00", "\u200b", "\ufeff", "\x1b", "\u3000\u200b"]
 VISIBLE = ["a", "!!!", "Title: lamp", "\x00a", "€", "日本", "🙂", "_"]

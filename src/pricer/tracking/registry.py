@@ -20,8 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pricer.console import progress_enabled
 from pricer.errors import PricerError
-from pricer.layout import MODEL_NAMES
+from pricer.layout import MODEL_NAMES, project_root
+from pricer.predictor import ModelLoadError, PricePredictor
+from pricer.tracking.store import MODEL_DIGEST_TAG, STORE_FILE, mlflow_client, resolve_tracking_uri
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +68,7 @@ def register_version(client: Any, *, run_id: str, logged_model: Any, extra_tags:
     from mlflow.exceptions import MlflowException
     from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 
-    from pricer.serving import global_store
+    from pricer.tracking.pyfunc import global_store  # imports mlflow: slow, and only training registers
 
     run_tags = client.get_run(run_id).data.tags
     name = registered_name(run_tags["model"])
@@ -86,24 +89,18 @@ def register_version(client: Any, *, run_id: str, logged_model: Any, extra_tags:
 
 def store_uri(root: Path | None = None) -> str:
     """The project's store (or MLFLOW_TRACKING_URI's): it holds the registry too."""
-    from pricer.tracking import project_root, resolve_tracking_uri
-
     return resolve_tracking_uri(root or project_root())
 
 
 def registry_client(root: Path | None = None) -> Any:
     """A client of the project's registry; a RegistryError (and no new empty store) where the
     project has no store yet."""
-    from mlflow.tracking import MlflowClient
-
-    from pricer.tracking import STORE_FILE, project_root
-
     uri = store_uri(root)
     store = (root or project_root()) / STORE_FILE
     if uri.startswith("sqlite:///") and uri.split("?", 1)[0] == f"sqlite:///{store}" and not store.exists():
         raise RegistryError(f"no MLflow store at {store}: run `dvc repro` here first (each train stage "
                             "registers its model), or set MLFLOW_TRACKING_URI to the store that has them")
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    return mlflow_client(uri)
 
 
 def _versions(client: Any, name: str) -> list[Any]:
@@ -180,18 +177,15 @@ def _check_training_run(uri: str, run_id: str | None, artifact_dir: Path, store:
     warned about (``models:/``: the registered version stands on its own), and model files whose
     digest is not the run's ``pricer.model_digest`` tag are refused. Raises ModelLoadError."""
     from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
 
-    from pricer.predictor import ModelLoadError
-    from pricer.serving import check_model_digest
-    from pricer.tracking import MODEL_DIGEST_TAG
+    from pricer.tracking.pyfunc import check_model_digest  # imports mlflow's model flavours: slow
 
     if not run_id:
         log.warning("%s: the model names no training run; its files cannot be checked against %s", uri,
                     MODEL_DIGEST_TAG)
         return
     try:
-        run = MlflowClient(tracking_uri=store).get_run(run_id)
+        run = mlflow_client(store).get_run(run_id)
     except MlflowException:
         log.warning("%s: its training run %s is not in %s; the model files cannot be checked against %s", uri,
                     run_id, store.split("?")[0], MODEL_DIGEST_TAG)
@@ -211,20 +205,17 @@ def _check_training_run(uri: str, run_id: str | None, artifact_dir: Path, store:
         raise ModelLoadError(f"{uri}: {str(error).removeprefix(f'{artifact_dir}: ')}") from None
 
 
-def load_predictor(location: str | Path, *, device: str = "cpu", root: Path | None = None) -> Any:
+def load_predictor(location: str | Path, *, device: str = "cpu", root: Path | None = None) -> PricePredictor:
     """A PricePredictor from a model directory or an MLflow model URI (``runs:/<run_id>/model``,
     ``models:/pricer-resnet@champion``, ``models:/pricer-mlp/3``), its files checked against the
     ``pricer.model_digest`` tag of the run that logged them. Raises ModelLoadError."""
-    from pricer.predictor import ModelLoadError, PricePredictor
-
     if not is_mlflow_uri(location):
         return PricePredictor.load(location, device=device)
     import mlflow
     from mlflow.exceptions import MlflowException
     from mlflow.models import Model
 
-    from pricer.console import progress_enabled
-    from pricer.serving import MODEL_ARTIFACT, global_store
+    from pricer.tracking.pyfunc import MODEL_ARTIFACT, global_store
 
     uri, store = str(location), store_uri(root)
     name = _unversioned(uri)

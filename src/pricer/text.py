@@ -1,4 +1,5 @@
-"""The rules a product text must meet to be priced: one home for training and every way of pricing.
+"""The rules a product text meets, the same in training data and at prediction time: one home for
+training and every way of pricing.
 
 The fetch stage drops a training row whose text breaks them (counted per reason); ``pricer
 predict``, ``pricer.load_model().predict``, the logged pyfunc model and ``mlflow models serve``
