@@ -899,8 +899,9 @@ def check_model_not_a_model(tmp_path: Path, predictor: PricePredictor) -> None:
     assert not marker.exists()
 
 
-@case("loads-never-run-code", "any model, checkpoint or feature file", "loaded as data only: every `torch.load` "
-      "passes `weights_only=True`, no `allow_pickle=True`, no `trust_remote_code`")
+@case("loads-never-run-code", "any model, checkpoint or feature file", "loaded by pricer as data only: every "
+      "`torch.load` passes `weights_only=True`, no `allow_pickle=True`, no `trust_remote_code` (`mlflow.pyfunc."
+      "load_model` and `mlflow models serve` run the code logged with a model: `logged-model-swapped`)")
 def check_loads_never_run_code(tmp_path: Path) -> None:
     loads = 0
     for path in source_files():

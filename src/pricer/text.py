@@ -71,7 +71,8 @@ def usable_texts(texts: Iterable[Any], labels: Iterable[str] | None = None) -> l
     ``texts[i]``) that breaks the rules."""
     texts = list(texts)
     labels = list(labels) if labels is not None else [f"texts[{position}]" for position in range(len(texts))]
-    problems = [(label, problem) for label, value in zip(labels, texts) if (problem := text_problem(value))]
+    problems = [(label, problem) for label, value in zip(labels, texts, strict=True)
+                if (problem := text_problem(value))]
     if problems:
         raise TextError(f"{len(problems)} of {len(texts)} texts cannot be priced: {describe_problems(problems)}")
     return [cut_text(text) for text in texts]
