@@ -10,6 +10,7 @@ from pathlib import Path
 from pricer import layout
 from pricer.atomic import refuse_outputs_outside
 from pricer.console import progress_enabled, run_stage
+from pricer.cores import check_at_most_cores
 from pricer.features import VectorizerSettings, read_raw_split, save_features, vectorize_column
 from pricer.memory import use_returning_memory_pool
 from pricer.params import load_params
@@ -21,6 +22,7 @@ def main() -> int:
     refuse_outputs_outside(Path.cwd(), layout.stage_outputs("vectorize"))  # before anything is written
     use_returning_memory_pool()  # text columns freed while splitting/hashing leave the process
     params = load_params()
+    check_at_most_cores("vectorize.n_jobs", params.vectorize.n_jobs)  # each job a process
     settings = VectorizerSettings.from_params(params.vectorize.model_dump())
     progress = progress_enabled(params.train.progress)
     for split in layout.SPLITS:

@@ -9,20 +9,13 @@ from collections.abc import Iterator, Sequence
 
 from pricer.cli.errors import CliError
 from pricer.cli.models import LoadedModel, load_models
-from pricer.cli.readers import (
-    INPUT_FORMATS, Record, batched, cut_text, parquet_rows, read_records, resolve_source, text_problem,
-)
+from pricer.cli.readers import INPUT_FORMATS, Record, batched, parquet_rows, read_records, resolve_source
 from pricer.cli.writers import FORMATS, WRITERS, Result, check_output, open_output, output_format, plain
-from pricer.text import MAX_TEXT_CHARS, wordless
+from pricer.text import MAX_TEXT_CHARS, NO_WORDS, cut_text, text_problem, wordless
 
 log = logging.getLogger("pricer.cli")
 
 MAX_ROW_ERRORS_LOGGED = 20
-
-
-# What a text that hashes to no feature gets: the fetch stage drops such rows (``no_words``), so no
-# model has learnt a price for them, and a price here would be the price of an empty input.
-NO_WORDS = "no words the model reads (only stop words, punctuation or one-letter words)"
 
 
 def predict_batch(models: Sequence[LoadedModel], records: Sequence[Record], batch_rows: int) -> list[Result]:
