@@ -1,16 +1,41 @@
-"""End-to-end fixtures: a throwaway git + DVC copy of this repository with tiny params.
+"""End-to-end fixtures: throwaway git + DVC copies of this repository with tiny params.
 
 The real ``dvc`` commands run there, in subprocesses, with this interpreter's environment, so the
 stage commands (``python stages/...``) use the same installed pricer.
+
+A ``dvc repro`` costs about a minute on a loaded 2-core machine; a copy of a reproduced project
+costs about a second. So one pipeline is reproduced per test session and shared:
+
+- ``pipeline`` (session): ``make_project`` on ``TINY_PARAMS`` after one ``dvc repro``, outputs not
+  committed. For tests that only read its state (outputs, MLflow runs, ``dvc`` commands that
+  change nothing). Never change it: ``pipeline_repro_output`` is that repro's stdout + stderr.
+- ``copy_project(source, destination)``: an independent copy (git history, DVC cache, outputs,
+  and the MLflow store with its artifact locations re-pointed at the copy). A test that changes a
+  project (a commit, an experiment, an edit, a stage run, a promotion) works on its own copy, e.g.
+  ``copy_project(pipeline, tmp_path / "pricer")``; ``committed_copy`` also commits the outputs.
+- ``half_lr`` (session): a committed copy after ``dvc exp run -n half-lr -S lr=0.0005`` (not
+  ``--temp``: the workspace holds the experiment), and that command's output. Read-only too.
+- ``make_project(root, overrides)``: a fresh project, for other params (then ``dvc repro`` it
+  yourself, or only the stages you need).
+
+Waits are bounded: ``Project.run`` has a timeout and fails saying which command it waited for.
+Commands write their output to files, never to pipes this process reads: a background process
+they leave behind (a ``dvc queue`` worker) cannot keep a test waiting for an end of file.
+``Project.start`` sends a background command's output to a log file; ``stop_queue_workers`` ends
+the ``dvc queue`` workers a test started.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
+import sqlite3
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -38,7 +63,7 @@ def project_files(root: Path = REPO_ROOT) -> list[str]:
     (metrics, dvc.lock, data, models, mlflow.db) are never copied."""
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z", "--", *SOURCE_PATHS],
-        cwd=root, capture_output=True, text=True, check=True,
+        cwd=root, capture_output=True, text=True, check=True, timeout=60,
     ).stdout.split("\0")
     return [f for f in listed if f and (root / f).is_file() and not f.endswith(".pyc")]
 
@@ -55,7 +80,27 @@ class Project:
                      "GIT_COMMITTER_NAME": "pricer-test", "GIT_COMMITTER_EMAIL": "test@example.invalid"}
 
     def run(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
-        done = subprocess.run(args, cwd=self.root, env=self.env, capture_output=True, text=True, timeout=timeout)
+        """Run a command here, in its own process group, for at most ``timeout`` seconds (then the
+        group is killed and the test fails naming the command). Its output goes to files: a
+        background process it starts and leaves running cannot hold this test's pipes open."""
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            process = subprocess.Popen(args, cwd=self.root, env=self.env, stdin=subprocess.DEVNULL, stdout=out,
+                                       stderr=err, start_new_session=True)
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                pass
+            finally:
+                timed_out = process.returncode is None  # or the test was interrupted: end it either way
+                if timed_out:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(process.pid, signal.SIGKILL)
+                    process.wait(timeout=30)
+            stdout, stderr = (_read(handle) for handle in (out, err))
+        if timed_out:
+            raise AssertionError(f"waited {timeout:g} s for `{' '.join(args)}` to exit in {self.root}; killed it:\n"
+                                 f"--- stdout:\n{stdout[-3000:]}\n--- stderr:\n{stderr[-3000:]}")
+        done = subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
         if check and done.returncode != 0:
             raise AssertionError(f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
         return done
@@ -69,6 +114,11 @@ class Project:
         with open(log, "w") as handle:
             return subprocess.Popen(args, cwd=self.root, env=self.env | (env or {}), stdout=handle,
                                     stderr=subprocess.STDOUT, start_new_session=True)
+
+    def stop_queue_workers(self) -> None:
+        """End the ``dvc queue`` workers started here (they run detached, outside any process
+        group a test could kill), and their running tasks."""
+        self.dvc("queue", "stop", "--kill", check=False, timeout=120)
 
     def git_head(self) -> str:
         return self.run("git", "rev-parse", "HEAD").stdout.strip()
@@ -88,6 +138,11 @@ class Project:
         return client.search_runs([experiment.experiment_id]) if experiment else []
 
 
+def _read(handle) -> str:
+    handle.seek(0)
+    return handle.read().decode("utf-8", errors="replace")
+
+
 def make_project(root: Path, overrides: dict | None = None) -> Project:
     for relative in project_files():
         destination = root / relative
@@ -101,9 +156,63 @@ def make_project(root: Path, overrides: dict | None = None) -> Project:
     return project
 
 
-@pytest.fixture(scope="module")
-def reproduced_project(tmp_path_factory) -> Project:
-    """A project on which ``dvc repro`` has run once (shared by a module's tests)."""
-    project = make_project(tmp_path_factory.mktemp("pricer-e2e"))
-    project.dvc("repro")
+def copy_project(source: Project, destination: Path) -> Project:
+    """An independent copy of ``source`` at ``destination``: its git history, DVC cache and
+    outputs, and its MLflow store, whose artifact locations (in ``mlflow.db`` and in each logged
+    model's ``MLmodel``) are re-pointed at the copy, as the store's owner would have made them
+    there. DVC's scratch folder (``.dvc/tmp``: locks, queue state) is not copied."""
+    def scratch(directory: str, names: list[str]) -> list[str]:
+        return ["tmp"] if Path(directory) == source.root / ".dvc" else []
+
+    shutil.copytree(source.root, destination, symlinks=True, ignore=scratch)
+    old, new = f"{source.root.resolve()}/", f"{destination.resolve()}/"
+    store = destination / "mlflow.db"
+    if store.exists():
+        with contextlib.closing(sqlite3.connect(store)) as database, database:
+            for (table,) in database.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+                for column in [row[1] for row in database.execute(f'PRAGMA table_info("{table}")').fetchall()]:
+                    database.execute(f'UPDATE "{table}" SET "{column}" = replace("{column}", ?, ?) '
+                                     f'WHERE typeof("{column}") = \'text\' AND instr("{column}", ?) > 0', (old, new, old))
+    for model in (destination / "mlartifacts").rglob("MLmodel"):
+        model.write_text(model.read_text().replace(old, new))
+    return Project(destination)
+
+
+def commit_all(project: Project, message: str) -> Project:
+    project.run("git", "add", "-A")
+    project.run("git", "commit", "-q", "-m", message)
     return project
+
+
+@pytest.fixture(scope="session")
+def _reproduced(tmp_path_factory) -> tuple[Project, str]:
+    project = make_project(tmp_path_factory.mktemp("pipeline") / "pricer")
+    done = project.dvc("repro")
+    return project, done.stdout + done.stderr
+
+
+@pytest.fixture(scope="session")
+def pipeline(_reproduced) -> Project:
+    """The session's one reproduced tiny project (outputs not committed): read it, never change it."""
+    return _reproduced[0]
+
+
+@pytest.fixture(scope="session")
+def pipeline_repro_output(_reproduced) -> str:
+    """The stdout and stderr of ``pipeline``'s ``dvc repro``."""
+    return _reproduced[1]
+
+
+@pytest.fixture
+def committed_copy(pipeline, tmp_path) -> Project:
+    """A copy of ``pipeline`` of this test's own, its outputs committed ("baseline run")."""
+    return commit_all(copy_project(pipeline, tmp_path / "pricer"), "baseline run")
+
+
+@pytest.fixture(scope="session")
+def half_lr(pipeline, tmp_path_factory) -> tuple[Project, str]:
+    """A committed copy of ``pipeline`` after ``dvc exp run -n half-lr -S lr=0.0005``, and that
+    command's stdout: read it, never change it (copy it first)."""
+    project = commit_all(copy_project(pipeline, tmp_path_factory.mktemp("half-lr") / "pricer"), "baseline run")
+    done = project.dvc("exp", "run", "-n", "half-lr", "-S", "lr=0.0005")
+    return project, done.stdout
