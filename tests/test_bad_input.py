@@ -23,6 +23,7 @@ import json
 import os
 import pickle
 import re
+import select
 import shutil
 import socket
 import subprocess
@@ -804,11 +805,16 @@ def exclusive_lock(database: Path) -> Iterator[None]:
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
     try:
+        ready, _, _ = select.select([holder.stdout], [], [], 60)
+        assert ready, f"waited 60 s for the process locking {database} to say it holds the lock"
         assert holder.stdout.readline().strip() == "locked"
         yield
     finally:
         holder.stdin.close()
-        holder.wait(timeout=10)
+        try:
+            holder.wait(timeout=10)
+        finally:
+            holder.kill()  # a no-op once it has exited
 
 
 def tracked_project(tmp_path: Path, features_dir: Path, store: str, **tracking_params: Any) -> Path:

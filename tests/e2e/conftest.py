@@ -12,7 +12,7 @@ costs about a second. So one pipeline is reproduced per test session and shared:
 - ``copy_project(source, destination)``: an independent copy (git history, DVC cache, outputs,
   and the MLflow store with its artifact locations re-pointed at the copy). A test that changes a
   project (a commit, an experiment, an edit, a stage run, a promotion) works on its own copy, e.g.
-  ``copy_project(pipeline, tmp_path / "pricer")``; ``committed_copy`` also commits the outputs.
+  ``copy_project(pipeline, tmp_path / "pricer")`` (``commit_all`` then commits its outputs).
 - ``half_lr`` (session): a committed copy after ``dvc exp run -n half-lr -S lr=0.0005`` (not
   ``--temp``: the workspace holds the experiment), and that command's output. Read-only too.
 - ``make_project(root, overrides)``: a fresh project, for other params (then ``dvc repro`` it
@@ -201,12 +201,6 @@ def pipeline(_reproduced) -> Project:
 def pipeline_repro_output(_reproduced) -> str:
     """The stdout and stderr of ``pipeline``'s ``dvc repro``."""
     return _reproduced[1]
-
-
-@pytest.fixture
-def committed_copy(pipeline, tmp_path) -> Project:
-    """A copy of ``pipeline`` of this test's own, its outputs committed ("baseline run")."""
-    return commit_all(copy_project(pipeline, tmp_path / "pricer"), "baseline run")
 
 
 @pytest.fixture(scope="session")

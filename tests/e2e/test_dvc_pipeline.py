@@ -84,17 +84,6 @@ def test_exp_run_lr_reruns_only_the_residual_network_and_evaluation(half_lr):
     assert half.data.params["params.lr"] == "0.0005" and "test_mae" in half.data.metrics
 
 
-def test_a_training_seed_sweep_keeps_the_test_items(committed_copy):
-    project = committed_copy
-    before = (project.root / "metrics/predictions.csv").read_text().splitlines()
-    done = project.dvc("exp", "run", "-n", "seed-7", "-S", "seed=7")
-    assert sorted(_stages_run(done.stdout)) == ["evaluate", "train_mlp", "train_resnet"]
-    after = (project.root / "metrics/predictions.csv").read_text().splitlines()
-    ids_and_prices = [[line.split(",")[:2] for line in rows] for rows in (before, after)]
-    assert ids_and_prices[0] == ids_and_prices[1] and before != after
-    project.run("git", "checkout", "params.yaml")
-
-
 def test_an_edit_to_any_module_a_stage_imports_makes_it_stale(pipeline, tmp_path):
     project = copy_project(pipeline, tmp_path / "pricer")
     project.dvc("repro")  # the workspace up to date first

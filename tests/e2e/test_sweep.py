@@ -10,6 +10,7 @@ training seed (the two get a spread, and are paired: `data.seed` keeps the test 
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 
@@ -60,6 +61,17 @@ def swept(pipeline, tmp_path_factory) -> tuple[Project, dict[tuple[float, int], 
     assert names[(0.001, 42)] == "main"
     (other_data,) = [entry["name"] for entry in report["runs"] if entry["params"]["data.seed"] == 7]
     return project, names, other_data
+
+
+def test_a_training_seed_sweep_keeps_the_test_items(swept):
+    project, names, _ = swept
+    seed_run = names[(0.001, 7)]
+    logs = project.dvc("queue", "logs", seed_run).stdout
+    assert sorted(re.findall(r"Running stage '([^']+)'", logs)) == ["evaluate", "train_mlp", "train_resnet"], logs
+    before, after = (project.run("git", "show", f"{rev}:metrics/predictions.csv").stdout.splitlines()
+                     for rev in ("main", experiments(project)[seed_run]))
+    ids_and_prices = [[line.split(",")[:2] for line in rows] for rows in (before, after)]
+    assert ids_and_prices[0] == ids_and_prices[1] and before != after
 
 
 def test_every_experiment_is_in_dvc_and_in_the_one_mlflow_store(swept):
