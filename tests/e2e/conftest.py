@@ -7,8 +7,10 @@ A ``dvc repro`` costs about a minute on a loaded 2-core machine; a copy of a rep
 costs about a second. So one pipeline is reproduced per test session and shared:
 
 - ``pipeline`` (session): ``make_project`` on ``TINY_PARAMS`` after one ``dvc repro``, outputs not
-  committed. For tests that only read its state (outputs, MLflow runs, ``dvc`` commands that
-  change nothing). Never change it: ``pipeline_repro_output`` is that repro's stdout + stderr.
+  committed, for the tests that only read its state (outputs, MLflow runs, ``dvc`` commands that
+  change nothing). Never change it. ``pipeline_repro_output`` is that repro's stdout + stderr.
+  It is built once per test run, also under pytest-xdist (``built_once``: the first worker that
+  needs it builds it, the others wait for it).
 - ``copy_project(source, destination)``: an independent copy (git history, DVC cache, outputs,
   and the MLflow store with its artifact locations re-pointed at the copy). A test that changes a
   project (a commit, an experiment, an edit, a stage run, a promotion) works on its own copy, e.g.
@@ -36,10 +38,13 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
+from filelock import FileLock
+from filelock import Timeout as FileLockTimeout
 from helpers import deep_merge
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -171,8 +176,8 @@ def copy_project(source: Project, destination: Path) -> Project:
         with contextlib.closing(sqlite3.connect(store)) as database, database:
             for (table,) in database.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
                 for column in [row[1] for row in database.execute(f'PRAGMA table_info("{table}")').fetchall()]:
-                    database.execute(f'UPDATE "{table}" SET "{column}" = replace("{column}", ?, ?) '
-                                     f'WHERE typeof("{column}") = \'text\' AND instr("{column}", ?) > 0', (old, new, old))
+                    database.execute(f'UPDATE "{table}" SET "{column}" = replace("{column}", ?, ?) WHERE '
+                                     f'typeof("{column}") = \'text\' AND instr("{column}", ?) > 0', (old, new, old))
     for model in (destination / "mlartifacts").rglob("MLmodel"):
         model.write_text(model.read_text().replace(old, new))
     return Project(destination)
@@ -184,16 +189,41 @@ def commit_all(project: Project, message: str) -> Project:
     return project
 
 
+SHARED_BUILD_WAIT_S = 1800
+
+
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], str]) -> tuple[Path, str]:
+    """``build(directory)`` once per test run: in whichever pytest-xdist worker asks first, while
+    the others wait for it (at most ``SHARED_BUILD_WAIT_S``). The directory, and the text that
+    ``build`` returned."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # the run's, not a worker's
+    directory, text, built = shared / name, shared / f"{name}.output", shared / f"{name}.built"
+    try:
+        with FileLock(shared / f"{name}.lock", timeout=SHARED_BUILD_WAIT_S):
+            if not built.exists():
+                shutil.rmtree(directory, ignore_errors=True)  # left by a build that failed
+                text.write_text(build(directory))
+                built.touch()
+    except FileLockTimeout:
+        pytest.fail(f"waited {SHARED_BUILD_WAIT_S} s for another test worker to build the shared {name} project")
+    return directory, text.read_text()
+
+
+def _reproduce(directory: Path) -> str:
+    done = make_project(directory).dvc("repro")
+    return done.stdout + done.stderr
+
+
 @pytest.fixture(scope="session")
 def _reproduced(tmp_path_factory) -> tuple[Project, str]:
-    project = make_project(tmp_path_factory.mktemp("pipeline") / "pricer")
-    done = project.dvc("repro")
-    return project, done.stdout + done.stderr
+    directory, output = built_once(tmp_path_factory, "pipeline", _reproduce)
+    return Project(directory), output
 
 
 @pytest.fixture(scope="session")
 def pipeline(_reproduced) -> Project:
-    """The session's one reproduced tiny project (outputs not committed): read it, never change it."""
+    """The test run's one reproduced tiny project (outputs not committed): read it, never change it."""
     return _reproduced[0]
 
 
@@ -207,6 +237,9 @@ def pipeline_repro_output(_reproduced) -> str:
 def half_lr(pipeline, tmp_path_factory) -> tuple[Project, str]:
     """A committed copy of ``pipeline`` after ``dvc exp run -n half-lr -S lr=0.0005``, and that
     command's stdout: read it, never change it (copy it first)."""
-    project = commit_all(copy_project(pipeline, tmp_path_factory.mktemp("half-lr") / "pricer"), "baseline run")
-    done = project.dvc("exp", "run", "-n", "half-lr", "-S", "lr=0.0005")
-    return project, done.stdout
+    def experiment(directory: Path) -> str:
+        project = commit_all(copy_project(pipeline, directory), "baseline run")
+        return project.dvc("exp", "run", "-n", "half-lr", "-S", "lr=0.0005").stdout
+
+    directory, output = built_once(tmp_path_factory, "half-lr", experiment)
+    return Project(directory), output

@@ -1,5 +1,6 @@
 """The scratch projects of the end-to-end tests hold source files only, whatever the checkout
-holds: a user who ran `dvc repro` before `pytest` (the README's order) leaves outputs in it."""
+holds: a user who ran `dvc repro` before `pytest` (the README's order) leaves outputs in it.
+A copy of a reproduced project is a project of its own, its MLflow store included."""
 
 from __future__ import annotations
 
@@ -48,7 +49,8 @@ def test_a_copied_project_is_its_own_with_its_own_mlflow_store(pipeline, tmp_pat
     copy = copy_project(pipeline, tmp_path / "pricer")
     original = str(pipeline.root.resolve())
     assert _texts_naming(copy.root / "mlflow.db", original) == []
-    assert [str(p) for p in (copy.root / "mlartifacts").rglob("*") if p.is_file() and original.encode() in p.read_bytes()] == []
+    artifacts = [path for path in (copy.root / "mlartifacts").rglob("*") if path.is_file()]
+    assert artifacts and [str(path) for path in artifacts if original.encode() in path.read_bytes()] == []
     assert _texts_naming(copy.root / "mlflow.db", str(copy.root.resolve()))  # re-pointed, not emptied
     # pricer's store accepts it as the copy's own (it refuses a store whose artifacts are elsewhere)
     tracking.connect(tracking.resolve_tracking_uri(copy.root, environ={}), "pricer", copy.root)
