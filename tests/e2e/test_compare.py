@@ -25,7 +25,8 @@ from pricer.predictor import PricePredictor
 from .conftest import REPO_ROOT, Project, copy_project
 from .servers import chromium, chromium_run, free_port, running
 
-pytestmark = pytest.mark.e2e
+# with the other tests that run `dvc` in the shared projects: never two such commands at once
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("shared-projects")]
 
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 PLOT_IDS = {"Validation MAE per epoch", "Loss per epoch", "Test predictions vs actual price", "Test MAE by price band"}
