@@ -11,8 +11,9 @@ two in step). An outcome is one of:
 Several cases are tested in more depth elsewhere (tests/sources/, test_params.py,
 test_predictor.py, test_training.py); here they call the same functions once more, so the table
 is complete in one place. Stage-level cases run the real ``stages/*.py`` scripts in a scratch
-directory (in this process, or a child where the interpreter's start is under test); Hub cases run in a child interpreter (huggingface_hub reads its settings at import)
-against loopback servers or a Hub cache built on disk, never the network.
+directory (in this process, or in a child where the interpreter's start is under test); Hub
+cases run in a child interpreter (huggingface_hub reads its settings at import) against loopback
+servers or a Hub cache built on disk, never the network.
 """
 
 from __future__ import annotations

@@ -20,9 +20,10 @@ costs about a second. So one pipeline is reproduced per test session and shared:
 - ``make_project(root, overrides)``: a fresh project, for other params (then ``dvc repro`` it
   yourself, or only the stages you need).
 
-Waits are bounded: ``Project.run`` has a timeout and fails saying which command it waited for.
-Commands write their output to files, never to pipes this process reads: a background process
-they leave behind (a ``dvc queue`` worker) cannot keep a test waiting for an end of file.
+Waits are bounded: ``Project.run`` (``run_bounded``) has a timeout and fails saying which command
+it waited for. Commands write their output to files, never to pipes this process reads: a
+background process they leave behind (a ``dvc queue`` worker) cannot keep a test waiting for an
+end of file.
 ``Project.start`` sends a background command's output to a log file; ``stop_queue_workers`` ends
 the ``dvc queue`` workers a test started.
 """
@@ -38,7 +39,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -85,27 +86,8 @@ class Project:
                      "GIT_COMMITTER_NAME": "pricer-test", "GIT_COMMITTER_EMAIL": "test@example.invalid"}
 
     def run(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
-        """Run a command here, in its own process group, for at most ``timeout`` seconds (then the
-        group is killed and the test fails naming the command). Its output goes to files: a
-        background process it starts and leaves running cannot hold this test's pipes open."""
-        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            process = subprocess.Popen(args, cwd=self.root, env=self.env, stdin=subprocess.DEVNULL, stdout=out,
-                                       stderr=err, start_new_session=True)
-            try:
-                process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                pass
-            finally:
-                timed_out = process.returncode is None  # or the test was interrupted: end it either way
-                if timed_out:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(process.pid, signal.SIGKILL)
-                    process.wait(timeout=30)
-            stdout, stderr = (_read(handle) for handle in (out, err))
-        if timed_out:
-            raise AssertionError(f"waited {timeout:g} s for `{' '.join(args)}` to exit in {self.root}; killed it:\n"
-                                 f"--- stdout:\n{stdout[-3000:]}\n--- stderr:\n{stderr[-3000:]}")
-        done = subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
+        """Run a command here (``run_bounded``); fail with its output if it fails and ``check``."""
+        done = run_bounded(args, cwd=self.root, env=self.env, timeout=timeout)
         if check and done.returncode != 0:
             raise AssertionError(f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
         return done
@@ -141,6 +123,32 @@ class Project:
         client = MlflowClient(f"sqlite:///{self.root / 'mlflow.db'}")
         experiment = client.get_experiment_by_name("pricer")
         return client.search_runs([experiment.experiment_id]) if experiment else []
+
+
+def run_bounded(args: Sequence[str], *, cwd: Path, env: Mapping[str, str] | None = None,
+                timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run a command in its own process group for at most ``timeout`` seconds (then the group is
+    killed and the test fails, naming the command). Its output goes to files: a background
+    process it starts and leaves running (a ``dvc queue`` worker, a browser's helper) cannot hold
+    this test's pipes open, so nothing waits for an end of file that never comes."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        process = subprocess.Popen(list(args), cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                   start_new_session=True)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        finally:
+            timed_out = process.returncode is None  # or the test was interrupted: end it either way
+            if timed_out:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=30)
+        stdout, stderr = (_read(handle) for handle in (out, err))
+    if timed_out:
+        raise AssertionError(f"waited {timeout:g} s for `{' '.join(args)}` to exit in {cwd}; killed it:\n"
+                             f"--- stdout:\n{stdout[-3000:]}\n--- stderr:\n{stderr[-3000:]}")
+    return subprocess.CompletedProcess(list(args), process.returncode, stdout, stderr)
 
 
 def _read(handle) -> str:
