@@ -173,9 +173,12 @@ def copy_project(source: Project, destination: Path) -> Project:
     """An independent copy of ``source`` at ``destination``: its git history, DVC cache and
     outputs, and its MLflow store, whose artifact locations (in ``mlflow.db`` and in each logged
     model's ``MLmodel``) are re-pointed at the copy, as the store's owner would have made them
-    there. DVC's scratch folder (``.dvc/tmp``: locks, queue state) is not copied."""
+    there. DVC's scratch folder (``.dvc/tmp``: locks, queue state) and a git lock file (a command
+    running in ``source`` meanwhile) are not copied."""
+    transient = {source.root / ".dvc": {"tmp"}, source.root / ".git": {"index.lock"}}
+
     def scratch(directory: str, names: list[str]) -> list[str]:
-        return ["tmp"] if Path(directory) == source.root / ".dvc" else []
+        return [name for name in names if name in transient.get(Path(directory), ())]
 
     shutil.copytree(source.root, destination, symlinks=True, ignore=scratch)
     old, new = f"{source.root.resolve()}/", f"{destination.resolve()}/"
