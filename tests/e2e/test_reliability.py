@@ -34,7 +34,7 @@ from pricer import tracking
 from pricer.digests import directory_md5
 from pricer.predictor import PricePredictor
 
-from .conftest import Project, make_project
+from .conftest import Project, copy_project, make_project
 
 # two groups of tests, one per project (the second adds "interrupt"): they may run side by side
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("reliability")]
@@ -54,14 +54,15 @@ def snapshot(root: Path, patterns: tuple[str, ...] = REPRODUCED) -> dict[str, by
 
 
 # --------------------------------------------------------------------------------------------
-# Reproducibility and the MLflow record (one project for the module)
+# Reproducibility and the MLflow record (one project for these tests: a copy of the shared pipeline)
 
 
 @pytest.fixture(scope="module")
-def repro_project(tmp_path_factory) -> tuple[Project, dict[str, bytes]]:
-    # on CPU: the byte-for-byte promise is a CPU one (see docs/guarantees.md for GPUs)
-    project = make_project(tmp_path_factory.mktemp("pricer-reliability"), {"train": {"device": "cpu"}})
-    project.dvc("repro")
+def repro_project(pipeline, tmp_path_factory) -> tuple[Project, dict[str, bytes]]:
+    # a copy of the shared pipeline, reproduced on CPU (TINY_PARAMS): the byte-for-byte promise is
+    # a CPU one (see docs/guarantees.md for GPUs)
+    project = copy_project(pipeline, tmp_path_factory.mktemp("pricer-reliability") / "pricer")
+    assert project.read_json("metrics/train/mlp.json") and "device: cpu" in (project.root / "params.yaml").read_text()
     return project, snapshot(project.root)
 
 
