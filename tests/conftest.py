@@ -4,10 +4,9 @@
 starts as a copy of one empty store migrated once per session, instead of being migrated anew
 (seconds each, for about 40 stores).
 
-The suite runs in two pytest-xdist workers (pyproject.toml: ``-n 2 --dist loadgroup``). A worker
-takes a group of tests at a time: by default a test module, so its module fixtures are built once
-and its tests run in their order. A module whose tests share no state between them may name finer
-groups with ``pytest.mark.xdist_group`` (tests/e2e does), so that its slow tests run side by side.
+The suite runs in two pytest-xdist workers (pyproject.toml: ``-n 2 --dist loadscope``): a worker
+takes a whole test module at a time, so module fixtures are built once and a module's tests run
+in their order. The end-to-end modules, the slowest, are handed out first.
 """
 
 from __future__ import annotations
@@ -26,12 +25,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 REAL_SAMPLE = REPO_ROOT.parent / "shared" / "data" / "real_items_sample.parquet"
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
-    items.sort(key=lambda item: not item.nodeid.startswith("tests/e2e/"))  # the slowest first; stable otherwise
+    items.sort(key=lambda item: not item.nodeid.startswith("tests/e2e/"))  # stable: in order otherwise
 
 
 class MigratedStoreTemplate:

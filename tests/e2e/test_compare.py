@@ -1,6 +1,6 @@
 """Comparing and sharing experiments with the real tools (docs/comparing.md), on a tiny project.
 
-The session's ``half_lr`` project: `dvc repro`, a commit, then `dvc exp run -n half-lr -S lr=0.0005`.
+A copy of the session's ``half_lr`` project: `dvc repro`, a commit, then `dvc exp run -n half-lr -S lr=0.0005`.
 The tests read it; the last one commits and shares a copy of it through a local DVC remote.
 """
 
@@ -25,8 +25,7 @@ from pricer.predictor import PricePredictor
 from .conftest import REPO_ROOT, Project, copy_project
 from .servers import chromium, chromium_run, free_port, running
 
-# with the other tests that run `dvc` in the shared projects: never two such commands at once
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("shared-projects")]
+pytestmark = pytest.mark.e2e
 
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 PLOT_IDS = {"Validation MAE per epoch", "Loss per epoch", "Test predictions vs actual price", "Test MAE by price band"}
@@ -42,10 +41,11 @@ def _stages_run(output: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def compared(half_lr) -> Project:
-    """The tiny project after `dvc repro`, a commit, and one experiment, `half-lr` (its stages:
-    tests/e2e/test_dvc_pipeline.py::test_exp_run_lr_reruns_only_the_residual_network_and_evaluation)."""
-    return half_lr[0]
+def compared(half_lr, tmp_path_factory) -> Project:
+    """A copy of the tiny project after `dvc repro`, a commit, and one experiment, `half-lr` (its
+    stages: tests/e2e/test_dvc_pipeline.py::test_exp_run_lr_reruns_only_the_residual_network_and_evaluation).
+    A copy: `dvc` commands here never wait for a lock that another module's hold in the shared one."""
+    return copy_project(half_lr[0], tmp_path_factory.mktemp("compared") / "pricer")
 
 
 # ------------------------------------------------------------------- DVC: terminal and plots

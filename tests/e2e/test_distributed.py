@@ -27,8 +27,6 @@ RESNET_RELATIVE_TOLERANCE = 0.15
 # Train rows that leave the ranks unequal: odd counts, and counts just above a multiple of the
 # local batch (32 rows per rank at the global batch of 64).
 ROW_COUNTS = (641, 65, 97)
-# one test group per project (pytest-xdist): the three may run side by side
-ON_ITS_PROJECT = {rows: pytest.mark.xdist_group(f"distributed-{rows}") for rows in ROW_COUNTS}
 _projects: dict[int, Project] = {}
 
 
@@ -56,7 +54,7 @@ def _train(project: Project, model: str, processes: int) -> float:
     return project.read_json(f"metrics/train/{model}.json")["best_val_mae"]
 
 
-@pytest.mark.parametrize("train_rows", [pytest.param(rows, marks=ON_ITS_PROJECT[rows]) for rows in ROW_COUNTS])
+@pytest.mark.parametrize("train_rows", ROW_COUNTS)
 @pytest.mark.parametrize(("model", "tolerance"), [("mlp", MLP_RELATIVE_TOLERANCE), ("resnet", RESNET_RELATIVE_TOLERANCE)])
 def test_two_processes_train_any_row_count_close_to_one_process(project_with_rows, model, tolerance, train_rows):
     project = project_with_rows(train_rows)
@@ -65,7 +63,6 @@ def test_two_processes_train_any_row_count_close_to_one_process(project_with_row
     assert two == pytest.approx(one, rel=tolerance), {"1 process": one, "2 processes": two}
 
 
-@ON_ITS_PROJECT[ROW_COUNTS[0]]
 def test_a_batch_the_processes_do_not_divide_is_refused_before_any_work(project_with_rows):
     project = project_with_rows(ROW_COUNTS[0])
     project.set_params({"train": {"processes": 3}})
@@ -75,7 +72,6 @@ def test_a_batch_the_processes_do_not_divide_is_refused_before_any_work(project_
     assert "Traceback" not in done.stderr
 
 
-@ON_ITS_PROJECT[ROW_COUNTS[0]]
 def test_more_processes_than_cores_is_refused(project_with_rows):
     project = project_with_rows(ROW_COUNTS[0])
     project.set_params({"train": {"processes": 64}})

@@ -55,14 +55,12 @@ def _run_page(project: Project, blocks: list[str]) -> None:
         project.stop_queue_workers()
 
 
-@pytest.mark.xdist_group("readme-page")  # each page in its own project: the two may run side by side
 def test_the_readme_blocks_work_as_written(pipeline, tmp_path):
     blocks = command_blocks(REPO_ROOT / "README.md")[README_OPENING_BLOCKS:]
     # the first command's `dvc repro`, on the scratch project's tiny params (already run: up to date)
     _run_page(copy_project(pipeline, tmp_path / "pricer"), ["dvc repro\n"] + runnable(blocks))
 
 
-@pytest.mark.xdist_group("comparing-page")
 def test_the_comparing_walkthrough_works_as_written(pipeline, tmp_path):
     # reproduced, not committed: the page's first block (`dvc repro`, then a commit) finds it up to date
     _run_page(copy_project(pipeline, tmp_path / "pricer"), runnable(command_blocks(REPO_ROOT / "docs/comparing.md")))

@@ -12,8 +12,7 @@ from pricer.predictor import PricePredictor
 
 from .conftest import copy_project
 
-# with the other tests that run `dvc` in the shared projects: never two such commands at once
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("shared-projects")]
+pytestmark = pytest.mark.e2e
 
 
 def _stages_run(output: str) -> list[str]:

@@ -36,9 +36,7 @@ from pricer.predictor import PricePredictor
 
 from .conftest import Project, copy_project, make_project
 
-# two groups of tests, one per project (the second adds "interrupt"): they may run side by side
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("reliability")]
-INTERRUPT = pytest.mark.xdist_group("interrupt")
+pytestmark = pytest.mark.e2e
 
 REPRODUCED = (
     "data/fetch_report.json", "data/raw/*.parquet", "data/features/*",
@@ -366,7 +364,6 @@ TRAIN_LOADERS = {
 TRAIN_FOLDERS = ("models", "checkpoints", "metrics", "metrics/history", "metrics/train")
 
 
-@INTERRUPT
 def test_killed_vectorize_leaves_each_output_old_or_complete(vectorized_project, tmp_path):
     project = vectorized_project
     stage = ["stages/vectorize.py"]
@@ -391,7 +388,6 @@ def test_killed_vectorize_leaves_each_output_old_or_complete(vectorized_project,
     assert snapshot(project.root, ("data/features/*",)) == original
 
 
-@INTERRUPT
 @pytest.mark.parametrize("settings", [
     {},
     # two data-parallel ranks (each with its own dropout stream) and the lazy input optimizer
@@ -432,7 +428,6 @@ def test_training_killed_after_a_checkpoint_resumes_to_the_uninterrupted_result(
         project.run("git", "checkout", "params.yaml")
 
 
-@INTERRUPT
 def test_killed_training_leaves_each_output_old_or_complete_and_the_next_run_cleans_up(vectorized_project, tmp_path):
     project = vectorized_project
     stage = ["stages/train.py", "resnet"]
@@ -480,7 +475,6 @@ def _wait_for(predicate, timeout: float, process, log: Path, what: str) -> None:
         pytest.fail(f"waited {timeout:g} s for {what} ({state}):\n{log.read_text()[-2000:]}")
 
 
-@INTERRUPT
 def test_sigterm_to_a_train_stage_marks_its_mlflow_run_killed_and_keeps_the_old_outputs(vectorized_project, tmp_path):
     project = vectorized_project
     log = tmp_path / "train.log"
@@ -499,7 +493,6 @@ def test_sigterm_to_a_train_stage_marks_its_mlflow_run_killed_and_keeps_the_old_
         project.run("git", "checkout", "params.yaml")
 
 
-@INTERRUPT
 def test_data_parallel_workers_die_with_a_killed_stage(vectorized_project, tmp_path):
     psutil = pytest.importorskip("psutil")
     project = vectorized_project
