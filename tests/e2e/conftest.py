@@ -104,9 +104,10 @@ class Project:
                                     stderr=subprocess.STDOUT, start_new_session=True)
 
     def stop_queue_workers(self) -> None:
-        """End the ``dvc queue`` workers started here (they run detached, outside any process
-        group a test could kill), and their running tasks."""
-        self.dvc("queue", "stop", "--kill", check=False, timeout=120)
+        """Have the ``dvc queue`` workers started here exit (they run detached, outside any process
+        group a test could kill). Not ``--kill``: that signals the process ids the queue recorded
+        for its tasks, which, once a task has ended, may belong to another process by now."""
+        self.dvc("queue", "stop", check=False, timeout=120)
 
     def git_head(self) -> str:
         return self.run("git", "rev-parse", "HEAD").stdout.strip()
