@@ -23,11 +23,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from pricer.batching import CSRTensors, epoch_order, iterate_batches
+from pricer.batching import CSRTensors, autocast, epoch_order, iterate_batches, model_outputs
 from pricer.models import SparseLinear
 from pricer.errors import PricerError
 from pricer.target import TargetTransform
-from pricer.training.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
+from pricer.training.checkpoint import CHECKPOINT_FORMAT, identity_difference, load_checkpoint, save_checkpoint
 from pricer.training.lazy import LazyInputAdamW, average_gradients, broadcast_parameters, clip_gradients
 
 log = logging.getLogger(__name__)
@@ -106,12 +106,6 @@ def select_device(requested: str) -> torch.device:
     if requested == "mps" and not torch.backends.mps.is_available():
         raise RuntimeError("train.device is 'mps' but MPS is not available")
     return torch.device(requested)
-
-
-def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    if precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def _loss_function(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
@@ -206,26 +200,6 @@ def make_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe) -> torch.op
     return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
 
 
-@torch.inference_mode()
-def model_outputs(
-    model: nn.Module,
-    data: CSRTensors,
-    device: torch.device,
-    *,
-    batch_rows: int = 8192,
-    precision: str = "fp32",
-) -> torch.Tensor:
-    """Raw model outputs for every row of ``data``, in large batches, on the CPU, float32."""
-    was_training = model.training
-    model.eval()
-    outputs = []
-    with _autocast(device, precision):
-        for batch, _ in iterate_batches(data, batch_rows):
-            outputs.append(model(batch.to(device)).float().cpu())
-    model.train(was_training)
-    return torch.cat(outputs) if outputs else torch.empty(0)
-
-
 def _train_epoch(
     model: nn.Module,
     shuffled: CSRTensors,
@@ -250,7 +224,7 @@ def _train_epoch(
                unit="batch", disable=not progress, leave=False)
     for step, (batch, targets) in enumerate(bar, start=1):
         batch, targets = batch.to(device), targets.to(device, non_blocking=True)
-        with _autocast(device, recipe.precision):
+        with autocast(device, recipe.precision):
             predictions = model(batch)
         loss = loss_fn(predictions.float(), targets)
         optimizer.zero_grad(set_to_none=True)
@@ -293,7 +267,7 @@ def fit(
     is checkpointed, and ``resume`` restarts after the last one it finds, provided it was
     written for the same recipe and ``checkpoint_key`` (architecture, data fingerprint...).
     """
-    identity = {"recipe": recipe.to_dict(), "key": checkpoint_key or {}}
+    identity = {"recipe": recipe.to_dict(), **(checkpoint_key or {})}
     loss_fn = _loss_function(recipe.loss)
     optimizer = make_optimizer(model, recipe)
     scheduler = make_scheduler(optimizer, recipe)
@@ -315,10 +289,18 @@ def fit(
 
     if resume and checkpoint_path is not None and checkpoint_path.exists():
         state = load_checkpoint(checkpoint_path)
+        difference = None if state is None else (
+            f"checkpoint format differs ({state.get('format')!r} vs {CHECKPOINT_FORMAT})"
+            if state.get("format") != CHECKPOINT_FORMAT else identity_difference(state.get("identity"), identity))
         if state is None:
             log.warning("%s is not a readable checkpoint (truncated?); training from epoch 1", checkpoint_path)
-        elif state.get("format") != CHECKPOINT_FORMAT or state.get("identity") != identity:
-            log.warning("%s: checkpoint %s is from another configuration; starting afresh", model_name, checkpoint_path)
+        elif difference is not None:
+            log.warning("%s: checkpoint %s ignored: %s; training from epoch 1", model_name, checkpoint_path, difference)
+        elif len(state["history"]) >= recipe.epochs:
+            # Same identity, yet the stage reruns (`--force`, other library versions, outputs
+            # removed): retrain rather than pass the old weights off as this run's training.
+            log.info("%s: checkpoint %s holds a complete run (%d of %d epochs), not an interrupted one; "
+                     "training afresh from epoch 1", model_name, checkpoint_path, len(state["history"]), recipe.epochs)
         else:
             inner.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
@@ -328,7 +310,8 @@ def fit(
             result.best_epoch, result.best_val_mae = state["best_epoch"], state["best_val_mae"]
             best_state = state["best_model"]
             first_epoch = len(result.history) + 1
-            log.info("%s: resuming after epoch %d from %s", model_name, first_epoch - 1, checkpoint_path)
+            log.info("%s: resuming after epoch %d of %d from %s", model_name, first_epoch - 1, recipe.epochs,
+                     checkpoint_path)
 
     targets_val = validation.targets
     # Data-parallel ranks split each batch, so the recipe's batch size stays the global one.
