@@ -11,23 +11,30 @@ two in step). An outcome is one of:
 Several cases are tested in more depth elsewhere (tests/sources/, test_params.py,
 test_predictor.py, test_training.py); here they call the same functions once more, so the table
 is complete in one place. Stage-level cases run the real ``stages/*.py`` scripts in a scratch
-directory; Hub cases run in a child interpreter (huggingface_hub reads its settings at import)
-against loopback servers or a Hub cache built on disk, never the network.
+directory (in this process, or in a child where the interpreter's start is under test); Hub
+cases run in a child interpreter (huggingface_hub reads its settings at import) against loopback
+servers or a Hub cache built on disk, never the network.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
+import logging
 import os
 import pickle
 import re
+import runpy
+import select
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -374,7 +381,7 @@ def check_unknown_source(tmp_path: Path) -> None:
     (tmp_path / "table.csv").write_text("summary,price\na,1\n")
     raises(r"table\.csv: unsupported file type '\.csv'", lambda: fetch_splits(str(tmp_path / "table.csv")))
     project = stage_dir(tmp_path / "project", {"data": {"source": "nonsense"}})
-    done = run_stage(project, "fetch.py")
+    done = run_stage_here(project, "fetch.py")
     assert done.returncode == 1 and "'nonsense': not a known data source" in done.stderr
     assert_nothing_written(project)
 
@@ -717,7 +724,7 @@ def check_device_unavailable(tmp_path: Path) -> None:
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     project = stage_dir(tmp_path / "project", {"train": {"device": "cuda"}})
-    done = run_stage(project, "train.py", "resnet")
+    done = run_stage_here(project, "train.py", "resnet")
     assert done.returncode == 1 and "train.device is 'cuda' but no CUDA device is available" in done.stderr
     assert "Traceback" not in done.stderr
     assert_nothing_written(project)
@@ -735,7 +742,7 @@ def check_features_truncated(tmp_path: Path, features_dir: Path) -> None:
     npz.write_bytes(npz.read_bytes()[: npz.stat().st_size // 2])
     raises(r"train\.npz: not a readable sparse matrix", lambda: load_features(project / "data/features", "train"),
            ArtifactError)
-    done = run_stage(project, "train.py", "resnet")
+    done = run_stage_here(project, "train.py", "resnet")
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "data/features/train.npz: not a readable sparse matrix" in done.stderr
     assert "dvc repro -f vectorize" in done.stderr
@@ -875,7 +882,7 @@ def check_checkpoint_corrupt(tmp_path: Path, features_dir: Path) -> None:
     project = stage_dir(tmp_path / "project", {"train": {"resume": True}}, features=features_dir)
     (project / "checkpoints").mkdir()
     (project / "checkpoints/resnet.pt").write_bytes(b"PK\x03\x04 cut short")
-    done = run_stage(project, "train.py", "resnet")
+    done = run_stage_here(project, "train.py", "resnet")
     assert done.returncode == 0, done.stderr
     assert "checkpoints/resnet.pt is not a readable checkpoint (truncated?); training from epoch 1" in done.stderr
     assert "resnet epoch 1/1" in done.stderr
@@ -932,11 +939,16 @@ def exclusive_lock(database: Path) -> Iterator[None]:
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
     try:
+        ready, _, _ = select.select([holder.stdout], [], [], 60)
+        assert ready, f"waited 60 s for the process locking {database} to say it holds the lock"
         assert holder.stdout.readline().strip() == "locked"
         yield
     finally:
         holder.stdin.close()
-        holder.wait(timeout=10)
+        try:
+            holder.wait(timeout=10)
+        finally:
+            holder.kill()  # a no-op once it has exited
 
 
 def tracked_project(tmp_path: Path, features_dir: Path, store: str, **tracking_params: Any) -> Path:
@@ -960,7 +972,7 @@ def check_store_locked(tmp_path: Path, features_dir: Path) -> None:
                lambda: tracking.start_run(enabled=True, experiment="pricer", run_name="x", tags={}, root=project,
                                           busy_timeout_s=1), tracking.TrackingError)
         assert time.monotonic() - started < 10
-        done = run_stage(project, "train.py", "resnet")
+        done = run_stage_here(project, "train.py", "resnet")
     assert done.returncode == 1 and "database is locked" in done.stderr and "Traceback" not in done.stderr
     assert_no_training(project, done)
 
@@ -972,7 +984,7 @@ def check_store_corrupt(tmp_path: Path, features_dir: Path) -> None:
     raises(r"mlflow\.db.* cannot be used: \w+: .*file is not a database.*move it away",
            lambda: tracking.start_run(enabled=True, experiment="pricer", run_name="x", tags={}, root=project),
            tracking.TrackingError)
-    done = run_stage(project, "train.py", "resnet")
+    done = run_stage_here(project, "train.py", "resnet")
     assert done.returncode == 1 and "file is not a database" in done.stderr and "Traceback" not in done.stderr
     assert_no_training(project, done)
 
@@ -988,7 +1000,7 @@ def check_store_unreachable(tmp_path: Path, features_dir: Path, monkeypatch: pyt
            lambda: tracking.start_run(enabled=True, experiment="pricer", run_name="x", tags={}, root=project),
            tracking.TrackingError)
     assert time.monotonic() - started < 10
-    done = run_stage(project, "train.py", "resnet", env={"MLFLOW_TRACKING_URI": uri})
+    done = run_stage_here(project, "train.py", "resnet", env={"MLFLOW_TRACKING_URI": uri})
     assert done.returncode == 1 and "is unreachable" in done.stderr and "Traceback" not in done.stderr
     assert_no_training(project, done)
 
@@ -1001,7 +1013,7 @@ def check_tracking_disabled(tmp_path: Path, features_dir: Path) -> None:
     project_params["tracking"]["enabled"] = False
     (project / "params.yaml").write_text(yaml.safe_dump(project_params))
     before = (project / "mlflow.db").read_bytes()
-    done = run_stage(project, "train.py", "resnet")
+    done = run_stage_here(project, "train.py", "resnet")
     assert done.returncode == 0, done.stderr
     assert PricePredictor.load(project / "models/resnet").predict(["Title: a lamp"]).shape == (1,)
     assert not (project / "models/resnet/run.json").exists()  # no run-specific file in a DVC output
@@ -1289,7 +1301,7 @@ def check_output_path_blocked(tmp_path: Path) -> None:
 def check_fetch_report_corrupt(tmp_path: Path, features_dir: Path) -> None:
     project = stage_dir(tmp_path / "project", features=features_dir)
     (project / "data" / "fetch_report.json").write_text('{"kind": "synth')
-    done = run_stage(project, "train.py", "mlp")
+    done = run_stage_here(project, "train.py", "mlp")
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert "data/fetch_report.json: not valid JSON" in done.stderr and "dvc repro -f fetch" in done.stderr
     assert_no_training(project, done)
@@ -1600,6 +1612,49 @@ def run_stage(project: Path, script: str, *args: str, env: dict[str, str] | None
     environment |= {k: v for k, v in (env or {}).items() if k.startswith("MLFLOW_")}
     return subprocess.run([sys.executable, str(REPO_ROOT / "stages" / script), *args], cwd=project,
                           env=environment, capture_output=True, text=True, timeout=300, check=False)
+
+
+def run_stage_here(project: Path, script: str, *args: str, env: dict[str, str] | None = None
+                   ) -> subprocess.CompletedProcess:
+    """``run_stage`` in this process, which has pricer, torch and MLflow imported already (a child
+    spends seconds importing them): ``stages/<script>`` runs as ``__main__`` in ``project`` with
+    the child's environment; its exit status is what it passes to ``sys.exit``, its stderr holds
+    its log lines (INFO, the stage's format) and, had it raised, the traceback. Cases where the
+    interpreter itself is under test (its start-up time, settings read at import) use
+    ``run_stage``."""
+    argv = [str(REPO_ROOT / "stages" / script), *args]
+    stderr, stdout = io.StringIO(), io.StringIO()
+    handler = logging.StreamHandler(stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    root, level = logging.getLogger(), logging.getLogger().level
+    environment, sigterm = dict(os.environ), signal.getsignal(signal.SIGTERM)
+    threads, rng = torch.get_num_threads(), torch.random.get_rng_state()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(stdout):
+        for key in [key for key in os.environ if key.startswith(("MLFLOW_", "DVC_"))]:
+            del os.environ[key]
+        os.environ.update({"CI": "true"} | (env or {}))
+        patch.chdir(project)
+        patch.setattr(sys, "argv", argv)
+        patch.setattr(root, "handlers", [handler])  # the stage's logging.basicConfig then adds none of its own
+        root.setLevel(logging.INFO)
+        try:
+            runpy.run_path(sys.argv[0], run_name="__main__")
+            status = 0
+        except SystemExit as exit:
+            status = exit.code or 0 if isinstance(exit.code, int | None) else 1
+            if status == 1 and not isinstance(exit.code, int):
+                print(exit.code, file=sys.stderr)  # as the interpreter does with `sys.exit("message")`
+        except Exception:
+            traceback.print_exc()
+            status = 1
+        finally:  # what a stage may change in its process, as it was
+            root.setLevel(level)
+            os.environ.clear()
+            os.environ.update(environment)
+            signal.signal(signal.SIGTERM, sigterm)
+            torch.set_num_threads(threads)
+            torch.random.set_rng_state(rng)
+    return subprocess.CompletedProcess(argv, status, stdout.getvalue(), stderr.getvalue())
 
 
 def listing(project: Path) -> set[str]:

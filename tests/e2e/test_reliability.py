@@ -34,7 +34,7 @@ from pricer import tracking
 from pricer.digests import directory_md5
 from pricer.predictor import PricePredictor
 
-from .conftest import Project, make_project
+from .conftest import Project, copy_project, make_project
 
 pytestmark = pytest.mark.e2e
 
@@ -52,14 +52,15 @@ def snapshot(root: Path, patterns: tuple[str, ...] = REPRODUCED) -> dict[str, by
 
 
 # --------------------------------------------------------------------------------------------
-# Reproducibility and the MLflow record (one project for the module)
+# Reproducibility and the MLflow record (one project for these tests: a copy of the shared pipeline)
 
 
 @pytest.fixture(scope="module")
-def repro_project(tmp_path_factory) -> tuple[Project, dict[str, bytes]]:
-    # on CPU: the byte-for-byte promise is a CPU one (see docs/guarantees.md for GPUs)
-    project = make_project(tmp_path_factory.mktemp("pricer-reliability"), {"train": {"device": "cpu"}})
-    project.dvc("repro")
+def repro_project(pipeline, tmp_path_factory) -> tuple[Project, dict[str, bytes]]:
+    # a copy of the shared pipeline, reproduced on CPU (TINY_PARAMS): the byte-for-byte promise is
+    # a CPU one (see docs/guarantees.md for GPUs)
+    project = copy_project(pipeline, tmp_path_factory.mktemp("pricer-reliability") / "pricer")
+    assert project.read_json("metrics/train/mlp.json") and "device: cpu" in (project.root / "params.yaml").read_text()
     return project, snapshot(project.root)
 
 
@@ -484,10 +485,16 @@ def test_killed_training_leaves_each_output_old_or_complete_and_the_next_run_cle
         project.run("git", "checkout", "params.yaml")
 
 
-def _wait_for(predicate, timeout: float, process) -> None:
+def _wait_for(predicate, timeout: float, process, log: Path, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not predicate() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
+    if not predicate():
+        state = "still running: killed" if process.poll() is None else f"exited with {process.returncode}"
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)  # started in a session of its own (Project.start)
+            process.wait(timeout=30)
+        pytest.fail(f"waited {timeout:g} s for {what} ({state}):\n{log.read_text()[-2000:]}")
 
 
 def test_sigterm_to_a_train_stage_marks_its_mlflow_run_killed_and_keeps_the_old_outputs(vectorized_project, tmp_path):
@@ -497,7 +504,7 @@ def test_sigterm_to_a_train_stage_marks_its_mlflow_run_killed_and_keeps_the_old_
         project.set_params({"tracking": {"enabled": True}, "resnet": {"epochs": 3}})
         before = snapshot(project.root, ("models/resnet/*", "metrics/*/resnet.*"))
         process = project.start(sys.executable, "stages/train.py", "resnet", log=log)
-        _wait_for(lambda: "resnet epoch 1/" in log.read_text(), 300, process)
+        _wait_for(lambda: "resnet epoch 1/" in log.read_text(), 300, process, log, "the stage's first epoch")
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 128 + signal.SIGTERM, log.read_text()[-2000:]
         assert "Traceback" not in log.read_text()
@@ -515,7 +522,7 @@ def test_data_parallel_workers_die_with_a_killed_stage(vectorized_project, tmp_p
     try:
         project.set_params({"train": {"processes": 2}, "mlp": {"epochs": 50}})
         process = project.start(sys.executable, "stages/train.py", "mlp", log=log)
-        _wait_for(lambda: "mlp epoch 1/" in log.read_text(), 300, process)
+        _wait_for(lambda: "mlp epoch 1/" in log.read_text(), 300, process, log, "the stage's first epoch")
         workers = [child for child in psutil.Process(process.pid).children(recursive=True)
                    if "stages/train.py" in " ".join(child.cmdline())]
         assert len(workers) >= 2, log.read_text()[-2000:]
