@@ -16,7 +16,9 @@ class ArtifactError(PricerError):
 
 
 SPLITS = ("train", "validation", "test")
-MODEL_NAMES = ("mlp", "resnet")
+MODEL_NAMES = ("mlp", "resnet")  # the trained models, one train stage each
+ENSEMBLE_NAME = "ensemble"  # the two combined (stages/ensemble.py): no training of its own
+PREDICTOR_NAMES = (*MODEL_NAMES, ENSEMBLE_NAME)  # every model evaluated, priced and registered
 
 RAW_DIR = Path("data/raw")
 FETCH_REPORT = Path("data/fetch_report.json")

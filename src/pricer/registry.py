@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pricer.errors import PricerError
-from pricer.layout import MODEL_NAMES
+from pricer.layout import PREDICTOR_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,8 @@ class Promotion:
 def registered_name(model_name: str) -> str:
     """``resnet`` or ``pricer-resnet`` -> ``pricer-resnet``; anything else is a RegistryError."""
     short = model_name.removeprefix(NAME_PREFIX)
-    if short not in MODEL_NAMES:
-        choices = ", ".join(f"{name} ({NAME_PREFIX}{name})" for name in MODEL_NAMES)
+    if short not in PREDICTOR_NAMES:
+        choices = ", ".join(f"{name} ({NAME_PREFIX}{name})" for name in PREDICTOR_NAMES)
         raise RegistryError(f"{model_name!r} is not a pricer model; expected one of {choices}")
     return NAME_PREFIX + short
 
@@ -148,12 +148,14 @@ def is_mlflow_uri(location: str | Path) -> bool:
 
 
 def load_predictor(location: str | Path, *, device: str = "cpu", root: Path | None = None) -> Any:
-    """A PricePredictor from a model directory or an MLflow model URI (``runs:/<run_id>/model``,
-    ``models:/pricer-resnet@champion``, ``models:/pricer-mlp/3``). Raises ModelLoadError."""
-    from pricer.predictor import ModelLoadError, PricePredictor
+    """A PricePredictor (or EnsemblePredictor) from a model directory or an MLflow model URI
+    (``runs:/<run_id>/model``, ``models:/pricer-resnet@champion``, ``models:/pricer-mlp/3``).
+    Raises ModelLoadError."""
+    from pricer.ensemble import load_directory
+    from pricer.predictor import ModelLoadError
 
     if not is_mlflow_uri(location):
-        return PricePredictor.load(location, device=device)
+        return load_directory(location, device=device)
     import mlflow
     from mlflow.exceptions import MlflowException
     from mlflow.models import Model
@@ -172,4 +174,4 @@ def load_predictor(location: str | Path, *, device: str = "cpu", root: Path | No
             raise ModelLoadError(f"{uri}: not a pricer MLflow model ({type(error).__name__}: {error})") from None
         if MODEL_ARTIFACT not in artifacts:
             raise ModelLoadError(f"{uri}: not a pricer MLflow model (no {MODEL_ARTIFACT!r} artifact)")
-        return PricePredictor.load(Path(local) / artifacts[MODEL_ARTIFACT]["path"], device=device)
+        return load_directory(Path(local) / artifacts[MODEL_ARTIFACT]["path"], device=device)

@@ -7,14 +7,16 @@ weights and ``model.json`` are the model directory the train stage wrote, logged
 ``pricer_model`` and read back with ``PricePredictor.load`` (``torch.load(weights_only=True)``).
 
 Input: a DataFrame with one string column named after the field the model was trained on
-(``vectorize.text_field``, ``summary`` by default); output: a DataFrame with one double column,
-``price``, in dollars. ``mlflow models serve`` answers ``{"predictions": [{"price": ...}, ...]}``.
+(``vectorize.text_field``, ``summary`` by default); output: a DataFrame with three double
+columns in dollars, ``price`` and its calibrated range ``low``/``high`` at the param ``level``
+(default 0.80, :mod:`pricer.intervals`). ``mlflow models serve`` answers
+``{"predictions": [{"price": ..., "low": ..., "high": ...}, ...]}``; a request may carry
+``"params": {"level": 0.9}``. The ensemble (``models/ensemble``) is logged the same way.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,10 +29,14 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
-from mlflow.types import ColSpec, DataType, Schema
+from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
+
+from pricer.intervals import DEFAULT_LEVEL, CalibrationError
 
 MODEL_ARTIFACT = "pricer_model"  # the key of the model directory in the logged model's artifacts
 OUTPUT_COLUMN = "price"
+RANGE_COLUMNS = ("low", "high")  # the calibrated range around the price, at the param LEVEL_PARAM
+LEVEL_PARAM = "level"
 TRACKING_URI_VARIABLE = "MLFLOW_TRACKING_URI"
 MODEL_CODE_FILE = Path(__file__).with_name("mlflow_model.py")
 PACKAGE_DIR = Path(__file__).parent
@@ -50,7 +56,8 @@ def pip_requirements() -> list[str]:
 
 def signature(text_field: str) -> ModelSignature:
     return ModelSignature(inputs=Schema([ColSpec(DataType.string, text_field)]),
-                          outputs=Schema([ColSpec(DataType.double, OUTPUT_COLUMN)]))
+                          outputs=Schema([ColSpec(DataType.double, column) for column in (OUTPUT_COLUMN, *RANGE_COLUMNS)]),
+                          params=ParamSchema([ParamSpec(LEVEL_PARAM, DataType.double, DEFAULT_LEVEL)]))
 
 
 def input_example(text_field: str) -> pd.DataFrame:
@@ -66,12 +73,20 @@ class PricerModel(mlflow.pyfunc.PythonModel):
     """Prices product texts with the pricer model logged as the ``pricer_model`` artifact."""
 
     def load_context(self, context: Any) -> None:
-        from pricer.predictor import PricePredictor
+        from pricer.ensemble import load_directory
 
-        self.predictor = PricePredictor.load(context.artifacts[MODEL_ARTIFACT])
+        self.predictor = load_directory(context.artifacts[MODEL_ARTIFACT])
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        return pd.DataFrame({OUTPUT_COLUMN: self.prices(model_input)})
+        level = (params or {}).get(LEVEL_PARAM, DEFAULT_LEVEL)
+        prices = self.prices(model_input)
+        try:
+            ranged = self.predictor.calibration.ranges(prices, level) if self.predictor.calibration else None
+        except CalibrationError as error:
+            raise bad_input(f"params.{LEVEL_PARAM}: {error}") from None
+        if ranged is None:
+            raise bad_input(f"{self.predictor.name}: this model was saved without a calibration; retrain it")
+        return pd.DataFrame({OUTPUT_COLUMN: prices, RANGE_COLUMNS[0]: ranged.low, RANGE_COLUMNS[1]: ranged.high})
 
     def prices(self, model_input: pd.DataFrame) -> np.ndarray:
         """The dollar prices of the rows of ``model_input``'s text column, checked first (the
@@ -109,9 +124,9 @@ def log_pyfunc_model(client: Any, directory: Path, *, experiment_id: str, run_id
     ``client``'s store; its ``ModelInfo`` (``model_uri``, ``model_id``)."""
     from mlflow.models import Model
 
-    from pricer.predictor import CONFIG_FILE
+    from pricer.ensemble import load_directory
 
-    text_field = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))["vectorizer"]["text_field"]
+    text_field = load_directory(directory).vectorizer.text_field
 
     # MLflow's model logging reads the global experiment, not a client's: the logged model is
     # created here, in the run's experiment.

@@ -138,7 +138,7 @@ class Tracker:
             return
         try:
             registry.register_version(self.client, run_id=self.run_id, logged_model=logged,
-                                      extra_tags={"val_mae": summary.get("best_val_mae", "")})
+                                      extra_tags={"val_mae": summary.get("best_val_mae", summary.get("val_mae", ""))})
         except Exception as error:  # the trained model is saved and logged: a registry outage must not lose it
             log.warning("%s: not registered (%s: %s); register it later with "
                         "`mlflow.register_model('runs:/%s/model', ...)`, or set tracking.register: false",

@@ -1,0 +1,56 @@
+"""ensemble: combine the trained models into a third predictor (no training), calibrate its
+price range on the validation split, save it as ``models/ensemble`` and track it in MLflow
+(logged and registered as ``pricer-ensemble``, like the trained models).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from pricer import layout, tracking
+from pricer.atomic import atomic_directory, write_json
+from pricer.console import run_stage
+from pricer.digests import directory_md5, file_md5
+from pricer.ensemble import COMBINE, EnsemblePredictor
+from pricer.features import feature_files, load_features, prices_of
+from pricer.params import load_params
+from pricer.predictor import PricePredictor
+from pricer.run_inputs import read_fetch_report, split_datasets
+
+log = logging.getLogger("pricer.stages.ensemble")
+
+
+def main() -> int:
+    params = load_params()
+    members = [PricePredictor.load(layout.model_dir(name)) for name in layout.MODEL_NAMES]
+    features, labels = load_features(layout.FEATURES_DIR, "validation")
+    ensemble = EnsemblePredictor.calibrated(layout.ENSEMBLE_NAME, members, features, prices_of(labels))
+    directory = layout.model_dir(layout.ENSEMBLE_NAME)
+    with atomic_directory(directory) as tmp:
+        ensemble.save(tmp)
+    write_json(layout.train_metrics(layout.ENSEMBLE_NAME), ensemble.info)
+    log.info("ensemble of %s: validation MAE $%.2f", ", ".join(layout.MODEL_NAMES), ensemble.info["val_mae"])
+
+    report = read_fetch_report()
+    inputs = {str(path): file_md5(path) for path in feature_files(layout.FEATURES_DIR, "validation")}
+    tags = tracking.run_tags(layout.ENSEMBLE_NAME, params.data.source, source_name="stages/ensemble.py", extra={
+        "data_kind": report.get("kind", ""),
+        "data_revision": report.get("resolved_revision") or params.data.revision or "",
+        **{f"input_md5.{path}": md5 for path, md5 in inputs.items()},
+    })
+    start = lambda: tracking.start_run(  # noqa: E731 - opened only when tracking is on
+        enabled=params.tracking.enabled, experiment=params.tracking.experiment,
+        busy_timeout_s=params.tracking.busy_timeout_s, tags=tags,
+        run_name=f"{layout.ENSEMBLE_NAME}-{os.environ.get('DVC_EXP_NAME', 'workspace')}")
+    with tracking.tracked_run(start) as run:
+        run.log_params({"params": params.as_dict(), "members": ",".join(layout.MODEL_NAMES), "combine": COMBINE,
+                        **{f"member_version.{member.name}": member.version for member in members}})
+        run.log_inputs(split_datasets(params.data.source, report, inputs))
+        run.log_model_directory(directory, directory_md5(directory), ensemble.info, register=params.tracking.register)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_stage("ensemble", main))
