@@ -35,6 +35,9 @@ def main() -> int:
         log.info("%s: test MAE $%.2f; %.1f%% of prices inside their %.0f%% range (median width $%.2f)", name,
                  figures["test_mae"], 100 * figures["test_interval_coverage"], 100 * figures["interval_level"],
                  figures["test_interval_width_median"])
+    for name, problems in result.range_problems.items():
+        for problem in problems:
+            log.warning("%s: price ranges not calibrated on the test split: %s", name, problem)
     write_json(layout.BASELINES_JSON, result.baselines)
     write_json(layout.COMPARISON_JSON, result.comparison)
     with atomic_path(layout.PREDICTIONS_CSV) as tmp:

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from pricer.comparison import mae_interval, paired_difference
 from pricer.ensemble import Predictor
-from pricer.intervals import PriceRange, coverage
+from pricer.intervals import PriceRange, coverage, coverage_problems
 from pricer.metrics import band_masks, constant_baselines, mae_by_band, regression_report
 from pricer.params import EvaluateParams
 from pricer.predictor import ranges_of
@@ -35,6 +35,7 @@ class Evaluation:
     predictions: pd.DataFrame  # metrics/predictions.csv: id, price, per model <model>, <model>_low, <model>_high
     bands: pd.DataFrame  # metrics/bands.csv: model, band, items, mae, coverage
     comparison: dict[str, dict[str, float | str]]  # metrics/comparison.json
+    range_problems: dict[str, list[str]]  # model -> why its ranges miss their level on the test items (logged)
 
     def tracked_figures(self, model_name: str) -> dict[str, float]:
         """What goes to the model's MLflow run: its test figures and the baselines' MAEs."""
@@ -83,6 +84,7 @@ def evaluate(
     predictions = pd.DataFrame({"id": test["id"], "price": actual})
     figures: dict[str, dict[str, float]] = {}
     priced: dict[str, np.ndarray] = {}
+    problems: dict[str, list[str]] = {}
     bands = []
     for name, predictor in predictors.items():
         predicted = price_texts(predictor, test[predictor.vectorizer.text_field].tolist(), progress)
@@ -91,6 +93,7 @@ def evaluate(
         predictions[name] = np.round(predicted, 2)
         predictions[f"{name}_low"], predictions[f"{name}_high"] = np.round(ranged.low, 2), np.round(ranged.high, 2)
         figures[name] = with_intervals(predicted) | range_figures(actual, ranged)
+        problems[name] = coverage_problems(actual, ranged.low, ranged.high, ranged.level)
         bands += [{"model": name, "band": band, "items": band_items[band], "mae": None if mae is None else round(mae, 4),
                    "coverage": round(coverage(actual[masks[band]], ranged.low[masks[band]], ranged.high[masks[band]]), 4)
                    if band_items[band] else None}
@@ -99,7 +102,8 @@ def evaluate(
     for name, value in constant_baselines(train_prices).items():
         baselines[f"{name}_test_mae"] = report(np.full_like(actual, value))["test_mae"]
         baselines[f"{name}_price"] = round(value, 4)
-    return Evaluation(figures, baselines, predictions, pd.DataFrame(bands), compare_models(actual, priced, bootstrap))
+    return Evaluation(figures, baselines, predictions, pd.DataFrame(bands), compare_models(actual, priced, bootstrap),
+                      problems)
 
 
 def range_figures(actual: np.ndarray, ranged: PriceRange) -> dict[str, float]:

@@ -137,3 +137,27 @@ def coverage(actual: np.ndarray, low: np.ndarray, high: np.ndarray) -> float:
     """The fraction of items whose price lies inside their range."""
     actual = np.asarray(actual, dtype=np.float64)
     return float(np.mean((actual >= low) & (actual <= high)))
+
+
+COVERAGE_TOLERANCE = 0.02  # overall coverage within this of the level
+BAND_SHORTFALL = 0.10  # no price band's coverage more than this below the level
+MIN_BAND_ITEMS = 30  # bands with fewer test items are too noisy to judge
+
+
+def coverage_problems(actual: np.ndarray, low: np.ndarray, high: np.ndarray, level: float) -> list[str]:
+    """Why ranges at ``level`` are not calibrated on these held-out items (empty when they are):
+    the overall coverage off the level by more than COVERAGE_TOLERANCE, or a true-price band
+    (with at least MIN_BAND_ITEMS items) more than BAND_SHORTFALL below it."""
+    actual = np.asarray(actual, dtype=np.float64)
+    problems = []
+    overall = coverage(actual, low, high)
+    if abs(overall - level) > COVERAGE_TOLERANCE:
+        problems.append(f"coverage {overall:.3f} is more than {COVERAGE_TOLERANCE} from the level {level:g}")
+    for label, band_low, band_high in PRICE_BANDS:
+        inside = (actual >= band_low) & (actual < band_high)
+        if inside.sum() >= MIN_BAND_ITEMS:
+            band = coverage(actual[inside], np.asarray(low)[inside], np.asarray(high)[inside])
+            if band < level - BAND_SHORTFALL:
+                problems.append(f"band {label}: coverage {band:.3f} is more than {BAND_SHORTFALL} below the level "
+                                f"{level:g} ({int(inside.sum())} items)")
+    return problems
