@@ -1,4 +1,4 @@
-"""Calibrated price ranges: split conformal per predicted-price band, checked on held-out items."""
+"""Calibrated price ranges: split conformal per actual-price band, checked on held-out items."""
 
 from __future__ import annotations
 
@@ -68,17 +68,19 @@ def test_the_quantile_is_split_conformal_s_finite_sample_rank():
 
 def test_a_band_with_few_scores_uses_every_band_s_scores():
     actual, predicted = heteroscedastic(3000, seed=3)
-    predicted = np.clip(predicted, None, 900.0)
-    predicted[:MIN_BAND_SCORES - 1] = 1500.0  # the $1000+ band: too few validation items of its own
+    actual = np.clip(actual, None, 900.0)
+    actual[:MIN_BAND_SCORES - 1] = 1500.0  # the $1000+ band: too few validation items of its own
     calibration = Calibration.fit(actual, predicted)
     assert 0 < calibration.band_scores[-1].size < MIN_BAND_SCORES
     pooled = conformal_quantile(np.sort(np.concatenate(calibration.band_scores)), 0.8)
-    assert calibration.half_widths(np.array([2000.0]), 0.8)[0] == pytest.approx(pooled)
+    assert calibration.half_widths(0.8)[-1] == pytest.approx(pooled)
+    assert calibration.half_widths(0.8)[0] != pytest.approx(pooled)
 
 
 def test_any_level_without_refitting_and_bad_levels_refused():
     calibration = Calibration.fit(*heteroscedastic(2000, seed=4))
-    widths = [calibration.half_widths(np.array([20.0]), level)[0] for level in (0.5, 0.8, 0.9)]
+    widths = [np.ptp(calibration.ranges(np.array([20.0]), level).low.tolist() +
+                     calibration.ranges(np.array([20.0]), level).high.tolist()) for level in (0.5, 0.8, 0.9)]
     assert widths == sorted(widths) and widths[0] < widths[-1]
     for level in (0, 1, 1.5, -0.2, True, "0.8"):
         with pytest.raises(CalibrationError, match="between 0 and 1"):
@@ -95,3 +97,20 @@ def test_saved_and_loaded_calibration_gives_the_same_ranges(tmp_path):
     (tmp_path / CALIBRATION_FILE).write_text(json.dumps({"bands": [{"band": "nope", "scores": []}]}))
     with pytest.raises(CalibrationError, match=CALIBRATION_FILE):
         Calibration.load(tmp_path)
+
+
+def test_each_actual_price_band_is_covered_even_when_the_model_regresses_to_the_mean():
+    """A model that prices every item halfway (in log space) to $40: cheap items too high, dear
+    ones too low. Split by actual price, each band still gets its coverage."""
+    def shrunk(items: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng(seed)
+        actual = np.exp(rng.normal(np.log(40), 1.2, items))
+        predicted = np.exp(0.5 * np.log(actual) + 0.5 * np.log(40) + rng.normal(0, 0.3, items))
+        return actual, predicted
+    calibration = Calibration.fit(*shrunk(6000, seed=6))
+    actual, predicted = shrunk(6000, seed=7)
+    ranged = calibration.ranges(predicted, 0.8)
+    for label, low, high in PRICE_BANDS:
+        inside = (actual >= low) & (actual < high)
+        if inside.sum() >= 100:
+            assert coverage(actual[inside], ranged.low[inside], ranged.high[inside]) >= 0.75, label

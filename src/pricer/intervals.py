@@ -1,14 +1,17 @@
 """Calibrated price ranges: split conformal prediction on log-price residuals, per price band.
 
 After training, each model prices the validation split (data it never trained on) and keeps, for
-each band of *predicted* price (:data:`pricer.metrics.PRICE_BANDS`: a Mondrian split, so a $5
-cable and a $900 laptop each get the spread of their own kind of product), the sorted scores
-``|log1p(price) - log1p(predicted)|``. A range at level ``a`` around a new prediction ``p`` is
-``expm1(log1p(p) -+ q)``, with ``q`` the ``ceil((n + 1) a)``-th smallest of the ``n`` scores of
-``p``'s band: split conformal's finite-sample quantile, which covers at least ``a`` of new
-items drawn like the validation ones. In log space the range is symmetric, in dollars it widens
-with the price. A band with fewer than :data:`MIN_BAND_SCORES` validation items uses every
-band's scores together (too few scores make the quantile itself noisy).
+each band of *actual* price (:data:`pricer.metrics.PRICE_BANDS`: a Mondrian split on the label,
+so a $5 cable and a $900 laptop each get the spread of their own kind of product), the sorted
+scores ``|log1p(price) - log1p(predicted)|``. For a new prediction ``p`` and level ``a``, each
+band ``b`` gives the prices of that band within ``expm1(log1p(p) -+ q_b)``, with ``q_b`` the
+``ceil((n + 1) a)``-th smallest of band ``b``'s ``n`` scores (split conformal's finite-sample
+quantile); the range runs from the lowest to the highest of those prices. Whatever band a new
+item's true price is in, that band's piece covers it with probability at least ``a``, so each
+band is covered at the level, not only the items on average: a model that prices cheap items
+too high (regression to the mean) would otherwise leave the <$10 band far below it, however
+the bands were split by predicted price. A band with fewer than :data:`MIN_BAND_SCORES`
+validation items uses every band's scores together (too few scores make the quantile noisy).
 
 Every sorted score is kept (``calibration.json`` beside the model), so any level is a lookup at
 prediction time: changing the level never retrains or recalibrates. MAPIE and crepes do the same
@@ -35,7 +38,7 @@ from pricer.metrics import PRICE_BANDS
 CALIBRATION_FILE = "calibration.json"
 DEFAULT_LEVEL = 0.80
 MIN_BAND_SCORES = 100
-METHOD = "split conformal, Mondrian by predicted-price band, score |log1p(price) - log1p(predicted)|"
+METHOD = "split conformal, Mondrian by actual-price band, score |log1p(price) - log1p(predicted)|"
 
 
 class CalibrationError(PricerError, ValueError):
@@ -77,7 +80,7 @@ def conformal_quantile(sorted_scores: np.ndarray, level: float) -> float:
 
 @dataclass(frozen=True)
 class Calibration:
-    """The sorted validation scores of each predicted-price band (PRICE_BANDS order)."""
+    """The sorted validation scores of each actual-price band (PRICE_BANDS order)."""
 
     band_scores: tuple[np.ndarray, ...]
 
@@ -87,22 +90,26 @@ class Calibration:
         if actual.shape != predicted.shape or actual.size == 0:
             raise CalibrationError(f"calibration needs as many predictions as prices, and some: got "
                                    f"{predicted.size} predictions for {actual.size} prices")
-        scores, bands = conformity_scores(actual, predicted), band_index(predicted)
+        scores, bands = conformity_scores(actual, predicted), band_index(actual)
         return cls(tuple(np.sort(scores[bands == band]) for band in range(len(PRICE_BANDS))))
 
-    def half_widths(self, predicted: np.ndarray, level: float) -> np.ndarray:
-        """The log-space half-width of each prediction's range at ``level``."""
+    def half_widths(self, level: float) -> np.ndarray:
+        """Each band's log-space half-width ``q_b`` at ``level`` (PRICE_BANDS order)."""
         level = check_level(level)
         pooled = conformal_quantile(np.sort(np.concatenate(self.band_scores)), level)
-        per_band = np.array([conformal_quantile(scores, level) if scores.size >= MIN_BAND_SCORES else pooled
-                             for scores in self.band_scores])
-        return per_band[band_index(predicted)]
+        return np.array([conformal_quantile(scores, level) if scores.size >= MIN_BAND_SCORES else pooled
+                         for scores in self.band_scores])
 
     def ranges(self, predicted: np.ndarray, level: float = DEFAULT_LEVEL) -> PriceRange:
         predicted = np.clip(np.asarray(predicted, dtype=np.float64), 0.0, None)
-        half = self.half_widths(predicted, level)
         logs = np.log1p(predicted)
-        return PriceRange(predicted, np.clip(np.expm1(logs - half), 0.0, None), np.expm1(logs + half), level)
+        low, high = np.full(predicted.shape, np.inf), np.full(predicted.shape, -np.inf)
+        for half, (_, band_low, band_high) in zip(self.half_widths(level), PRICE_BANDS):
+            piece_low = np.maximum(np.expm1(logs - half), band_low)
+            piece_high = np.minimum(np.expm1(logs + half), band_high)
+            some = piece_low <= piece_high
+            low, high = np.where(some, np.minimum(low, piece_low), low), np.where(some, np.maximum(high, piece_high), high)
+        return PriceRange(predicted, np.clip(low, 0.0, None), high, level)
 
     def to_dict(self) -> dict[str, Any]:
         return {"method": METHOD, "split": "validation", "min_band_scores": MIN_BAND_SCORES,
