@@ -6,18 +6,16 @@ price range on the validation split, save it as ``models/ensemble`` and track it
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
 from pricer import layout, tracking
 from pricer.atomic import atomic_directory, write_json
 from pricer.console import run_stage
-from pricer.digests import directory_md5, file_md5
+from pricer.digests import file_md5
 from pricer.ensemble import COMBINE, EnsemblePredictor
 from pricer.features import feature_files, load_features, prices_of
 from pricer.params import load_params
 from pricer.predictor import PricePredictor
-from pricer.run_inputs import read_fetch_report, split_datasets
 
 log = logging.getLogger("pricer.stages.ensemble")
 
@@ -32,23 +30,12 @@ def main() -> int:
         ensemble.save(tmp)
     write_json(layout.train_metrics(layout.ENSEMBLE_NAME), ensemble.info)
     log.info("ensemble of %s: validation MAE $%.2f", ", ".join(layout.MODEL_NAMES), ensemble.info["val_mae"])
-
-    report = read_fetch_report()
     inputs = {str(path): file_md5(path) for path in feature_files(layout.FEATURES_DIR, "validation")}
-    tags = tracking.run_tags(layout.ENSEMBLE_NAME, params.data.source, source_name="stages/ensemble.py", extra={
-        "data_kind": report.get("kind", ""),
-        "data_revision": report.get("resolved_revision") or params.data.revision or "",
-        **{f"input_md5.{path}": md5 for path, md5 in inputs.items()},
-    })
-    start = lambda: tracking.start_run(  # noqa: E731 - opened only when tracking is on
-        enabled=params.tracking.enabled, experiment=params.tracking.experiment,
-        busy_timeout_s=params.tracking.busy_timeout_s, tags=tags,
-        run_name=f"{layout.ENSEMBLE_NAME}-{os.environ.get('DVC_EXP_NAME', 'workspace')}")
-    with tracking.tracked_run(start) as run:
+    with tracking.training_run(params, layout.ENSEMBLE_NAME, inputs, is_main=True,
+                               source_name="stages/ensemble.py") as run:
         run.log_params({"params": params.as_dict(), "members": ",".join(layout.MODEL_NAMES), "combine": COMBINE,
                         **{f"member_version.{member.name}": member.version for member in members}})
-        run.log_inputs(split_datasets(params.data.source, report, inputs))
-        run.log_model_directory(directory, directory_md5(directory), ensemble.info, register=params.tracking.register)
+        run.log_model_directory(directory, ensemble.info, register=params.tracking.register)
     return 0
 
 

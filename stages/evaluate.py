@@ -19,7 +19,7 @@ from pricer.ensemble import load_directory
 from pricer.evaluation import evaluate
 from pricer.features import load_labels, prices_of, read_raw_split
 from pricer.params import load_params
-from pricer.run_inputs import read_fetch_report, split_datasets
+from pricer.tracking.inputs import read_fetch_report, split_datasets
 
 log = logging.getLogger("pricer.stages.evaluate")
 

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 import pricer
-from pricer import registry
+from pricer.tracking import registry
 from pricer.predictor import PricePredictor
 
 from .conftest import REPO_ROOT, Project, make_project

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from pricer.cli.errors import CliError
-from pricer.cli.runs import WORKSPACE, Run, differing_params, items_differ, load_run
-from pricer.cli.writers import text_table
+from pricer.cli.experiments import WORKSPACE, Run, differing_params, items_differ, load_run
+from pricer.cli.table import text_table
 from pricer.comparison import DEFAULT_RESAMPLES, mae_interval, paired_difference, seed_spread
 from pricer.intervals import coverage
 from pricer.metrics import mean_absolute_error

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pricer.cli.errors import CliError
+from pricer.cli.table import text_table
 from pricer.layout import PREDICTOR_NAMES, model_dir
 
 if TYPE_CHECKING:  # importing torch is slow: loading imports it when first needed
@@ -24,7 +25,7 @@ if TYPE_CHECKING:  # importing torch is slow: loading imports it when first need
 
 log = logging.getLogger("pricer.cli")
 
-DEFAULT_MODELS = ("models/mlp", "models/resnet", "models/ensemble")
+DEFAULT_MODELS = tuple(model_dir(name).as_posix() for name in PREDICTOR_NAMES)
 
 
 @dataclass
@@ -65,7 +66,7 @@ class LoadedModel:
 def _training_run(directory: Path, model_name: str) -> str | None:
     """The MLflow run that trained ``directory``, found by its content digest in the project's
     store; None for a model this store did not train (pulled, copied, saved by hand)."""
-    from pricer import tracking
+    from pricer import tracking  # imports MLflow: seconds, and only a listing needs it
 
     return tracking.training_run_of(directory, model_name)
 
@@ -74,8 +75,8 @@ def load_models(paths: Sequence[str] | None, *, device: str = "cpu") -> list[Loa
     """Load ``paths`` (default: the pipeline's models/mlp, models/resnet and models/ensemble,
     whichever exist); a bare pipeline model name (``ensemble``) that is no path here means
     ``models/<name>``."""
-    from pricer.predictor import ModelLoadError
-    from pricer.registry import is_mlflow_uri, load_predictor
+    from pricer.predictor import ModelLoadError  # imports torch: seconds, and `pricer --help` needs none of it
+    from pricer.tracking.registry import is_mlflow_uri, load_predictor
 
     explicit = bool(paths)
     candidates = list(paths) if explicit else list(DEFAULT_MODELS)
@@ -119,8 +120,6 @@ def cmd_models(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(described, indent=2) + "\n")
         return 0
     keys = ["label", "version", "path", "kind", "parameters", "text_field", "best_epoch", "best_val_mae", "mlflow_run_id"]
-    from pricer.cli.writers import text_table  # writers imports this module
-
     lines = [keys] + [["" if entry[key] is None else str(entry[key]) for key in keys] for entry in described]
     sys.stdout.write(text_table(lines))
     return 0

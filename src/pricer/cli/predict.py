@@ -17,8 +17,8 @@ from pricer.cli.readers import (
 from pricer.cli.writers import (
     FORMATS, WRITERS, Result, check_output, open_output, output_format, plain, range_columns,
 )
-from pricer.features import MAX_TEXT_CHARS
 from pricer.intervals import DEFAULT_LEVEL, check_level
+from pricer.text import MAX_TEXT_CHARS
 
 log = logging.getLogger("pricer.cli")
 

@@ -20,9 +20,10 @@ from typing import IO, Any
 
 import pandas as pd
 
-from pricer.atomic import create_temporary
+from pricer.atomic import OutputError, atomic_path
 from pricer.cli.errors import CliError
 from pricer.cli.models import LoadedModel
+from pricer.cli.table import text_table
 from pricer.intervals import DEFAULT_LEVEL
 
 FORMATS = ("table", "csv", "json", "jsonl")
@@ -120,7 +121,8 @@ class JsonWriter(Writer):
                        "error": result.error} for result in results]
 
     def finish(self, summary: dict[str, int]) -> None:
-        document = {"models": [model.describe() for model in self.models], "level": self.level, "predictions": self.rows,
+        document = {"models": [model.describe() for model in self.models], "level": self.level,
+                    "predictions": self.rows,
                     "summary": summary}
         json.dump(document, self.stream, ensure_ascii=False, indent=2)
         self.stream.write("\n")
@@ -165,16 +167,6 @@ def price_with_range(prices: dict[str, float | None], label: str, level: float) 
     return f"${price:,.2f} (${low:,.2f}–${high:,.2f}, {100 * level:g}%)"
 
 
-def text_table(lines: Sequence[Sequence[str]], right: set[int] = frozenset()) -> str:
-    """Aligned columns two spaces apart; the columns numbered in ``right`` are right-aligned."""
-    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
-    return "".join(
-        "  ".join(cell.rjust(width) if i in right else cell.ljust(width)
-                  for i, (cell, width) in enumerate(zip(line, widths))).rstrip() + "\n"
-        for line in lines
-    )
-
-
 WRITERS = {"table": TableWriter, "csv": CsvWriter, "json": JsonWriter, "jsonl": JsonLinesWriter}
 
 
@@ -215,14 +207,7 @@ def open_output(output: Path | None) -> Iterator[IO[str]]:
         sys.stdout.flush()
         return
     try:
-        tmp = create_temporary(output)
-    except OSError as error:
-        raise CliError(f"-o {output}: cannot write: {error.strerror}") from None
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as stream:
+        with atomic_path(output, make_parents=False) as tmp, open(tmp, "w", encoding="utf-8", newline="") as stream:
             yield stream
-        os.replace(tmp, output)
-    except OSError as error:  # disk full, or the directory became unwritable part-way
-        raise CliError(f"-o {output}: cannot write: {error.strerror}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
+    except OutputError as error:  # refused, disk full, or the directory became unwritable part-way
+        raise CliError(f"-o {output}: cannot write: {error.reason}") from None
