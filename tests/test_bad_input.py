@@ -764,12 +764,7 @@ def check_model_incompatible(tmp_path: Path, predictor: PricePredictor) -> None:
 
 @case("calibration-corrupt", "a model's `calibration.json` (its price ranges) is damaged or from another "
       "band layout", "`ModelLoadError` naming the file, also for `pricer predict` (one line)")
-def check_calibration_corrupt(tmp_path: Path, predictor: PricePredictor, catalogue_features,
-                              capsys: pytest.CaptureFixture) -> None:
-    from pricer.intervals import Calibration
-
-    _, _, _, validation_x, validation_y, _ = catalogue_features
-    predictor.calibration = Calibration.fit(validation_y, predictor.predict_matrix(validation_x))
+def check_calibration_corrupt(tmp_path: Path, predictor: PricePredictor, capsys: pytest.CaptureFixture) -> None:
     predictor.save(tmp_path / "model")
     path = tmp_path / "model" / "calibration.json"
     path.write_text(path.read_text()[:100])
@@ -787,6 +782,7 @@ def check_calibration_corrupt(tmp_path: Path, predictor: PricePredictor, catalog
       "`predict_range` and the evaluate stage stop with an error saying to retrain")
 def check_model_without_calibration(tmp_path: Path, predictor: PricePredictor,
                                     capsys: pytest.CaptureFixture) -> None:
+    predictor.calibration = None
     predictor.save(tmp_path / "model")
     status, out, err = predict_cli(tmp_path / "model", capsys, "-f", "csv", "a lamp")
     assert status == 0 and err.count("saved without a calibration") == 1
@@ -1468,11 +1464,15 @@ def predictor(catalogue_features) -> PricePredictor:
     from pricer.models import build_model
     from pricer.target import TargetTransform
 
-    settings, _, train_y, *_ = catalogue_features
+    from pricer.intervals import Calibration
+
+    settings, _, train_y, held_out_x, held_out_y, _ = catalogue_features
     arch = {"kind": "resnet", "n_features": 512, "hidden": 16, "layers": 3, "dropout": 0.2}
     torch.manual_seed(0)
-    return PricePredictor("resnet", build_model(arch).eval(), arch, settings,
-                          TargetTransform.fit("standardized_log", train_y))
+    predictor = PricePredictor("resnet", build_model(arch).eval(), arch, settings,
+                               TargetTransform.fit("standardized_log", train_y))
+    predictor.calibration = Calibration.fit(held_out_y, predictor.predict_matrix(held_out_x))  # as training does
+    return predictor
 
 
 # --------------------------------------------------------------------------------------------
