@@ -28,6 +28,7 @@ from pricer.atomic import write_json
 from pricer.features import VectorizerSettings, vectorize_texts
 from pricer.intervals import DEFAULT_LEVEL, Calibration, CalibrationError, PriceRange
 from pricer.predictor import ModelLoadError, PricePredictor, ranges_of
+from pricer.text import usable_texts
 
 ENSEMBLE_FILE = "ensemble.json"
 FORMAT_VERSION = 1
@@ -70,9 +71,11 @@ class EnsemblePredictor:
         """Dollar prices for already-hashed rows (every member must use the same vectorizer)."""
         return self.combine([member.predict_matrix(features, batch_rows=batch_rows) for member in self.members])
 
-    def predict(self, texts: Sequence[str], *, batch_rows: int = 8192) -> np.ndarray:
-        """Dollar prices for raw product texts; texts are hashed once per distinct vectorizer."""
-        texts = list(texts)
+    def predict(self, texts: Sequence[str], *, batch_rows: int = 8192,
+                labels: Sequence[str] | None = None) -> np.ndarray:
+        """Dollar prices for raw product texts, under training's text rules (:mod:`pricer.text`,
+        as :meth:`PricePredictor.predict`); texts are hashed once per distinct vectorizer."""
+        texts = usable_texts(texts, labels)
         hashed: dict[VectorizerSettings, sp.csr_matrix] = {}
         prices = []
         for member in self.members:
