@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 from pricer import layout, tracking
-from pricer.atomic import atomic_directory, write_json
+from pricer.atomic import atomic_directory, refuse_outputs_outside, write_json
 from pricer.console import run_stage
 from pricer.digests import file_md5
 from pricer.ensemble import COMBINE, EnsemblePredictor
@@ -22,6 +23,7 @@ log = logging.getLogger("pricer.stages.ensemble")
 
 def main() -> int:
     params = load_params()
+    refuse_outputs_outside(Path.cwd(), layout.stage_outputs(layout.ENSEMBLE_NAME))  # before anything is written
     members = [PricePredictor.load(layout.model_dir(name)) for name in layout.MODEL_NAMES]
     features, labels = load_features(layout.FEATURES_DIR, "validation")
     ensemble = EnsemblePredictor.calibrated(layout.ENSEMBLE_NAME, members, features, prices_of(labels))

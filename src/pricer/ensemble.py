@@ -75,7 +75,7 @@ class EnsemblePredictor:
                 labels: Sequence[str] | None = None) -> np.ndarray:
         """Dollar prices for raw product texts, under training's text rules (:mod:`pricer.text`,
         as :meth:`PricePredictor.predict`); texts are hashed once per distinct vectorizer."""
-        texts = usable_texts(texts, labels)
+        texts = usable_texts(texts, labels, stop_words=self.vectorizer.stop_words)
         hashed: dict[VectorizerSettings, sp.csr_matrix] = {}
         prices = []
         for member in self.members:

@@ -124,3 +124,13 @@ def test_price_ranges_are_shown_by_their_coverage_and_not_taken_for_models(price
     without = Run("plain", None, predictions(prices, {"mlp": 0.0}), {})
     assert without.price_range("mlp") is None
     assert "coverage" not in compare_runs([without, without], resamples=100, seed=0, sort_by=None)["runs"][0]["mae"]["mlp"]
+
+
+def test_compare_from_a_subdirectory_reads_the_project(repo, prices, capsys, monkeypatch):
+    commit_run(repo, predictions(prices, {"mlp": 5.0}), PARAMS, "baseline")
+    predictions(prices, {"mlp": 2.0}).to_csv(repo / "metrics" / "predictions.csv", index=False)
+    (repo / "src" / "deep").mkdir(parents=True)
+    monkeypatch.chdir(repo / "src" / "deep")
+    assert main(["compare", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [entry["mae"]["mlp"]["mae"] for entry in report["runs"]] == [pytest.approx(2.0), pytest.approx(5.0)]
