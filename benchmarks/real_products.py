@@ -9,11 +9,13 @@ source: the pipeline carves its validation split out of train with ``data.seed``
   the final run validates on), each configuration as ``-S``-style overrides of params.yaml,
   hashed and trained through the library (``recipes``, ``fit``), scored by validation MAE
   (best epoch). The test file is not opened.
-* ``final`` runs the real stages (fetch, vectorize, train_mlp, train_resnet, evaluate) in a
-  scratch project with ``data.source`` = that directory, once with the defaults and once with
-  ``presets/real-products.yaml``, and reports test MAE with 95% bootstrap intervals and the
-  paired difference (numpy percentile bootstrap over test items, 2,000 seeded resamples; a local
-  version: ``pricer.comparison`` is being written on another branch).
+* ``final`` runs the real stages (fetch, vectorize, train_mlp, train_resnet, ensemble, evaluate)
+  in a scratch project with ``data.source`` = that directory, once with the defaults and once
+  with ``presets/real-products.yaml``, and reports test MAE with 95% bootstrap intervals and the
+  paired difference (numpy percentile bootstrap over test items, 2,000 seeded resamples), the
+  share of test prices inside each model's 80% range (calibrated on the validation carve, as the
+  pipeline does) and the ensemble against the best single model on the same items
+  (``pricer.comparison.paired_difference``).
 
     .venv/bin/python benchmarks/real_products.py split --workdir /tmp/real-products
     .venv/bin/python benchmarks/real_products.py sweep --workdir /tmp/real-products
@@ -38,6 +40,7 @@ import torch
 import yaml
 
 from pricer.batching import CSRTensors
+from pricer.comparison import paired_difference
 from pricer.features import VectorizerSettings, vectorize_texts
 from pricer.models import build_model
 from pricer.params import params_from_dict, with_overrides
@@ -154,7 +157,8 @@ def sweep(workdir: Path, names: list[str] | None) -> None:
 # ------------------------------------------------------------------------------------------
 
 STAGES = (["stages/fetch.py"], ["stages/vectorize.py"], ["stages/train.py", "mlp"], ["stages/train.py", "resnet"],
-          ["stages/evaluate.py"])
+          ["stages/ensemble.py"], ["stages/evaluate.py"])
+MODELS = ("mlp", "resnet", "ensemble")
 
 
 def run_pipeline(project: Path, raw: dict) -> pd.DataFrame:
@@ -209,7 +213,7 @@ def final(workdir: Path, threads: int | None, reuse: bool) -> None:
     actual = default["price"].to_numpy(np.float64)
     out = {"test_items": len(actual)}
     print(f"\ntest MAE on {len(actual):,} held-out real products (95% bootstrap interval, {RESAMPLES:,} resamples)")
-    for model in ("resnet", "mlp"):
+    for model in MODELS:
         first, second = default[model].to_numpy(np.float64), preset[model].to_numpy(np.float64)
         intervals = bootstrap_mae(actual, first, second)
         mae_first, mae_second = float(np.mean(np.abs(first - actual))), float(np.mean(np.abs(second - actual)))
@@ -218,6 +222,26 @@ def final(workdir: Path, threads: int | None, reuse: bool) -> None:
         print(f"  {model:6s} default ${mae_first:6.2f} [{intervals['first'][0]:.2f}, {intervals['first'][1]:.2f}]   "
               f"preset ${mae_second:6.2f} [{intervals['second'][0]:.2f}, {intervals['second'][1]:.2f}]   "
               f"paired difference {mae_second - mae_first:+.2f} [{low:+.2f}, {high:+.2f}]")
+    print(f"\nranges and the ensemble ({RESAMPLES:,} paired resamples, seed {BOOTSTRAP_SEED})")
+    for name, frame in predictions.items():
+        figures = {model: json.loads((workdir / f"project-{name}" / "metrics" / f"{model}.json").read_text("utf-8"))
+                   for model in MODELS}
+        best = min(("mlp", "resnet"), key=lambda model: figures[model]["test_mae"])
+        paired = paired_difference(actual, frame["ensemble"].to_numpy(np.float64), frame[best].to_numpy(np.float64),
+                                   resamples=RESAMPLES, seed=BOOTSTRAP_SEED)
+        out[f"ranges_{name}"] = {model: {key: figures[model][key] for key in
+                                         ("interval_level", "test_interval_coverage", "test_interval_width_median")}
+                                 for model in MODELS}
+        out[f"ensemble_vs_best_{name}"] = {"best": best, "difference": paired.diff, "low": paired.low,
+                                           "high": paired.high, "verdict": paired.verdict}
+        coverages = ", ".join(f"{model} {figures[model]['test_interval_coverage']:.3f} "
+                              f"(median width ${figures[model]['test_interval_width_median']:.2f})" for model in MODELS)
+        print(f"  {name}: coverage of the {figures['mlp']['interval_level']:.0%} ranges: {coverages}")
+        print(f"  {name}: ensemble ${figures['ensemble']['test_mae']:.2f} - {best} ${figures[best]['test_mae']:.2f} "
+              f"= {paired.diff:+.2f} [{paired.low:+.2f}, {paired.high:+.2f}]: {paired.verdict}")
+    bands = {name: pd.read_csv(workdir / f"project-{name}" / "metrics" / "bands.csv").to_dict("records")
+             for name in runs}
+    out["bands"] = bands
     baselines = json.loads((workdir / "project-default" / "metrics" / "baselines.json").read_text(encoding="utf-8"))
     print(f"  train-median baseline ${baselines['train_median_test_mae']:.2f}")
     harness.write_results("real_products_final", {"preset": preset_overrides(), "baselines": baselines, **out})

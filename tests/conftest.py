@@ -141,6 +141,12 @@ def log_tiny_model(root: Path, exp_name: str, seed: int) -> LoggedModel:
     torch.manual_seed(seed)
     predictor = PricePredictor("resnet", build_model(architecture).eval(), architecture,
                                VectorizerSettings(n_features=512), TargetTransform.fit("standardized_log", items["price"].to_numpy()))
+    from pricer.features import vectorize_texts
+    from pricer.intervals import Calibration
+
+    held_out = items.iloc[200:]  # the range is calibrated on items the texts below do not include
+    predictor.calibration = Calibration.fit(held_out["price"].to_numpy(), predictor.predict_matrix(
+        vectorize_texts(held_out["summary"].tolist(), predictor.vectorizer)))
     directory = root / "models" / "resnet"
     predictor.save(directory)
     with pytest.MonkeyPatch.context() as patch:

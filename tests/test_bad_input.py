@@ -626,6 +626,7 @@ PARAMS_CASES = [
     ("empty-source", {"data": {"source": " "}}, "data.source"),
     ("unknown-key", {"resnet": {"size": 3}}, "resnet.size"),
     ("busy-timeout-zero", {"tracking": {"busy_timeout_s": 0}}, "tracking.busy_timeout_s"),
+    ("interval-level-one", {"evaluate": {"interval_level": 1.0}}, "evaluate.interval_level"),
 ]
 
 for _name, _raw, _key in PARAMS_CASES:
@@ -768,6 +769,49 @@ def check_model_incompatible(tmp_path: Path, predictor: PricePredictor) -> None:
     raises(r"weights\.pt: weights do not fit the architecture", lambda: PricePredictor.load(tmp_path), ModelLoadError)
     shutil.rmtree(tmp_path / "gone", ignore_errors=True)
     raises(r"gone: not a pricer model directory", lambda: PricePredictor.load(tmp_path / "gone"), ModelLoadError)
+
+
+@case("calibration-corrupt", "a model's `calibration.json` (its price ranges) is damaged or from another "
+      "band layout", "`ModelLoadError` naming the file, also for `pricer predict` (one line)")
+def check_calibration_corrupt(tmp_path: Path, predictor: PricePredictor, capsys: pytest.CaptureFixture) -> None:
+    predictor.save(tmp_path / "model")
+    path = tmp_path / "model" / "calibration.json"
+    path.write_text(path.read_text()[:100])
+    raises(r"calibration\.json: not a pricer calibration", lambda: PricePredictor.load(tmp_path / "model"),
+           ModelLoadError)
+    path.write_text(json.dumps({"bands": [{"band": "<$5", "scores": [0.1]}]}))
+    raises(r"calibration\.json: not a pricer calibration", lambda: PricePredictor.load(tmp_path / "model"),
+           ModelLoadError)
+    status, _, err = predict_cli(tmp_path / "model", capsys, "a lamp")
+    assert_one_line_error(status, err, r"calibration\.json: not a pricer calibration")
+
+
+@case("model-without-calibration", "a model directory saved before price ranges existed (no `calibration.json`)",
+      "priced as before; `pricer predict` warns once and leaves its `_low`/`_high` columns empty; "
+      "`predict_range` and the evaluate stage stop with an error saying to retrain")
+def check_model_without_calibration(tmp_path: Path, predictor: PricePredictor,
+                                    capsys: pytest.CaptureFixture) -> None:
+    predictor.calibration = None
+    predictor.save(tmp_path / "model")
+    status, out, err = predict_cli(tmp_path / "model", capsys, "-f", "csv", "a lamp")
+    assert status == 0 and err.count("saved without a calibration") == 1
+    row = out.splitlines()[1].split(",")
+    assert out.splitlines()[0].split(",")[1:4] == ["resnet", "resnet_low", "resnet_high"]
+    assert float(row[1]) > 0 and row[2:4] == ["", ""]
+    raises("without a calibration", lambda: PricePredictor.load(tmp_path / "model").predict_range(["a lamp"]),
+           ModelLoadError)
+
+
+@case("predict-level-outside", "`pricer predict --level 1.5` (or 0, or not a number)",
+      "usage error naming `--level` (exit 2)")
+def check_predict_level_outside(capsys: pytest.CaptureFixture) -> None:
+    from pricer.cli import main
+
+    for level in ("1.5", "0", "eighty"):
+        with pytest.raises(SystemExit) as done:
+            main(["predict", "--level", level, "a lamp"])
+        assert done.value.code == 2
+        assert "argument --level" in capsys.readouterr().err
 
 
 @case("checkpoint-other-config", "with `train.resume: true`, a checkpoint written for other params or data, or "
@@ -1695,11 +1739,15 @@ def predictor(catalogue_features) -> PricePredictor:
     from pricer.models import build_model
     from pricer.target import TargetTransform
 
-    settings, _, train_y, *_ = catalogue_features
+    from pricer.intervals import Calibration
+
+    settings, _, train_y, held_out_x, held_out_y, _ = catalogue_features
     arch = {"kind": "resnet", "n_features": 512, "hidden": 16, "layers": 3, "dropout": 0.2}
     torch.manual_seed(0)
-    return PricePredictor("resnet", build_model(arch).eval(), arch, settings,
-                          TargetTransform.fit("standardized_log", train_y))
+    predictor = PricePredictor("resnet", build_model(arch).eval(), arch, settings,
+                               TargetTransform.fit("standardized_log", train_y))
+    predictor.calibration = Calibration.fit(held_out_y, predictor.predict_matrix(held_out_x))  # as training does
+    return predictor
 
 
 # --------------------------------------------------------------------------------------------

@@ -119,6 +119,8 @@ def test_layout_paths_are_the_ones_dvc_yaml_declares():
     for name in layout.MODEL_NAMES:
         expected |= {str(layout.model_dir(name)), str(layout.checkpoint_file(name)), str(layout.history_csv(name)),
                      str(layout.train_metrics(name)), str(layout.test_metrics(name))}
+    ensemble = layout.ENSEMBLE_NAME
+    expected |= {str(layout.model_dir(ensemble)), str(layout.train_metrics(ensemble)), str(layout.test_metrics(ensemble))}
     assert declared == expected
 
 
@@ -132,9 +134,9 @@ def test_each_stage_checks_the_outputs_dvc_yaml_declares_for_it(name):
     assert {path.as_posix() for path in layout.stage_outputs(name)} == declared
 
 
-def test_both_models_are_declared_as_dvc_model_artifacts():
+def test_every_model_and_the_ensemble_are_declared_as_dvc_model_artifacts():
     artifacts = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["artifacts"]
-    assert set(artifacts) == set(layout.MODEL_NAMES)
+    assert set(artifacts) == set(layout.PREDICTOR_NAMES)
     for name, artifact in artifacts.items():
         assert artifact["path"] == layout.model_dir(name).as_posix() and artifact["type"] == "model"
         assert artifact["desc"] and name in artifact["labels"]

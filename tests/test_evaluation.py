@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from pricer.evaluation import evaluate
+from pricer.intervals import Calibration
 from pricer.metrics import mean_absolute_error
 from pricer.params import EvaluateParams
 
@@ -12,10 +13,14 @@ from pricer.params import EvaluateParams
 class OffsetPredictor:
     """Prices each test item at its true price (read back from the text) times a factor."""
 
-    def __init__(self, name: str, factor: float, noise: float, seed: int) -> None:
+    def __init__(self, name: str, factor: float, noise: float, seed: int, calibration_noise: float | None = None) -> None:
         self.name, self.factor, self.noise = name, factor, noise
         self.rng = np.random.default_rng(seed)
         self.vectorizer = SimpleNamespace(text_field="summary")
+        # calibrated on its own validation items, priced with `calibration_noise` (default: its real noise)
+        validation = np.random.default_rng(seed + 100).lognormal(3.5, 1.0, 3000)
+        noisy = validation * factor * np.exp(self.rng.normal(0, calibration_noise or noise, validation.size))
+        self.calibration = Calibration.fit(validation, noisy)
 
     def predict(self, texts: list[str]) -> np.ndarray:
         true = np.array([float(text.split("$")[1]) for text in texts])
@@ -61,3 +66,37 @@ def test_the_intervals_are_reproducible_from_the_bootstrap_seed(test_split):
         settings = EvaluateParams(bootstrap_resamples=300, bootstrap_seed=seed)
         return evaluate(test_split, predictors, test_split["price"].to_numpy(), settings).figures
     assert run(0) == run(0) and run(0) != run(1)
+
+
+def test_each_price_has_its_range_evaluated_overall_and_per_band(test_split):
+    predictors = {"mlp": OffsetPredictor("mlp", 1.0, 0.5, 1),
+                  "overconfident": OffsetPredictor("overconfident", 1.0, 0.5, 2, calibration_noise=0.2)}
+    result = evaluate(test_split, predictors, test_split["price"].to_numpy(),
+                      EvaluateParams(bootstrap_resamples=200, interval_level=0.8))
+    actual = test_split["price"].to_numpy()
+    for name in predictors:
+        low, high = result.predictions[f"{name}_low"].to_numpy(), result.predictions[f"{name}_high"].to_numpy()
+        assert (low <= result.predictions[name]).all() and (result.predictions[name] <= high).all()
+        figures = result.figures[name]
+        assert figures["interval_level"] == 0.8
+        assert figures["test_interval_coverage"] == pytest.approx(np.mean((actual >= low) & (actual <= high)), abs=0.01)
+        assert figures["test_interval_width_median"] == pytest.approx(np.median(high - low), abs=0.05)
+        bands = result.bands[result.bands["model"] == name]
+        assert list(bands.columns) == ["model", "band", "items", "mae", "coverage"]
+        assert (bands["items"] * bands["coverage"].fillna(0)).sum() == pytest.approx(
+            figures["test_interval_coverage"] * len(actual), abs=0.1)
+    assert abs(result.figures["mlp"]["test_interval_coverage"] - 0.8) <= 0.04  # 600 items: sd 0.016
+    assert result.range_problems["mlp"] == []
+    # calibrated on residuals 2.5 times too small: the held-out check names it
+    assert result.figures["overconfident"]["test_interval_coverage"] < 0.5
+    assert any("coverage" in problem for problem in result.range_problems["overconfident"])
+
+
+def test_a_wider_level_gives_wider_ranges_without_refitting(test_split):
+    def coverage_at(level: float) -> float:
+        predictors = {"mlp": OffsetPredictor("mlp", 1.0, 0.4, 1)}
+        settings = EvaluateParams(bootstrap_resamples=100, interval_level=level)
+        return evaluate(test_split, predictors, test_split["price"].to_numpy(), settings).figures["mlp"]
+    narrow, wide = coverage_at(0.5), coverage_at(0.95)
+    assert narrow["test_interval_width_median"] < wide["test_interval_width_median"]
+    assert narrow["test_interval_coverage"] < 0.6 < 0.9 < wide["test_interval_coverage"]

@@ -16,7 +16,9 @@ class ArtifactError(PricerError):
 
 
 SPLITS = ("train", "validation", "test")
-MODEL_NAMES = ("mlp", "resnet")
+MODEL_NAMES = ("mlp", "resnet")  # the trained models, one train stage each
+ENSEMBLE_NAME = "ensemble"  # the two combined (stages/ensemble.py): no training of its own
+PREDICTOR_NAMES = (*MODEL_NAMES, ENSEMBLE_NAME)  # every model evaluated, priced and registered
 
 RAW_DIR = Path("data/raw")
 FETCH_REPORT = Path("data/fetch_report.json")
@@ -91,8 +93,10 @@ def stage_outputs(stage: str) -> tuple[Path, ...]:
     if stage == "vectorize":
         return (FEATURES_DIR,)
     if stage == "evaluate":
-        return (*(test_metrics(name) for name in MODEL_NAMES), BASELINES_JSON, COMPARISON_JSON, PREDICTIONS_CSV,
+        return (*(test_metrics(name) for name in PREDICTOR_NAMES), BASELINES_JSON, COMPARISON_JSON, PREDICTIONS_CSV,
                 BANDS_CSV)
+    if stage == ENSEMBLE_NAME:
+        return (model_dir(ENSEMBLE_NAME), train_metrics(ENSEMBLE_NAME))
     model_name = stage.removeprefix("train_")
     if stage.startswith("train_") and model_name in MODEL_NAMES:
         return (model_dir(model_name), history_csv(model_name), train_metrics(model_name), checkpoint_file(model_name))

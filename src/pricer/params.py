@@ -156,6 +156,8 @@ class EvaluateParams(_Section):
     hit_fraction: NonNegativeNumber = 0.2
     bootstrap_resamples: PositiveInt = 2000  # the 95% intervals: a percentile bootstrap over test items
     bootstrap_seed: Seed = 0
+    # the price ranges' level: read at prediction time from each model's stored calibration, never retrains
+    interval_level: Annotated[Number, _rule("a fraction in (0, 1), e.g. 0.8", lambda v: 0 < v < 1)] = 0.8
 
 
 # `register` is the user's key (tracking.register); pydantic warns that it shadows ABCMeta.register,

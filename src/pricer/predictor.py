@@ -1,9 +1,10 @@
 """A trained model with everything it needs to price raw text, saved as one directory.
 
 ``models/<name>/`` holds ``weights.pt`` (a plain state dict, loaded with
-``weights_only=True`` so a model file can never execute code) and ``model.json`` (architecture,
-vectorizer settings, target transform statistics, training summary). A reloaded predictor
-computes exactly what the trained one did.
+``weights_only=True`` so a model file can never execute code), ``model.json`` (architecture,
+vectorizer settings, target transform statistics, training summary) and ``calibration.json``
+(the validation scores behind each price's range, :mod:`pricer.intervals`). A reloaded
+predictor computes exactly what the trained one did.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pricer.atomic import atomic_path, write_json
 from pricer.batching import CSRTensors, model_outputs
 from pricer.errors import PricerError
 from pricer.features import VectorizerSettings, vectorize_texts
+from pricer.intervals import DEFAULT_LEVEL, Calibration, CalibrationError, PriceRange
 from pricer.models import build_model
 from pricer.target import TargetTransform
 from pricer.text import usable_texts
@@ -47,6 +49,7 @@ class PricePredictor:
     info: dict[str, Any] = field(default_factory=dict)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     version: str = ""  # set by load: the first 8 hex digits of sha256(weights.pt)
+    calibration: Calibration | None = None  # the price ranges; None for a model saved without one
 
     def predict_matrix(self, features: sp.csr_matrix, *, batch_rows: int = 8192) -> np.ndarray:
         """Dollar prices for the rows of an already-hashed feature matrix."""
@@ -67,6 +70,11 @@ class PricePredictor:
         features = vectorize_texts(usable, self.vectorizer, chunk_rows=max(batch_rows, 1))
         return self.predict_matrix(features, batch_rows=batch_rows)
 
+    def predict_range(self, texts: Sequence[str], *, level: float = DEFAULT_LEVEL,
+                      batch_rows: int = 8192) -> PriceRange:
+        """Dollar prices and their calibrated ranges at ``level`` (default 0.80) for raw texts."""
+        return ranges_of(self.name, self.calibration, self.predict(texts, batch_rows=batch_rows), level)
+
     def save(self, directory: str | Path) -> None:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
@@ -85,6 +93,8 @@ class PricePredictor:
                 "info": self.info,
             },
         )
+        if self.calibration is not None:
+            self.calibration.save(directory)
 
     @staticmethod
     def weights_version(directory: str | Path) -> str:
@@ -141,7 +151,21 @@ class PricePredictor:
             raise ModelLoadError(f"device {str(device)!r} cannot run {directory}: {error}") from None
         try:
             version = cls.weights_version(directory)
+            calibration = Calibration.load(directory)
         except OSError as error:
-            raise ModelLoadError(f"{weights_path}: {error.strerror}") from None
+            raise ModelLoadError(f"{error.filename}: {error.strerror}") from None
+        except CalibrationError as error:
+            raise ModelLoadError(str(error)) from None
         return cls(config.get("name", directory.name), model, config["architecture"], vectorizer, target,
-                   config.get("info", {}), device, version)
+                   config.get("info", {}), device, version, calibration)
+
+
+def ranges_of(name: str, calibration: Calibration | None, prices: np.ndarray, level: float) -> PriceRange:
+    """``prices`` with their ranges; a ModelLoadError for a model saved without a calibration."""
+    if calibration is None:
+        raise ModelLoadError(f"{name}: this model was saved without a calibration ({CALIBRATION_NOTE}); "
+                             "retrain it (dvc repro) to get price ranges")
+    return calibration.ranges(prices, level)
+
+
+CALIBRATION_NOTE = "no calibration.json beside model.json"

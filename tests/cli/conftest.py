@@ -15,6 +15,7 @@ import pytest
 import torch
 import yaml
 
+from pricer.intervals import Calibration
 from pricer.models import build_model
 from pricer.predictor import PricePredictor
 from pricer.target import TargetTransform
@@ -30,11 +31,13 @@ TEXTS = [
 ]
 
 
-def save_model(directory, name, catalogue_features, seed=0):
-    settings, _, train_y, *_ = catalogue_features
+def save_model(directory, name, catalogue_features, seed=0, calibrated=True):
+    settings, _, train_y, held_out_x, held_out_y, _ = catalogue_features
     torch.manual_seed(seed)
     predictor = PricePredictor(name, build_model(ARCHS[name]).eval(), ARCHS[name], settings,
                                TargetTransform.fit("standardized_log", train_y), info={"best_epoch": 2})
+    if calibrated:
+        predictor.calibration = Calibration.fit(held_out_y, predictor.predict_matrix(held_out_x))
     predictor.save(directory)
     return PricePredictor.load(directory)
 

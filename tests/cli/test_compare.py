@@ -103,6 +103,29 @@ def test_usage_mistakes_are_one_line_errors(repo, prices, capsys):
     assert "use at least 100 resamples" in capsys.readouterr().err
 
 
+def test_price_ranges_are_shown_by_their_coverage_and_not_taken_for_models(prices):
+    def ranged(width: float) -> Run:
+        frame = predictions(prices, {"mlp": 0.0})
+        # a range of +- width dollars around a price that is exact: every price inside when width > 0
+        frame["mlp_low"], frame["mlp_high"] = frame["mlp"] - width, frame["mlp"] + width
+        frame.loc[: len(frame) // 4 - 1, "mlp_high"] = frame["price"] - 1  # a quarter of the prices fall above
+        return Run(f"w{width}", None, frame, {"seed": 42, "evaluate.interval_level": 0.8})
+    first, second = ranged(2.0), ranged(5.0)
+    assert first.models == ["mlp"] and first.price_range("mlp") is not None
+    report = compare_runs([first, second], resamples=200, seed=0, sort_by=None)
+    figures = report["runs"][0]["mae"]["mlp"]
+    assert figures["coverage"] == pytest.approx(0.75) and report["runs"][0]["interval_level"] == 0.8
+    assert report["runs"][1]["mae"]["mlp"]["width_median"] == pytest.approx(10.0)
+    from pricer.cli.compare import render
+
+    text = render(report, {run.name: run for run in (first, second)})
+    assert "price ranges: share of test prices inside their range" in text
+    assert "0.750 ($4.00)" in text and "0.750 ($10.00)" in text
+    without = Run("plain", None, predictions(prices, {"mlp": 0.0}), {})
+    assert without.price_range("mlp") is None
+    assert "coverage" not in compare_runs([without, without], resamples=100, seed=0, sort_by=None)["runs"][0]["mae"]["mlp"]
+
+
 def test_compare_from_a_subdirectory_reads_the_project(repo, prices, capsys, monkeypatch):
     commit_run(repo, predictions(prices, {"mlp": 5.0}), PARAMS, "baseline")
     predictions(prices, {"mlp": 2.0}).to_csv(repo / "metrics" / "predictions.csv", index=False)

@@ -18,7 +18,7 @@ def test_default_models_skip_a_missing_one(project, capsys):
     assert main(["predict", "-f", "csv", "a lamp"]) == 0
     captured = capsys.readouterr()
     assert "models/mlp: not found, skipped" in captured.err
-    assert list(csv_rows(captured.out)[0]) == ["row", "resnet", "error", "resnet_version"]
+    assert list(csv_rows(captured.out)[0]) == ["row", "resnet", "resnet_low", "resnet_high", "error", "resnet_version"]
     shutil.rmtree(root / "models")
     assert main(["predict", "a lamp"]) == 1
     assert "no trained models found" in capsys.readouterr().err
@@ -30,7 +30,8 @@ def test_two_models_with_one_name_get_versioned_labels(project, capsys, catalogu
     assert main(["predict", "-f", "csv", "-m", "models/resnet", "-m", "other/resnet", "a lamp"]) == 0
     header = list(csv_rows(capsys.readouterr().out)[0])
     first, second = weights_version(root / "models" / "resnet"), weights_version(root / "other" / "resnet")
-    assert header[1:3] == [f"resnet@{first}", f"resnet@{second}"]
+    assert header[1:7] == [f"resnet@{first}", f"resnet@{first}_low", f"resnet@{first}_high",
+                           f"resnet@{second}", f"resnet@{second}_low", f"resnet@{second}_high"]
 
 
 def test_models_command(project, capsys):

@@ -96,11 +96,11 @@ def test_error_while_pricing_keeps_the_old_output(project, monkeypatch):
     (root / "in.txt").write_text("\n".join(f"Title: thing {i}" for i in range(10)) + "\n")
     calls = []
 
-    def fails_on_the_third_batch(models, records, batch_rows):
+    def fails_on_the_third_batch(models, records, batch_rows, level):
         calls.append(len(records))
         if len(calls) == 3:
             raise KeyboardInterrupt  # as Ctrl-C part-way would
-        return original(models, records, batch_rows)
+        return original(models, records, batch_rows, level)
 
     from pricer.cli import predict
 

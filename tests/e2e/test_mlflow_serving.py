@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import pricer
 from pricer.tracking import registry
 from pricer.predictor import PricePredictor
 
@@ -74,9 +75,16 @@ def expected_prices(project: Project, texts: list[str]) -> np.ndarray:
     return PricePredictor.load(project.root / "models" / "resnet").predict(texts)
 
 
-def test_both_models_are_registered_and_the_champion_loads_as_pyfunc(project, store, champion, monkeypatch):
+def expected_ranges(project: Project, texts: list[str], level: float = 0.8) -> np.ndarray:
+    """(price, low, high) per text, as the directory's calibration gives them."""
+    ranged = PricePredictor.load(project.root / "models" / "resnet").predict_range(texts, level=level)
+    return np.column_stack([ranged.price, ranged.low, ranged.high])
+
+
+def test_every_model_and_the_ensemble_are_registered_and_the_champion_loads_as_pyfunc(project, store, champion,
+                                                                                      monkeypatch):
     client = registry.registry_client(project.root)
-    for name in ("mlp", "resnet"):
+    for name in ("mlp", "resnet", "ensemble"):
         (version,) = client.search_model_versions(f"name = 'pricer-{name}'")
         assert version.tags["dvc_exp_name"] == "workspace" and version.tags["data_source"] == "synthetic"
         assert version.tags["git_commit"] == project.git_head() and float(version.tags["val_mae"]) > 0
@@ -84,8 +92,16 @@ def test_both_models_are_registered_and_the_champion_loads_as_pyfunc(project, st
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
     run_id = client.get_model_version("pricer-resnet", "1").run_id
     for uri in (f"runs:/{run_id}/model", "models:/pricer-resnet@champion"):
-        prices = mlflow.pyfunc.load_model(uri).predict(pd.DataFrame({"summary": TEXTS}))["price"].to_numpy()
-        assert np.array_equal(prices, expected_prices(project, TEXTS)), uri
+        model = mlflow.pyfunc.load_model(uri)
+        assert [column["name"] for column in model.metadata.get_output_schema().to_dict()] == ["price", "low", "high"]
+        priced = model.predict(pd.DataFrame({"summary": TEXTS}))
+        assert np.array_equal(priced["price"].to_numpy(), expected_prices(project, TEXTS)), uri
+        np.testing.assert_allclose(priced[["price", "low", "high"]].to_numpy(), expected_ranges(project, TEXTS))
+    ensemble_run = client.get_model_version("pricer-ensemble", "1").run_id
+    priced = mlflow.pyfunc.load_model(f"runs:/{ensemble_run}/model").predict(pd.DataFrame({"summary": TEXTS}))
+    np.testing.assert_allclose(priced["price"].to_numpy(),
+                               pricer.load_model(project.root / "models" / "ensemble").predict(TEXTS))
+    assert (priced["low"] <= priced["price"]).all() and (priced["price"] <= priced["high"]).all()
     loaded = registry.load_predictor("models:/pricer-resnet@champion", root=project.root)
     assert np.array_equal(loaded.predict(TEXTS), expected_prices(project, TEXTS))
 
@@ -113,8 +129,15 @@ def test_mlflow_models_serve_prices_the_champion_and_refuses_bad_requests(projec
     with running(command, cwd=tmp_path, env=env, log_path=tmp_path / "serve.log", health_url=f"{url}/ping"):
         status, answer = _post(f"{url}/invocations", _frame(["summary"], [[text] for text in TEXTS]))
         assert status == 200, answer
-        served = np.array([row["price"] for row in answer["predictions"]])
-        assert np.array_equal(served, expected_prices(project, TEXTS))
+        served = np.array([[row["price"], row["low"], row["high"]] for row in answer["predictions"]])
+        assert np.array_equal(served[:, 0], expected_prices(project, TEXTS))
+        np.testing.assert_allclose(served, expected_ranges(project, TEXTS))
+        wider = json.dumps({"dataframe_split": {"columns": ["summary"], "data": [[text] for text in TEXTS]},
+                            "params": {"level": 0.95}}).encode()
+        status, answer = _post(f"{url}/invocations", wider)
+        assert status == 200, answer
+        np.testing.assert_allclose([[row["price"], row["low"], row["high"]] for row in answer["predictions"]],
+                                   expected_ranges(project, TEXTS, level=0.95))
 
         refusals = {
             "missing column": (_frame(["title"], [["a lamp"]]), "summary"),
@@ -123,6 +146,8 @@ def test_mlflow_models_serve_prices_the_champion_and_refuses_bad_requests(projec
             "empty and NUL-only texts": (_frame(["summary"], [[TEXTS[0]], [""], ["\x00\x00"]]),
                                          "row 1: empty text; row 2: empty text"),
             "empty body": (b"", ""),
+            "level outside (0, 1)": (json.dumps({"dataframe_split": {"columns": ["summary"], "data": [["a lamp"]]},
+                                                 "params": {"level": 1.5}}).encode(), "level"),
         }
         for problem, (body, named) in refusals.items():
             status, answer = _post(f"{url}/invocations", body)

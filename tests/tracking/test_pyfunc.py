@@ -34,9 +34,13 @@ def loaded(logged_model):
 
 def test_pyfunc_prices_equal_the_model_directory_exactly(logged_model, loaded):
     prices = loaded.predict(pd.DataFrame({"summary": logged_model.texts}))
-    expected = PricePredictor.load(logged_model.directory).predict(logged_model.texts)
-    assert list(prices.columns) == ["price"] and prices["price"].dtype == np.float64
-    assert np.array_equal(prices["price"].to_numpy(), expected)
+    expected = PricePredictor.load(logged_model.directory).predict_range(logged_model.texts, level=0.8)
+    assert list(prices.columns) == ["price", "low", "high"] and (prices.dtypes == np.float64).all()
+    assert np.array_equal(prices["price"].to_numpy(), expected.price)
+    np.testing.assert_allclose(prices[["low", "high"]].to_numpy(), np.column_stack([expected.low, expected.high]))
+    wider = loaded.predict(pd.DataFrame({"summary": logged_model.texts}), params={"level": 0.95})
+    assert ((wider["low"] <= prices["low"]) & (wider["high"] >= prices["high"])).all()
+    expected = expected.price
     assert len(set(expected.tolist())) > 1  # different texts, different prices: the texts were read
 
 
@@ -50,8 +54,9 @@ def test_signature_and_input_example(loaded, model_files):
     metadata = loaded.metadata
     assert metadata.get_input_schema().input_names() == ["summary"]
     assert [spec.type.name for spec in metadata.get_input_schema().inputs] == ["string"]
-    assert metadata.get_output_schema().input_names() == ["price"]
-    assert [spec.type.name for spec in metadata.get_output_schema().inputs] == ["double"]
+    assert metadata.get_output_schema().input_names() == ["price", "low", "high"]
+    assert [spec.type.name for spec in metadata.get_output_schema().inputs] == ["double"] * 3
+    assert [(param.name, param.default) for param in metadata.get_params_schema().params] == [("level", 0.8)]
     example = Model.load(model_files).load_input_example(model_files)
     assert example["summary"].tolist() == list(pyfunc.EXAMPLE_TEXTS)
 

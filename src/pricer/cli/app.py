@@ -38,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pricer",
         description="Predict a product's price from its text with the models the DVC pipeline trained "
-                    "(models/mlp and models/resnet), and compare experiments with confidence intervals.",
+                    "(models/mlp, models/resnet and their ensemble, each price with its range), and compare "
+                    "experiments with confidence intervals.",
         epilog="Run `pricer COMMAND --help` for a command's options. Comparing experiments, plots and "
                "MLflow: docs/comparing.md.",
     )

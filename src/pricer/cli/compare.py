@@ -1,5 +1,7 @@
 """``pricer compare``: runs side by side, each test MAE with its 95% bootstrap interval.
 
+Each model's price ranges are shown by their coverage: the share of test prices inside their
+range, beside the level the run asked for (``evaluate.interval_level``) and the median width.
 Two runs evaluated on the same test items are compared pair-wise: per model, the MAE difference
 A - B with a paired bootstrap interval and a verdict (pricer.comparison). Runs evaluated on
 other items (another data source, size, split or seed) are not paired: each gets its interval.
@@ -15,6 +17,8 @@ import logging
 import sys
 from typing import Any
 
+import numpy as np
+
 from pricer.cli.errors import CliError
 from pricer.cli.experiments import WORKSPACE, Run, differing_params, items_differ, load_run
 from pricer.cli.table import text_table
@@ -28,11 +32,13 @@ from pricer.comparison import (
     too_few_items,
 )
 from pricer.layout import project_root
+from pricer.intervals import coverage
 from pricer.metrics import mean_absolute_error
 
 log = logging.getLogger("pricer.cli")
 
 SEED_PARAM = "seed"
+LEVEL_PARAM = "evaluate.interval_level"
 
 
 def _model_figures(run: Run, resamples: int, seed: int) -> dict[str, dict[str, float]]:
@@ -42,6 +48,10 @@ def _model_figures(run: Run, resamples: int, seed: int) -> dict[str, dict[str, f
         predicted = run.predictions[model].to_numpy(dtype=float)
         low, high = mae_interval(actual, predicted, resamples=resamples, seed=seed)
         figures[model] = {"mae": mean_absolute_error(actual, predicted), "low": low, "high": high}
+        price_range = run.price_range(model)
+        if price_range is not None:
+            figures[model] |= {"coverage": coverage(actual, *price_range),
+                               "width_median": float(np.median(price_range[1] - price_range[0]))}
     return figures
 
 
@@ -91,6 +101,7 @@ def compare_runs(runs: list[Run], *, resamples: int, seed: int, sort_by: str | N
     ordered = runs if len(runs) == 2 else sorted(runs, key=lambda run: figures[run.name][key]["mae"])
     for run in ordered:
         report["runs"].append({"name": run.name, "rev": run.rev, "items": len(run.predictions),
+                               "interval_level": run.params.get(LEVEL_PARAM),
                                "params": {name: run.params.get(name) for name in shown},
                                "mae": figures[run.name]})
     if len(runs) == 2:
@@ -127,6 +138,16 @@ def render(report: dict[str, Any], runs: dict[str, Run]) -> str:
         if len(entries) > 2:
             parts.append(f"{len(entries)} runs, best {report['sorted_by']} first")
         parts.append(text_table(lines, right={1}).rstrip("\n"))
+    ranged = [model for model in models if any("coverage" in entry["mae"][model] for entry in entries)]
+    if ranged:
+        lines = [["run", "level", *[f"{model}: coverage (median width)" for model in ranged]]]
+        for entry in entries:
+            level = entry.get("interval_level")
+            lines.append([runs[entry["name"]].label, "" if level is None else f"{level:g}",
+                          *[f"{entry['mae'][model]['coverage']:.3f} (${entry['mae'][model]['width_median']:,.2f})"
+                            if "coverage" in entry["mae"][model] else "" for model in ranged]])
+        parts.append("price ranges: share of test prices inside their range")
+        parts.append(text_table(lines).rstrip("\n"))
     for group in report["seed_groups"]:
         spread = ", ".join(f"{model} {figure['mean']:.2f} ± {figure['std']:.2f}" for model, figure in group["models"].items())
         parts.append(f"seed spread over {len(group['runs'])} runs differing only in seed "

@@ -2,7 +2,7 @@
 (not MLflow runs: those are :mod:`pricer.tracking`'s).
 
 Each run's per-item test predictions are ``metrics/predictions.csv`` (id, price, a column per
-model), read at the run's commit with ``dvc.api.read`` (the workspace: as it is on disk); its
+model, and each model's range as ``<model>_low``/``<model>_high`` where the run has one), read at the run's commit with ``dvc.api.read`` (the workspace: as it is on disk); its
 params with ``dvc.api.params_show``. A DVC experiment is a git ref ``refs/exps/../<name>``, so
 an experiment name is resolved with ``git for-each-ref``; anything else with ``git rev-parse``.
 """
@@ -27,6 +27,7 @@ from pricer.params import flatten
 WORKSPACE = "workspace"
 PREDICTIONS = PREDICTIONS_CSV.as_posix()
 ITEM_COLUMNS = ("id", "price")
+RANGE_SUFFIXES = ("_low", "_high")
 # refs/exps/<first 2 hex digits of the baseline commit>/<the other 38>/<name>; not the queue's refs/exps/celery/...
 EXPERIMENT_REF = re.compile(r"^refs/exps/[0-9a-f]{2}/[0-9a-f]{38}/(?P<name>[^/]+)$")
 
@@ -37,12 +38,22 @@ log = logging.getLogger("pricer.cli")
 class Run:
     name: str  # as given on the command line: workspace, HEAD, main, half-lr, a sha
     rev: str | None  # the commit (None: the workspace)
-    predictions: pd.DataFrame  # id, price and a column of dollar prices per model, sorted by id
+    predictions: pd.DataFrame  # id, price, a column of dollar prices per model (+ _low, _high), sorted by id
     params: dict[str, Any]  # params.yaml flattened: "lr", "mlp.lr", "data.synthetic_items", ...
 
     @property
     def models(self) -> list[str]:
-        return [column for column in self.predictions.columns if column not in ITEM_COLUMNS]
+        columns = list(self.predictions.columns)
+        return [column for column in columns if column not in ITEM_COLUMNS
+                and not any(column.endswith(suffix) and column.removesuffix(suffix) in columns
+                            for suffix in RANGE_SUFFIXES)]
+
+    def price_range(self, model: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """``model``'s (low, high) range for each item, or None where this run has no ranges."""
+        low, high = (f"{model}{suffix}" for suffix in RANGE_SUFFIXES)
+        if low not in self.predictions.columns or high not in self.predictions.columns:
+            return None
+        return self.predictions[low].to_numpy(dtype=float), self.predictions[high].to_numpy(dtype=float)
 
     @property
     def label(self) -> str:

@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 from pricer.cli.errors import CliError
 from pricer.cli.table import text_table
-from pricer.layout import MODEL_NAMES, MODELS_DIR, enclosing_project, model_dir
+from pricer.layout import MODELS_DIR, PREDICTOR_NAMES, enclosing_project, model_dir
 
 if TYPE_CHECKING:  # importing torch is slow: loading imports it when first needed
     from pricer.predictor import PricePredictor
 
 log = logging.getLogger("pricer.cli")
 
-DEFAULT_MODELS = tuple(model_dir(name).as_posix() for name in MODEL_NAMES)
+DEFAULT_MODELS = tuple(model_dir(name).as_posix() for name in PREDICTOR_NAMES)
 
 
 @dataclass
@@ -54,10 +54,11 @@ class LoadedModel:
             "kind": predictor.architecture.get("kind"),
             "text_field": predictor.vectorizer.text_field,
             "n_features": predictor.vectorizer.n_features,
-            "target": predictor.target.kind,
+            "target": predictor.target.kind if hasattr(predictor, "target") else None,
+            "calibrated": predictor.calibration is not None,
             "parameters": info.get("parameters"),
             "best_epoch": info.get("best_epoch"),
-            "best_val_mae": info.get("best_val_mae"),
+            "best_val_mae": info.get("best_val_mae", info.get("val_mae")),
             "mlflow_run_id": self.mlflow_run_id,
         }
 
@@ -79,7 +80,9 @@ def _shown(path: Path) -> Path:
 
 
 def load_models(paths: Sequence[str] | None, *, device: str = "cpu") -> list[LoadedModel]:
-    """Load ``paths`` (default: the pipeline's models/mlp and models/resnet, whichever exist)."""
+    """Load ``paths`` (default: the pipeline's models/mlp, models/resnet and models/ensemble,
+    whichever exist); a bare pipeline model name (``ensemble``) that is no path here means
+    ``models/<name>``."""
     from pricer.predictor import ModelLoadError  # imports torch: seconds, and `pricer --help` needs none of it
     from pricer.tracking.registry import is_mlflow_uri, load_predictor
 
@@ -91,9 +94,12 @@ def load_models(paths: Sequence[str] | None, *, device: str = "cpu") -> list[Loa
     models: list[LoadedModel] = []
     seen: set[tuple[str, str]] = set()
     for raw in candidates:
+        if raw in PREDICTOR_NAMES and not Path(raw).exists():
+            raw = str(model_dir(raw))
         path = Path(raw)
         if not explicit and not path.exists():
-            log.warning("%s: not found, skipped", path)
+            # a project trained before the ensemble stage existed has no models/ensemble: not worth a warning
+            (log.debug if raw == DEFAULT_MODELS[-1] else log.warning)("%s: not found, skipped", path)
             continue
         try:
             predictor = load_predictor(raw, device=device)  # a directory, runs:/... or models:/...@alias
@@ -138,6 +144,7 @@ def add_parser(commands: argparse._SubParsersAction, parents: list[argparse.Argu
                     "run that trained it.",
     )
     parser.add_argument("-m", "--model", action="append", metavar="DIR",
-                        help="a model directory (repeat; default: models/mlp and models/resnet)")
+                        help="a model directory or a pipeline model's name (repeat; default: models/mlp, "
+                             "models/resnet and models/ensemble)")
     parser.add_argument("-f", "--format", choices=("table", "json"), default="table", help="output format")
     parser.set_defaults(handler=cmd_models)

@@ -7,10 +7,15 @@ import logging
 import sys
 from collections.abc import Iterator, Sequence
 
+import numpy as np
+
 from pricer.cli.errors import CliError
 from pricer.cli.models import LoadedModel, load_models
 from pricer.cli.readers import INPUT_FORMATS, Record, batched, parquet_rows, read_records, resolve_source
-from pricer.cli.writers import FORMATS, WRITERS, Result, check_output, open_output, output_format, plain
+from pricer.cli.writers import (
+    FORMATS, WRITERS, Result, check_output, open_output, output_format, plain, range_columns,
+)
+from pricer.intervals import DEFAULT_LEVEL, check_level
 from pricer.text import MAX_TEXT_CHARS, NO_WORDS, cut_text, text_problem, wordless
 
 log = logging.getLogger("pricer.cli")
@@ -18,7 +23,10 @@ log = logging.getLogger("pricer.cli")
 MAX_ROW_ERRORS_LOGGED = 20
 
 
-def predict_batch(models: Sequence[LoadedModel], records: Sequence[Record], batch_rows: int) -> list[Result]:
+def predict_batch(models: Sequence[LoadedModel], records: Sequence[Record], batch_rows: int,
+                  level: float = DEFAULT_LEVEL) -> list[Result]:
+    """Each valid record's price from each model, with ``<label>_low``/``<label>_high`` (its range
+    at ``level``; None for a model saved without a calibration)."""
     problems = [record.error or text_problem(record.text) for record in records]
     readable = [position for position, problem in enumerate(problems) if problem is None]
     texts = [cut_text(records[position].text) for position in readable]
@@ -33,16 +41,22 @@ def predict_batch(models: Sequence[LoadedModel], records: Sequence[Record], batc
         if problem is None and length > MAX_TEXT_CHARS:
             log.warning("row %d: text of %s characters cut to %s, as in training", record.row, f"{length:,}",
                         f"{MAX_TEXT_CHARS:,}")
-    priced: dict[str, list[float]] = {}
+    priced: dict[str, list[float | None]] = {}
     for model in models:
-        priced[model.label] = model.predictor.predict(valid, batch_rows=batch_rows).tolist() if valid else []
+        prices = model.predictor.predict(valid, batch_rows=batch_rows) if valid else np.zeros(0)
+        calibration = model.predictor.calibration
+        ranged = calibration.ranges(prices, level) if calibration is not None else None
+        priced[model.label] = prices.tolist()
+        for column, bound in zip(range_columns(model.label), (ranged.low, ranged.high) if ranged else (None, None)):
+            priced[column] = bound.tolist() if bound is not None else [None] * len(valid)
     results, position = [], 0
     for record, problem in zip(records, problems):
         if problem is None:
-            prices = {label: round(float(values[position]), 2) for label, values in priced.items()}
+            prices = {label: None if values[position] is None else round(float(values[position]), 2)
+                      for label, values in priced.items()}
             position += 1
         else:
-            prices = {model.label: None for model in models}
+            prices = dict.fromkeys(priced)
         results.append(Result(record.row, plain(record.id), record.text, prices, problem))
     return results
 
@@ -68,6 +82,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     out_format = output_format(args.format, args.output)
     output = check_output(args.output, source.path) if args.output else None
     models = load_models(args.model, device=args.device)
+    for model in models:
+        if model.predictor.calibration is None:
+            log.warning("%s: saved without a calibration (no calibration.json): its %s columns stay empty; "
+                        "retrain it for price ranges", model.path, "/".join(range_columns(model.label)))
     fields = {model.predictor.vectorizer.text_field for model in models}
     text_column = args.text_column or models[0].predictor.vectorizer.text_field
     if not args.text_column and len(fields) > 1:
@@ -84,11 +102,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise CliError(f"{source.name}: no rows to price (the input is empty{' but for its header' if source.kind == 'csv' else ''})")
     has_id = any(record.id is not None for record in first)
     with open_output(output) as stream:
-        writer = WRITERS[out_format](stream, models, source.has_ids and (has_id or args.id_column is not None))
+        writer = WRITERS[out_format](stream, models, source.has_ids and (has_id or args.id_column is not None),
+                                     args.level)
         writer.start()
         with tqdm(total=parquet_rows(source), desc="pricing", unit="row", disable=not progress, file=sys.stderr) as bar:
             for batch in _chain_first(first, batches):
-                results = predict_batch(models, batch, args.batch_size)
+                results = predict_batch(models, batch, args.batch_size, args.level)
                 for result in results:
                     summary["rows"] += 1
                     if result.error:
@@ -117,6 +136,13 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _level(value: str) -> float:
+    try:
+        return check_level(float(value))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{value!r}: {error}") from None
+
+
 def _torch_device(value: str) -> str:
     """A device this machine has: an unknown name, or CUDA/MPS where there is none, is a usage error."""
     import torch
@@ -134,7 +160,9 @@ def _torch_device(value: str) -> str:
 
 
 DESCRIPTION = """\
-Price products with one or more trained models (default: models/mlp and models/resnet).
+Price products with one or more trained models (default: models/mlp, models/resnet and
+models/ensemble). Each price comes with its calibrated range at --level (default 0.80: about
+80% of products like it sell inside the range): <model>_low and <model>_high beside <model>.
 
 Where the products come from:
   TEXT ...               each argument is one product
@@ -182,12 +210,17 @@ def add_parser(commands: argparse._SubParsersAction, parents: list[argparse.Argu
     parser.add_argument("--id-column", metavar="NAME",
                         help="column/field copied to the output to identify rows (default: 'id' when present)")
     parser.add_argument("-m", "--model", action="append", metavar="MODEL",
-                        help="a trained model directory or an MLflow model URI (runs:/<run id>/model, "
-                             "models:/pricer-resnet@champion); repeat for several; default: models/mlp and models/resnet")
+                        help="a trained model directory, a pipeline model's name (mlp, resnet, ensemble: "
+                             "models/<name>) or an MLflow model URI (runs:/<run id>/model, "
+                             "models:/pricer-resnet@champion); repeat for several; default: models/mlp, "
+                             "models/resnet and models/ensemble")
+    parser.add_argument("--level", type=_level, default=DEFAULT_LEVEL, metavar="FRACTION",
+                        help="the price ranges' level: the share of products whose price should lie inside "
+                             "their range (default: 0.80); any level, without retraining")
     parser.add_argument("-f", "--format", choices=FORMATS, default=None,
                         help="output format (default: from -o's extension .csv/.json/.jsonl/.ndjson, else table; "
                              "an -f that contradicts the extension is refused). csv: a line per input row with a "
-                             "price column per model, an error column and each model's version; json: one "
+                             "price column per model (and its _low and _high), an error column and each model's version; json: one "
                              "document with the models and every row; jsonl: one object per row")
     parser.add_argument("-o", "--output", metavar="FILE",
                         help="write the output to FILE, atomically (default: standard output)")

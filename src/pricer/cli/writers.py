@@ -24,6 +24,7 @@ from pricer.atomic import OutputError, atomic_path
 from pricer.cli.errors import CliError
 from pricer.cli.models import LoadedModel
 from pricer.cli.table import text_table
+from pricer.intervals import DEFAULT_LEVEL
 
 FORMATS = ("table", "csv", "json", "jsonl")
 OUTPUT_EXTENSIONS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
@@ -35,8 +36,13 @@ class Result:
     row: int
     id: Any
     text: Any
-    prices: dict[str, float | None]
+    prices: dict[str, float | None]  # per model label: the price, and its range as <label>_low, <label>_high
     error: str | None
+
+
+def range_columns(label: str) -> tuple[str, str]:
+    """The columns that hold the range of ``label``'s price: ``resnet_low``, ``resnet_high``."""
+    return f"{label}_low", f"{label}_high"
 
 
 def plain(value: Any) -> Any:
@@ -53,8 +59,9 @@ def plain(value: Any) -> Any:
 
 
 class Writer:
-    def __init__(self, stream: IO[str], models: Sequence[LoadedModel], show_id: bool) -> None:
-        self.stream, self.models, self.show_id = stream, models, show_id
+    def __init__(self, stream: IO[str], models: Sequence[LoadedModel], show_id: bool,
+                 level: float = DEFAULT_LEVEL) -> None:
+        self.stream, self.models, self.show_id, self.level = stream, models, show_id, level
 
     def start(self) -> None: ...
 
@@ -64,7 +71,8 @@ class Writer:
 
 
 class CsvWriter(Writer):
-    """One line per input row: row, [id], a price column per model, error, model versions."""
+    """One line per input row: row, [id], per model its price and range (<model>, <model>_low,
+    <model>_high), error, model versions."""
 
     def start(self) -> None:
         self.header_written = False
@@ -74,7 +82,8 @@ class CsvWriter(Writer):
         if self.show_id:
             columns["id"] = [result.id for result in results]
         for model in self.models:
-            columns[model.label] = [result.prices[model.label] for result in results]
+            for column in (model.label, *range_columns(model.label)):
+                columns[column] = [result.prices.get(column) for result in results]
         columns["error"] = [result.error for result in results]
         for model in self.models:
             columns[f"{model.label}_version"] = [model.version] * len(results)
@@ -90,18 +99,19 @@ class CsvWriter(Writer):
 
 
 class JsonLinesWriter(Writer):
-    """One JSON object per input row, each with the versions of the models that priced it."""
+    """One JSON object per input row, each with the versions of the models that priced it and the
+    level of the ranges (``prices`` holds ``<model>_low``/``<model>_high`` beside ``<model>``)."""
 
     def write(self, results: Sequence[Result]) -> None:
         versions = {model.label: model.version for model in self.models}
         for result in results:
             obj = {"row": result.row, **({"id": result.id} if self.show_id else {}), "prices": result.prices,
-                   "error": result.error, "versions": versions}
+                   "error": result.error, "versions": versions, "level": self.level}
             self.stream.write(json.dumps(obj, ensure_ascii=False) + "\n")
 
 
 class JsonWriter(Writer):
-    """One JSON document: {"models": [...], "predictions": [...], "summary": {...}}."""
+    """One JSON document: {"models": [...], "level": ..., "predictions": [...], "summary": {...}}."""
 
     def start(self) -> None:
         self.rows: list[dict] = []
@@ -111,7 +121,8 @@ class JsonWriter(Writer):
                        "error": result.error} for result in results]
 
     def finish(self, summary: dict[str, int]) -> None:
-        document = {"models": [model.describe() for model in self.models], "predictions": self.rows,
+        document = {"models": [model.describe() for model in self.models], "level": self.level,
+                    "predictions": self.rows,
                     "summary": summary}
         json.dump(document, self.stream, ensure_ascii=False, indent=2)
         self.stream.write("\n")
@@ -123,7 +134,8 @@ def _table_text(text: Any) -> str:
 
 
 class TableWriter(Writer):
-    """A table for people: the models and their versions, then a line per input row."""
+    """A table for people: the models and their versions, then a line per input row, each price
+    with its range: ``$45.20 ($31.10–$68.40, 80%)``."""
 
     def start(self) -> None:
         self.results: list[Result] = []
@@ -137,11 +149,22 @@ class TableWriter(Writer):
         header = ["row"] + (["id"] if self.show_id else []) + ["text"] + [m.label for m in self.models] + ["error"]
         lines = [header]
         for result in self.results:
-            prices = ["-" if result.prices[m.label] is None else f"${result.prices[m.label]:,.2f}" for m in self.models]
+            prices = [price_with_range(result.prices, m.label, self.level) for m in self.models]
             ident = [("" if result.id is None else str(result.id))] if self.show_id else []
             lines.append([str(result.row)] + ident + [_table_text(result.text)] + prices + [result.error or ""])
         numeric = {0} | set(range(len(header) - 1 - len(self.models), len(header) - 1))
         self.stream.write(text_table(lines, right=numeric))
+
+
+def price_with_range(prices: dict[str, float | None], label: str, level: float) -> str:
+    """``$45.20 ($31.10–$68.40, 80%)``; the price alone where there is no range, ``-`` for none."""
+    price = prices.get(label)
+    if price is None:
+        return "-"
+    low, high = (prices.get(column) for column in range_columns(label))
+    if low is None or high is None:
+        return f"${price:,.2f}"
+    return f"${price:,.2f} (${low:,.2f}–${high:,.2f}, {100 * level:g}%)"
 
 
 WRITERS = {"table": TableWriter, "csv": CsvWriter, "json": JsonWriter, "jsonl": JsonLinesWriter}

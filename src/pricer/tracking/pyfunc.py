@@ -7,14 +7,16 @@ weights and ``model.json`` are the model directory the train stage wrote, logged
 ``pricer_model`` and read back with ``PricePredictor.load`` (``torch.load(weights_only=True)``).
 
 Input: a DataFrame with one string column named after the field the model was trained on
-(``vectorize.text_field``, ``summary`` by default); output: a DataFrame with one double column,
-``price``, in dollars. ``mlflow models serve`` answers ``{"predictions": [{"price": ...}, ...]}``.
+(``vectorize.text_field``, ``summary`` by default); output: a DataFrame with three double
+columns in dollars, ``price`` and its calibrated range ``low``/``high`` at the param ``level``
+(default 0.80, :mod:`pricer.intervals`). ``mlflow models serve`` answers
+``{"predictions": [{"price": ..., "low": ..., "high": ...}, ...]}``; a request may carry
+``"params": {"level": 0.9}``. The ensemble (``models/ensemble``) is logged the same way.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,15 +29,19 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model, ModelSignature
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
-from mlflow.types import ColSpec, DataType, Schema
+from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
 
 from pricer.digests import directory_md5
-from pricer.predictor import CONFIG_FILE, ModelLoadError, PricePredictor
+from pricer.ensemble import load_directory
+from pricer.intervals import DEFAULT_LEVEL, CalibrationError
+from pricer.predictor import ModelLoadError
 from pricer.text import TextError
 from pricer.tracking.store import MODEL_DIGEST_TAG
 
 MODEL_ARTIFACT = "pricer_model"  # the key of the model directory in the logged model's artifacts
 OUTPUT_COLUMN = "price"
+RANGE_COLUMNS = ("low", "high")  # the calibrated range around the price, at the param LEVEL_PARAM
+LEVEL_PARAM = "level"
 TRACKING_URI_VARIABLE = "MLFLOW_TRACKING_URI"
 REGISTRY_URI_VARIABLE = "MLFLOW_REGISTRY_URI"
 MODEL_CODE_FILE = Path(__file__).with_name("model_code.py")
@@ -56,7 +62,8 @@ def pip_requirements() -> list[str]:
 
 def signature(text_field: str) -> ModelSignature:
     return ModelSignature(inputs=Schema([ColSpec(DataType.string, text_field)]),
-                          outputs=Schema([ColSpec(DataType.double, OUTPUT_COLUMN)]))
+                          outputs=Schema([ColSpec(DataType.double, column) for column in (OUTPUT_COLUMN, *RANGE_COLUMNS)]),
+                          params=ParamSchema([ParamSpec(LEVEL_PARAM, DataType.double, DEFAULT_LEVEL)]))
 
 
 def input_example(text_field: str) -> pd.DataFrame:
@@ -87,10 +94,18 @@ class PricerModel(mlflow.pyfunc.PythonModel):
         directory = context.artifacts[MODEL_ARTIFACT]
         check_model_digest(directory, (getattr(context, "model_config", None) or {}).get(MODEL_DIGEST_TAG),
                            "the digest logged with the model (model_config)")
-        self.predictor = PricePredictor.load(directory)
+        self.predictor = load_directory(directory)
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        return pd.DataFrame({OUTPUT_COLUMN: self.prices(model_input)})
+        level = (params or {}).get(LEVEL_PARAM, DEFAULT_LEVEL)
+        prices = self.prices(model_input)
+        try:
+            ranged = self.predictor.calibration.ranges(prices, level) if self.predictor.calibration else None
+        except CalibrationError as error:
+            raise bad_input(f"params.{LEVEL_PARAM}: {error}") from None
+        if ranged is None:
+            raise bad_input(f"{self.predictor.name}: this model was saved without a calibration; retrain it")
+        return pd.DataFrame({OUTPUT_COLUMN: prices, RANGE_COLUMNS[0]: ranged.low, RANGE_COLUMNS[1]: ranged.high})
 
     def prices(self, model_input: pd.DataFrame) -> np.ndarray:
         """The dollar prices of the rows of ``model_input``'s text column, checked first (the
@@ -133,7 +148,7 @@ def log_pyfunc_model(client: Any, directory: Path, *, experiment_id: str, run_id
     ``client``'s store; its ``ModelInfo`` (``model_uri``, ``model_id``). ``model_digest`` (the
     directory's ``pricer.model_digest``) travels in the model's ``model_config``, so that loading
     it anywhere (``mlflow models serve`` included) checks the files against it."""
-    text_field = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))["vectorizer"]["text_field"]
+    text_field = load_directory(directory).vectorizer.text_field
 
     # MLflow's model logging reads the global experiment, not a client's: the logged model is
     # created here, in the run's experiment.

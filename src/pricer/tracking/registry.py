@@ -22,8 +22,9 @@ from typing import Any
 
 from pricer.console import progress_enabled
 from pricer.errors import PricerError
-from pricer.layout import MODEL_NAMES, project_root
-from pricer.predictor import ModelLoadError, PricePredictor
+from pricer.ensemble import Predictor, load_directory
+from pricer.layout import PREDICTOR_NAMES, project_root
+from pricer.predictor import ModelLoadError
 from pricer.tracking.store import MODEL_DIGEST_TAG, STORE_FILE, mlflow_client, resolve_tracking_uri
 
 log = logging.getLogger(__name__)
@@ -57,8 +58,8 @@ class Promotion:
 def registered_name(model_name: str) -> str:
     """``resnet`` or ``pricer-resnet`` -> ``pricer-resnet``; anything else is a RegistryError."""
     short = model_name.removeprefix(NAME_PREFIX)
-    if short not in MODEL_NAMES:
-        choices = ", ".join(f"{name} ({NAME_PREFIX}{name})" for name in MODEL_NAMES)
+    if short not in PREDICTOR_NAMES:
+        choices = ", ".join(f"{name} ({NAME_PREFIX}{name})" for name in PREDICTOR_NAMES)
         raise RegistryError(f"{model_name!r} is not a pricer model; expected one of {choices}")
     return NAME_PREFIX + short
 
@@ -205,12 +206,12 @@ def _check_training_run(uri: str, run_id: str | None, artifact_dir: Path, store:
         raise ModelLoadError(f"{uri}: {str(error).removeprefix(f'{artifact_dir}: ')}") from None
 
 
-def load_predictor(location: str | Path, *, device: str = "cpu", root: Path | None = None) -> PricePredictor:
-    """A PricePredictor from a model directory or an MLflow model URI (``runs:/<run_id>/model``,
-    ``models:/pricer-resnet@champion``, ``models:/pricer-mlp/3``), its files checked against the
+def load_predictor(location: str | Path, *, device: str = "cpu", root: Path | None = None) -> Predictor:
+    """A PricePredictor (or EnsemblePredictor) from a model directory or an MLflow model URI
+    (``runs:/<run_id>/model``, ``models:/pricer-resnet@champion``, ``models:/pricer-mlp/3``), its files checked against the
     ``pricer.model_digest`` tag of the run that logged them. Raises ModelLoadError."""
     if not is_mlflow_uri(location):
-        return PricePredictor.load(location, device=device)
+        return load_directory(location, device=device)
     import mlflow
     from mlflow.exceptions import MlflowException
     from mlflow.models import Model
@@ -237,4 +238,4 @@ def load_predictor(location: str | Path, *, device: str = "cpu", root: Path | No
             raise ModelLoadError(f"{uri}: not a pricer MLflow model (no {MODEL_ARTIFACT!r} artifact)")
         directory = Path(local) / artifacts[MODEL_ARTIFACT]["path"]
         _check_training_run(uri, model.run_id, directory, store)
-        return PricePredictor.load(directory, device=device)
+        return load_directory(directory, device=device)

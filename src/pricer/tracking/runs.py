@@ -165,7 +165,7 @@ class Tracker:
             return
         try:
             registry.register_version(self.client, run_id=self.run_id, logged_model=logged,
-                                      extra_tags={"val_mae": summary.get("best_val_mae", "")})
+                                      extra_tags={"val_mae": summary.get("best_val_mae", summary.get("val_mae", ""))})
         except Exception as error:  # the trained model is saved and logged: a registry outage must not lose it
             log.warning("%s: not registered (%s: %s); register it later with "
                         "`mlflow.register_model('runs:/%s/model', ...)`, or set tracking.register: false",
@@ -314,11 +314,13 @@ def run_name(model_name: str) -> str:
 
 
 @contextmanager
-def training_run(params: Params, model_name: str, file_md5s: Mapping[str, str], *, is_main: bool) -> Iterator[Tracker]:
-    """The run of one train stage (only the main data-parallel rank tracks): tagged with its DVC
-    experiment, code and data, the data it read logged as inputs, and always ended."""
+def training_run(params: Params, model_name: str, file_md5s: Mapping[str, str], *, is_main: bool,
+                 source_name: str = "stages/train.py") -> Iterator[Tracker]:
+    """The run of one train stage (only the main data-parallel rank tracks), or of the ensemble
+    stage: tagged with its DVC experiment, code and data, the data it read logged as inputs, and
+    always ended."""
     report = read_fetch_report()
-    tags = run_tags(model_name, params.data.source, source_name="stages/train.py", extra={
+    tags = run_tags(model_name, params.data.source, source_name=source_name, extra={
         "data_kind": report.get("kind", ""),
         "data_revision": report.get("resolved_revision") or params.data.revision or "",
         **{f"input_md5.{path}": md5 for path, md5 in file_md5s.items()},

@@ -23,6 +23,7 @@ from pricer.atomic import atomic_directory, write_json, write_text
 from pricer.digests import file_md5, package_source_md5
 from pricer.batching import CSRTensors
 from pricer.features import VectorizerSettings, feature_files, load_features, prices_of
+from pricer.intervals import Calibration
 from pricer.models import build_model, count_parameters
 from pricer.params import Params
 from pricer.predictor import PricePredictor
@@ -140,6 +141,9 @@ def run_training(
         info={"recipe": plan.recipe.to_dict(), "parameters": plan.parameters, "best_epoch": result.best_epoch,
               "best_val_mae": round(result.best_val_mae, 4), "kept_epoch": kept_epoch},
     )
+    # The price ranges are calibrated on the validation split, with the weights just kept, here
+    # and only here: the evaluate stage and `pricer predict` read them from the model directory.
+    predictor.calibration = Calibration.fit(data.validation_prices, predictor.predict_matrix(data.validation_features))
     return TrainedModel(predictor, result)
 
 
