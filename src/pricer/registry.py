@@ -91,16 +91,14 @@ def store_uri(root: Path | None = None) -> str:
 def registry_client(root: Path | None = None) -> Any:
     """A client of the project's registry; a RegistryError (and no new empty store) where the
     project has no store yet."""
-    from mlflow.tracking import MlflowClient
-
-    from pricer.tracking import STORE_FILE, project_root
+    from pricer.tracking import STORE_FILE, open_client, project_root
 
     uri = store_uri(root)
     store = (root or project_root()) / STORE_FILE
     if uri.startswith("sqlite:///") and uri.split("?", 1)[0] == f"sqlite:///{store}" and not store.exists():
         raise RegistryError(f"no MLflow store at {store}: run `dvc repro` here first (each train stage "
                             "registers its model), or set MLFLOW_TRACKING_URI to the store that has them")
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    return open_client(uri)
 
 
 def _versions(client: Any, name: str) -> list[Any]:
@@ -159,12 +157,15 @@ def load_predictor(location: str | Path, *, device: str = "cpu", root: Path | No
     from mlflow.models import Model
 
     from pricer.serving import MODEL_ARTIFACT, global_store
+    from pricer.tracking import open_client, store_errors
 
     uri, store = str(location), store_uri(root)
+    open_client(store)  # a dead server or a damaged store: one line now, not minutes of retries later
     with tempfile.TemporaryDirectory(prefix="pricer-model-") as scratch, global_store(store):
         try:
-            local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=scratch, tracking_uri=store,
-                                                        registry_uri=store)
+            with store_errors(store, f"download {uri}"):
+                local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=scratch, tracking_uri=store,
+                                                            registry_uri=store)
             artifacts = Model.load(local).flavors["python_function"]["artifacts"]
         except MlflowException as error:
             raise ModelLoadError(f"{uri}: {(error.message.strip().splitlines() or [''])[0]}") from None

@@ -22,8 +22,10 @@ from pricer.tracking.store import (
     SQLITE_BUSY_TIMEOUT_S,
     TrackingError,
     is_server_uri,
+    open_client,
     open_store,
     resolve_tracking_uri,
+    store_errors,
     ui_address,
 )
 
@@ -133,7 +135,10 @@ class Tracker:
 
         self.log_metrics(summary)
         self.set_tags({MODEL_DIGEST_TAG: digest})
-        logged = serving.log_pyfunc_model(self.client, directory, experiment_id=self.experiment_id, run_id=self.run_id)
+        artifacts = self.client.get_run(self.run_id).info.artifact_uri
+        with store_errors(self.client.tracking_uri, f"store the logged model in its artifact store {artifacts}"):
+            logged = serving.log_pyfunc_model(self.client, directory, experiment_id=self.experiment_id,
+                                              run_id=self.run_id)
         if not register:
             return
         try:
@@ -193,6 +198,8 @@ def start_run(
     uri, client, experiment_id = open_store(experiment, root, busy_timeout_s)
     try:
         run = client.create_run(experiment_id, run_name=run_name, tags={k: str(v) for k, v in tags.items()})
+    except TrackingError:
+        raise
     except Exception as error:
         raise TrackingError(f"MLflow store {uri}: cannot create a run: {type(error).__name__}: {error}") from None
     log.info("MLflow run %s (%s) in %s", run.info.run_id, run_name, uri)
@@ -228,9 +235,7 @@ def training_run_of(directory: Path, model_name: str, experiment: str = "pricer"
     if not is_server_uri(uri) and not (root / STORE_FILE).exists():
         return None
     try:
-        from mlflow.tracking import MlflowClient
-
-        client = MlflowClient(tracking_uri=uri)
+        client = open_client(uri)
         found = client.get_experiment_by_name(experiment)
         if found is None:
             return None
