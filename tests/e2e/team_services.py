@@ -116,14 +116,13 @@ def postgres() -> Iterator[Postgres]:
 
 
 @contextmanager
-def s3_server(log_dir: Path, port: int | None = None) -> Iterator[str]:
-    """moto's S3 server on 127.0.0.1, with the team's bucket; its endpoint URL."""
-    port = port or free_port()
+def s3_server(log_dir: Path, port: int) -> Iterator[subprocess.Popen]:
+    """moto's S3 server on 127.0.0.1:``port`` (it keeps its objects in memory, until it stops)."""
     endpoint = f"http://127.0.0.1:{port}"
     env = os.environ | S3_KEYS
     with running([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], cwd=log_dir, env=env,
-                 log_path=log_dir / f"moto-{port}.log", health_url=f"{endpoint}/moto-api/", timeout_s=120):
-        yield endpoint
+                 log_path=log_dir / f"moto-{port}.log", health_url=f"{endpoint}/moto-api/", timeout_s=120) as process:
+        yield process
 
 
 def create_bucket(endpoint: str, bucket: str = BUCKET) -> None:
@@ -162,6 +161,7 @@ class TeamServices:
                 "AWS_ENDPOINT_URL": self.s3_endpoint, **S3_KEYS}
 
     process: subprocess.Popen | None = None
+    s3_process: subprocess.Popen | None = None
 
     def start_server(self) -> None:
         """``mlflow server`` in its own process group, healthy within a deadline."""
@@ -196,7 +196,9 @@ def team_services(scratch: Path) -> Iterator[TeamServices]:
     with ExitStack() as stack:
         cluster = stack.enter_context(postgres())
         cluster.create_database("mlflow_auth")
-        endpoint = stack.enter_context(s3_server(scratch))
+        s3_port = free_port()
+        endpoint = f"http://127.0.0.1:{s3_port}"
+        s3_process = stack.enter_context(s3_server(scratch, s3_port))
         create_bucket(endpoint)
         port = free_port()
         auth_config = scratch / "basic_auth.ini"
@@ -210,7 +212,7 @@ def team_services(scratch: Path) -> Iterator[TeamServices]:
             "MLFLOW_FLASK_SERVER_SECRET_KEY": "pricer-test-csrf-key"}
         services = TeamServices(postgres=cluster, s3_endpoint=endpoint, tracking_uri=f"http://127.0.0.1:{port}",
                                 scratch=scratch, server_command=mlflow_server_command(cluster.uri, port),
-                                server_env=env, server_log=scratch / "mlflow-server.log")
+                                server_env=env, server_log=scratch / "mlflow-server.log", s3_process=s3_process)
         services.start_server()
         stack.callback(services.stop_server)
         yield services
