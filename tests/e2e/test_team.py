@@ -170,8 +170,30 @@ def test_the_team_walkthrough_works_as_written(services, tmp_path):
     assert "carl-Reads-2027" not in refused.stderr
 
 
-def train(project: Project, model: str, **kwargs) -> subprocess.CompletedProcess:
-    return project.run(sys.executable, "stages/train.py", model, check=False, timeout=600, **kwargs)
+def train(project: Project, model: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "stages/train.py", model], cwd=project.root, env=project.env | (env or {}),
+                          capture_output=True, text=True, timeout=600, check=False)
+
+
+def test_a_direct_database_uri_needs_the_experiments_artifact_location(services, clone_a):
+    direct = {"MLFLOW_TRACKING_URI": services.postgres.uri}
+    clone_a.set_params({"tracking": {"experiment": "direct"}})
+    try:
+        done = train(clone_a, "mlp", env=direct)
+        errors = STAGE_ERROR.findall(done.stderr)
+        assert done.returncode == 1 and len(errors) == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+        assert "has no experiment 'direct'" in errors[0] and "--artifact-location" in errors[0]
+        assert not (clone_a.root / "mlartifacts").exists()
+        created = subprocess.run(["mlflow", "experiments", "create", "--experiment-name", "direct",
+                                  "--artifact-location", f"s3://{BUCKET}/direct"], cwd=clone_a.root,
+                                 env=clone_a.env | direct, capture_output=True, text=True, timeout=120)
+        assert created.returncode == 0, created.stderr[-3000:]
+        done = train(clone_a, "mlp", env=direct)
+        assert done.returncode == 0, done.stderr[-3000:]
+    finally:
+        clone_a.set_params({"tracking": {"experiment": "pricer"}})
+    assert any(key.endswith("pricer_model/weights.pt") for key in s3_keys(services.s3_endpoint, "direct/"))
+    assert not (clone_a.root / "mlartifacts").exists()
 
 
 def test_a_postgres_restart_between_stages_loses_nothing(services, clone_a):
@@ -209,6 +231,31 @@ def test_the_server_killed_mid_stage_is_one_line_and_the_rerun_completes(service
     done = train(clone_a, "resnet")
     assert done.returncode == 0, done.stderr[-3000:]
     assert len(versions(services, "pricer-resnet")) == before + 1
+
+
+def test_two_clones_running_experiments_at_once_both_land(services, clone_a, tmp_path):
+    clones = []
+    for name in ("c", "d"):
+        done = subprocess.run(["git", "clone", "-q", str(clone_a.remote), str(tmp_path / name)], capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        clone = team_clone(Project(tmp_path / name), services)
+        clone.dvc("pull", timeout=300)
+        clones.append(clone)
+    before = {run.info.run_id for run in all_runs(services)}
+    running_experiments = [clone.start(sys.executable, "-m", "dvc", "exp", "run", "-n", f"at-once-{index}",
+                                       "-S", f"lr=0.00{index + 2}", log=tmp_path / f"exp-{index}.log")
+                           for index, clone in enumerate(clones)]
+    for index, process in enumerate(running_experiments):
+        try:
+            assert process.wait(timeout=900) == 0, (tmp_path / f"exp-{index}.log").read_text()[-3000:]
+        finally:
+            if process.poll() is None:
+                process.kill()
+    landed = [run for run in all_runs(services) if run.info.run_id not in before]
+    trained = {run.info.run_name: run for run in landed if run.info.run_name.startswith("resnet-")}
+    assert sorted(trained) == ["resnet-at-once-0", "resnet-at-once-1"], sorted(trained)
+    assert all(run.info.status == "FINISHED" and "test_mae" in run.data.metrics for run in trained.values())
 
 
 def test_a_failing_artifact_store_and_s3_down_are_one_line_each(services, clone_a):

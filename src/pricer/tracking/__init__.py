@@ -19,6 +19,7 @@ from pricer.tracking.runs import (
 from pricer.tracking.store import (
     ARTIFACTS_DIR,
     BOUNDED_HTTP_WAITS,
+    bound_http_waits,
     EXPERIMENT_KIND_TAG,
     MODEL_TRAINING_KIND,
     RUNS_TABLE_METRICS,
@@ -44,7 +45,8 @@ from pricer.tracking.store import (
 )
 
 __all__ = [
-    "ARTIFACTS_DIR", "BOUNDED_HTTP_WAITS", "open_client", "store_errors", "store_name", "EVALUATED_DIGEST_TAG", "EXPERIMENT_KIND_TAG", "KEY_LIBRARIES", "MODEL_DIGEST_TAG",
+    "ARTIFACTS_DIR", "BOUNDED_HTTP_WAITS", "bound_http_waits", "open_client", "store_errors", "store_name",
+    "EVALUATED_DIGEST_TAG", "EXPERIMENT_KIND_TAG", "KEY_LIBRARIES", "MODEL_DIGEST_TAG",
     "MODEL_TRAINING_KIND", "RUNS_TABLE_METRICS", "RUNS_VIEW_KEY", "RUNS_VIEW_NAME",
     "SHARED_VIEW_TAG_PREFIX", "SQLITE_BUSY_TIMEOUT_S", "STORE_FILE", "UI_PORT", "Tracker", "TrackingError", "connect",
     "default_tracking_uri", "find_training_run", "flatten", "is_server_uri", "library_versions", "log_test_figures",

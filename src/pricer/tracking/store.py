@@ -161,9 +161,9 @@ BOUNDED_HTTP_WAITS = {
 
 
 # MLflow answers about the request itself with these codes (no such model, a name taken, a bad
-# value): the caller explains those in its own terms. Every other failure is the store's.
-REQUEST_ERROR_CODES = ("RESOURCE_DOES_NOT_EXIST", "RESOURCE_ALREADY_EXISTS", "INVALID_PARAMETER_VALUE", "NOT_FOUND",
-                       "BAD_REQUEST", "INVALID_STATE")
+# value): the caller explains those in its own terms. Every other failure is the store's (MLflow
+# reports a database error as BAD_REQUEST, so that code is the store's too).
+REQUEST_ERROR_CODES = ("RESOURCE_DOES_NOT_EXIST", "RESOURCE_ALREADY_EXISTS", "INVALID_PARAMETER_VALUE", "NOT_FOUND")
 
 
 def bound_http_waits(environ: dict[str, str] | None = None) -> None:
@@ -225,8 +225,9 @@ def store_problem(uri: str, error: BaseException, action: str) -> str:
     if code == "UNAUTHENTICATED":
         login = _login()
         if not login or not os.environ.get("MLFLOW_TRACKING_PASSWORD"):
+            given = f" (the username is {login!r}, the password is unset)" if login else ""
             return (f"{name} asks for a login (HTTP 401) to {action}: set MLFLOW_TRACKING_USERNAME and "
-                    "MLFLOW_TRACKING_PASSWORD" + (f" (the username is {login!r}, the password is unset)" if login else ""))
+                    f"MLFLOW_TRACKING_PASSWORD{given}")
         return (f"{name} refused the login {login!r} (HTTP 401, wrong username or password) to {action}: "
                 "check MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD")
     if code == "PERMISSION_DENIED":
