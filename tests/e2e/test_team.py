@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from .conftest import REPO_ROOT, Project, make_project
-from .test_docs import command_blocks, runnable
 from .servers import free_port, running
 from .team_services import ADMIN, ADMIN_PASSWORD, BUCKET, create_bucket, s3_keys, s3_server, team_services
+from .test_docs import command_blocks, runnable
 
 pytestmark = pytest.mark.e2e
 

@@ -278,18 +278,6 @@ class GuardedClient:
         return guarded
 
 
-def open_client(uri: str) -> GuardedClient:
-    """A client of the tracking store and registry at ``uri`` (one store holds both), checked
-    first: a dead server or a damaged SQLite file fails here, in seconds, as one line."""
-    bound_http_waits()
-    _check_reachable(uri)
-    _check_sqlite_integrity(uri)
-    from mlflow.tracking import MlflowClient
-
-    with store_errors(uri, "open it"):
-        return GuardedClient(MlflowClient(tracking_uri=uri, registry_uri=uri), uri)
-
-
 def _check_reachable(uri: str) -> None:
     """Fail in seconds, not after MLflow's default minutes of retries, on a dead server."""
     if not is_server_uri(uri):
@@ -371,13 +359,26 @@ def _check_database_artifacts(uri: str, experiment: str) -> None:
         "MLFLOW_TRACKING_URI at a tracking server (`mlflow server --artifacts-destination ...`; docs/team.md)")
 
 
+def mlflow_client(uri: str) -> GuardedClient:
+    """The one place pricer opens an MLflow client (the registry lives in the same store as the
+    runs), checked first: a dead server or a damaged SQLite file fails here, in seconds, as one
+    line; every later call goes through ``store_errors``, with MLflow's HTTP waits bounded."""
+    bound_http_waits()
+    _check_reachable(uri)
+    _check_sqlite_integrity(uri)
+    from mlflow.tracking import MlflowClient  # importing mlflow takes seconds: only when a store is used
+
+    with store_errors(uri, "open it"):
+        return GuardedClient(MlflowClient(tracking_uri=uri, registry_uri=uri), uri)
+
+
 def connect(uri: str, experiment: str, root: Path, lock_timeout_s: float = SQLITE_BUSY_TIMEOUT_S) -> tuple[Any, str]:
     """Open the store and make sure ``experiment`` exists; return (client, experiment_id)."""
     from mlflow.exceptions import MlflowException
 
     try:
         with _store_lock(root, lock_timeout_s):
-            client = open_client(uri)
+            client = mlflow_client(uri)
             found = client.get_experiment_by_name(experiment)
             if found is not None:
                 _check_artifact_location(uri, found, root)

@@ -12,9 +12,7 @@ def test_tracking_uri_defaults_to_sqlite_at_the_root_and_env_overrides(tmp_path)
     assert tracking.resolve_tracking_uri(tmp_path, environ={"MLFLOW_TRACKING_URI": "http://mlflow:5000"}) == "http://mlflow:5000"
 
 
-def test_flatten_and_versions():
-    assert tracking.flatten({"mlp": {"lr": 0.01, "hidden": [1, 2]}, "seed": 4}) == {
-        "mlp.lr": "0.01", "mlp.hidden": "[1, 2]", "seed": "4"}
+def test_library_versions():
     versions = tracking.library_versions()
     assert versions["torch"].startswith("2.13") and set(versions) == set(tracking.KEY_LIBRARIES)
 
@@ -86,9 +84,8 @@ def test_a_run_ends_killed_after_sigterm_or_ctrl_c_and_failed_after_an_error(tmp
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     statuses = {}
     for label, error in (("sigterm", SystemExit(143)), ("ctrl-c", KeyboardInterrupt()), ("error", RuntimeError("x"))):
-        start = lambda: tracking.start_run(enabled=True, experiment="pricer", run_name=label, tags={}, root=tmp_path)  # noqa: E731
         with pytest.raises(type(error)):
-            with tracking.tracked_run(start) as tracker:
+            with tracking.start_run(enabled=True, experiment="pricer", run_name=label, tags={}, root=tmp_path) as tracker:
                 raise error
         statuses[label] = tracker.client.get_run(tracker.run_id).info.status
     assert statuses == {"sigterm": "KILLED", "ctrl-c": "KILLED", "error": "FAILED"}
@@ -146,31 +143,11 @@ def test_the_experiment_keeps_the_runs_view_the_ui_address_names(tmp_path, monke
     assert json.loads(json.loads(client.get_experiment(experiment_id).tags[key])["state"]) == view
 
 
-def test_a_store_is_named_without_its_password():
-    assert (tracking.store_name("postgresql://mlflow:s3cret@db:5432/mlflow?sslmode=require")
-            == "MLflow store postgresql://mlflow@db:5432/mlflow")
-    assert tracking.store_name("http://127.0.0.1:5000/") == "MLflow tracking server http://127.0.0.1:5000"
+def test_a_run_records_the_digest_of_the_lock_file_it_ran_with(tmp_path, monkeypatch):
+    from pricer.digests import file_md5
 
-
-def test_mlflow_http_retries_are_bounded_unless_the_user_set_them():
-    environ = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "300"}
-    tracking.bound_http_waits(environ)
-    assert environ == {"MLFLOW_HTTP_REQUEST_TIMEOUT": "300", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
-                       "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
-
-
-def test_the_guarded_client_turns_store_failures_into_one_line_and_lets_request_errors_through(tmp_path,
-                                                                                                monkeypatch):
-    from mlflow.exceptions import MlflowException
-
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    uri = tracking.resolve_tracking_uri(tmp_path)
-    client, experiment_id = tracking.connect(uri, "pricer", tmp_path)
-    with pytest.raises(MlflowException) as taken:  # about the request: the caller decides
-        client.create_experiment("pricer")
-    assert taken.value.error_code == "RESOURCE_ALREADY_EXISTS"
-    (tmp_path / "mlflow.db").write_bytes(b"\0" * 8192)  # the store breaks under a running client
-    with pytest.raises(tracking.TrackingError, match=r"^MLflow store .*mlflow\.db.* cannot be used: .*"
-                                                     r"tracking\.enabled=false\)$") as failed:
-        client.search_runs([experiment_id])
-    assert "\n" not in str(failed.value)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    assert tracking.run_tags("mlp", "synthetic")[tracking.LOCK_DIGEST_TAG] == "none"
+    (tmp_path / "requirements.lock").write_text("numpy==2.0.0 \\\n    --hash=sha256:00\n")
+    assert tracking.run_tags("mlp", "synthetic")[tracking.LOCK_DIGEST_TAG] == file_md5(tmp_path / "requirements.lock")
