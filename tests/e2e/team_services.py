@@ -48,7 +48,7 @@ def require_services() -> None:
         try:
             __import__(module)
         except ImportError:
-            pytest.skip(f"{module} is not installed: pip install -e '.[test]' (it pulls in pricer[team])")
+            pytest.skip(f"{module} is not installed: pip install -e '.[test,team]' (requirements.lock has both)")
 
 
 @dataclass
