@@ -1049,6 +1049,129 @@ def check_store_unreachable(tmp_path: Path, features_dir: Path, monkeypatch: pyt
     assert_no_training(project, done)
 
 
+def registry_cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, float, str]:
+    """``pricer argv...`` in-process (in the current directory): its status, seconds and stderr."""
+    from pricer.cli import main
+
+    started = time.monotonic()
+    status = main(list(argv))
+    return status, time.monotonic() - started, capsys.readouterr().err
+
+
+REGISTRY_COMMANDS = (("promote", "resnet", "--version", "1"),
+                     ("predict", "-m", "models:/pricer-resnet@champion", "Title: a lamp"))
+
+
+@case("registry-store-damaged", "`pricer promote` or `pricer predict -m models:/...` on an `mlflow.db` that is "
+      "random bytes, or whose pages are overwritten",
+      "one line naming the store (no traceback), exit 1; the file is left as it was")
+def check_registry_store_damaged(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    store = tmp_path / "mlflow.db"
+    tracking.start_run(enabled=True, experiment="pricer", run_name="x", tags={}, root=tmp_path).finish()
+    capsys.readouterr()  # MLflow's own lines from creating the store
+    pages = bytearray(store.read_bytes())
+    for start in range(8192, len(pages) - 4096, 4096 * 3):
+        pages[start + 100 : start + 400] = b"\xff" * 300
+    for damage in (np.random.default_rng(0).bytes(64 * 1024), bytes(pages)):
+        store.write_bytes(damage)
+        for argv in REGISTRY_COMMANDS:
+            status, _, err = registry_cli(capsys, *argv)
+            assert_one_line_error(status, err, r"MLflow store .*mlflow\.db.*(damaged|not a database|cannot be used)")
+        assert store.read_bytes() == damage
+
+
+@case("registry-server-unreachable", "`pricer promote` or `pricer predict -m models:/...` with "
+      "`MLFLOW_TRACKING_URI=http://127.0.0.1:<closed port>`",
+      "one line naming the server within 10 s (MLflow alone retries for minutes, printing tracebacks), exit 1")
+def check_registry_server_unreachable(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    uri = f"http://127.0.0.1:{closed_port()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    for argv in REGISTRY_COMMANDS:
+        status, seconds, err = registry_cli(capsys, *argv)
+        assert_one_line_error(status, err, rf"MLflow tracking server {re.escape(uri)} is unreachable")
+        assert seconds < 10
+
+
+@contextmanager
+def refusing_server(status: int, body: str) -> Iterator[str]:
+    """A loopback HTTP server that is healthy and answers every API call with ``status`` (the
+    way MLflow's basic-auth app answers a wrong login, or a user without permission)."""
+    import http.server
+    import threading
+
+    class Refusing(http.server.BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            code, text = (200, "OK") if self.path == "/health" else (status, body)
+            payload = text.encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json" if text.startswith("{") else "text/plain")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _answer
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refusing)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+
+
+@case("server-login-refused", "`pricer promote`, `pricer predict -m models:/...` or a train stage against an MLflow "
+      "server with logins (basic-auth), with a wrong or missing `MLFLOW_TRACKING_PASSWORD`",
+      "one line naming the server and the login (never the password), exit 1, before any training")
+def check_server_login_refused(tmp_path: Path, features_dir: Path, capsys: pytest.CaptureFixture,
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    password = "not-the-Password-31"
+    with refusing_server(401, "You are not authenticated. Please see https://www.mlflow.org/docs/latest/auth/"
+                              "index.html#authenticating-to-mlflow on how to authenticate.") as uri:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "alice")
+        for login in ({"MLFLOW_TRACKING_PASSWORD": password}, {}):
+            monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+            for name, value in login.items():
+                monkeypatch.setenv(name, value)
+            wanted = "refused the login 'alice'" if login else "asks for a login .*password is unset"
+            for argv in REGISTRY_COMMANDS:
+                status, seconds, err = registry_cli(capsys, *argv)
+                assert_one_line_error(status, err, rf"MLflow tracking server {re.escape(uri)} {wanted}")
+                assert password not in err and seconds < 10
+        project = tracked_project(tmp_path, features_dir, "server")
+        done = run_stage(project, "train.py", "resnet", env={"MLFLOW_TRACKING_URI": uri,
+                                                              "MLFLOW_TRACKING_USERNAME": "alice",
+                                                              "MLFLOW_TRACKING_PASSWORD": password})
+    assert done.returncode == 1 and "refused the login 'alice'" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and password not in done.stderr
+    assert_no_training(project, done)
+
+
+@case("server-permission-denied", "`pricer promote` by a login the MLflow server lets read but not manage the "
+      "registered model (HTTP 403)", "one line naming the server, the login and the missing permission, exit 1")
+def check_server_permission_denied(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with refusing_server(403, json.dumps({"error_code": "PERMISSION_DENIED", "message": "Permission denied"})) as uri:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "reader")
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "reader-Password-77")
+        status, seconds, err = registry_cli(capsys, *REGISTRY_COMMANDS[0])
+    assert_one_line_error(status, err, rf"MLflow tracking server {re.escape(uri)}: the login 'reader' may not .*403")
+    assert "reader-Password-77" not in err and seconds < 10
+
+
 @case("tracking-disabled", "`-S tracking.enabled=false` (here with a corrupt store present)",
       "trains and writes the model without touching the store")
 def check_tracking_disabled(tmp_path: Path, features_dir: Path) -> None:

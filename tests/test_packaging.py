@@ -51,7 +51,7 @@ def distributions_of(module: str) -> set[str]:
 
 @pytest.mark.parametrize(("folders", "groups"), [
     (("src", "stages"), ("",)),
-    (("tests", "benchmarks", "tools"), ("", "test")),
+    (("tests", "benchmarks", "tools"), ("", "test", "team")),  # the tests run the team's services too
 ])
 def test_every_imported_package_is_declared(folders, groups):
     declared = declared_names(*groups)

@@ -25,7 +25,7 @@ from pricer.errors import PricerError
 from pricer.ensemble import Predictor, load_directory
 from pricer.layout import PREDICTOR_NAMES, project_root
 from pricer.predictor import ModelLoadError
-from pricer.tracking.store import MODEL_DIGEST_TAG, STORE_FILE, mlflow_client, resolve_tracking_uri
+from pricer.tracking.store import MODEL_DIGEST_TAG, STORE_FILE, mlflow_client, resolve_tracking_uri, store_errors
 
 log = logging.getLogger(__name__)
 
@@ -219,6 +219,7 @@ def load_predictor(location: str | Path, *, device: str = "cpu", root: Path | No
     from pricer.tracking.pyfunc import MODEL_ARTIFACT, global_store
 
     uri, store = str(location), store_uri(root)
+    mlflow_client(store)  # a dead server or a damaged store: one line now, not minutes of retries later
     name = _unversioned(uri)
     if name is not None:
         raise ModelLoadError(f"{uri} names no version: use {uri.rstrip('/')}@{CHAMPION} (the version `pricer "
@@ -226,8 +227,9 @@ def load_predictor(location: str | Path, *, device: str = "cpu", root: Path | No
     with (tempfile.TemporaryDirectory(prefix="pricer-model-") as scratch, global_store(store),
           _artifact_progress(progress_enabled("auto"))):
         try:
-            local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=scratch, tracking_uri=store,
-                                                        registry_uri=store)
+            with store_errors(store, f"download {uri}"):
+                local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=scratch, tracking_uri=store,
+                                                            registry_uri=store)
             model = Model.load(local)
             artifacts = model.flavors["python_function"]["artifacts"]
         except MlflowException as error:

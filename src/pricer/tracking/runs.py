@@ -33,6 +33,7 @@ from pricer.tracking.store import (
     mlflow_client,
     open_store,
     resolve_tracking_uri,
+    store_errors,
     ui_address,
 )
 
@@ -159,8 +160,10 @@ class Tracker:
         self.log_metrics(summary)
         digest = directory_md5(directory)
         self.set_tags({MODEL_DIGEST_TAG: digest})
-        logged = pyfunc.log_pyfunc_model(self.client, directory, experiment_id=self.experiment_id, run_id=self.run_id,
-                                         model_digest=digest)
+        artifacts = self.client.get_run(self.run_id).info.artifact_uri
+        with store_errors(self.client.tracking_uri, f"store the logged model in its artifact store {artifacts}"):
+            logged = pyfunc.log_pyfunc_model(self.client, directory, experiment_id=self.experiment_id,
+                                             run_id=self.run_id, model_digest=digest)
         if not register:
             return
         try:
@@ -202,6 +205,8 @@ def start_run(
     uri, client, experiment_id = open_store(experiment, root, busy_timeout_s)
     try:
         run = client.create_run(experiment_id, run_name=run_name, tags={k: str(v) for k, v in tags.items()})
+    except TrackingError:
+        raise
     except Exception as error:
         raise TrackingError(f"MLflow store {uri}: cannot create a run: {type(error).__name__}: {error}") from None
     log.info("MLflow run %s (%s) in %s", run.info.run_id, run_name, uri)

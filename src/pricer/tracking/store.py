@@ -9,7 +9,11 @@ overrides everything (a shared tracking server, say).
 Waits are bounded: a busy SQLite store (another process writing, e.g. a parallel queued
 experiment) is waited on for ``busy_timeout_s`` seconds (``tracking.busy_timeout_s``, default
 60), then the run fails with a TrackingError naming the store, before any training starts; a
-tracking server gets one health check with a 10 s timeout.
+tracking server gets one health check with a 10 s timeout, and MLflow's HTTP retries are bounded
+(``BOUNDED_HTTP_WAITS``, unless the user set them). Whatever the store or server answers that is
+not about the request itself (a damaged file, a server that stops answering, a refused login, an
+artifact store failing) becomes one ``TrackingError`` line naming the store, from ``store_errors``:
+the stages and the ``pricer`` commands all go through it.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from pricer.errors import PricerError
 from pricer.layout import project_root
@@ -148,6 +153,134 @@ def is_server_uri(uri: str) -> bool:
     return uri.startswith(("http://", "https://"))
 
 
+# MLflow retries a failing request 7 times with backoff factor 2 (about 4 minutes, then a
+# traceback) and waits 120 s for each answer. pricer's defaults fail within seconds to a minute;
+# a user's own setting of any of these wins.
+BOUNDED_HTTP_WAITS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
+}
+
+
+# MLflow answers about the request itself with these codes (no such model, a name taken, a bad
+# value): the caller explains those in its own terms. Every other failure is the store's (MLflow
+# reports a database error as BAD_REQUEST, so that code is the store's too).
+REQUEST_ERROR_CODES = ("RESOURCE_DOES_NOT_EXIST", "RESOURCE_ALREADY_EXISTS", "INVALID_PARAMETER_VALUE", "NOT_FOUND")
+
+
+def bound_http_waits(environ: dict[str, str] | None = None) -> None:
+    """Give MLflow's HTTP retry settings pricer's bounded defaults, where the user set none."""
+    environ = os.environ if environ is None else environ
+    for name, value in BOUNDED_HTTP_WAITS.items():
+        environ.setdefault(name, value)
+
+
+def store_name(uri: str) -> str:
+    """How a message names a store: a server's address, a database without its password, an
+    SQLite file's path."""
+    path = _sqlite_file(uri)
+    if path is not None:
+        return f"MLflow store {path}"
+    parts = urlsplit(uri)
+    if parts.password is not None:  # postgresql://user:password@host/db: never print the password
+        host = parts.hostname or ""
+        netloc = f"{parts.username}@{host}" + (f":{parts.port}" if parts.port else "")
+        uri = urlunsplit(parts._replace(netloc=netloc))
+    kind = "MLflow tracking server" if is_server_uri(uri) else "MLflow store"
+    return f"{kind} {uri.split('?', 1)[0].rstrip('/')}"
+
+
+def is_request_error(error: BaseException) -> bool:
+    """An MLflow error about the request (see REQUEST_ERROR_CODES), not about the store."""
+    from mlflow.exceptions import MlflowException
+
+    return isinstance(error, MlflowException) and error.error_code in REQUEST_ERROR_CODES
+
+
+def _login() -> str:
+    return os.environ.get("MLFLOW_TRACKING_USERNAME", "")
+
+
+def _failure_reason(error: BaseException) -> str:
+    """What went wrong, in a few words: MLflow's messages run to many lines and URLs."""
+    text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    if "Max retries exceeded" in text or "ConnectionError" in text or "timed out" in text.lower():
+        if "too many" in text and "error responses" in text:
+            codes = text[text.index("too many"):].split(" error responses", 1)[0].removeprefix("too many ")
+            return f"it answered HTTP {codes} to every try"
+        if "timed out" in text.lower() or "Timeout" in text:
+            return "it did not answer in time (MLFLOW_HTTP_REQUEST_TIMEOUT)"
+        return "it does not answer (connection refused or reset)"
+    status = next((code for code in ("500", "502", "503", "504") if f"error code {code}" in text), None)
+    if status:
+        return f"it answered HTTP {status}: {text.split('Response body:', 1)[-1].strip()[:200]}"
+    return f"{type(error).__name__}: {text[:300]}"
+
+
+def store_problem(uri: str, error: BaseException, action: str) -> str:
+    """One line for a store failure: the store, the login for an access problem, what failed,
+    and what to do."""
+    from mlflow.exceptions import MlflowException
+
+    name = store_name(uri)
+    code = error.error_code if isinstance(error, MlflowException) else ""
+    if code == "UNAUTHENTICATED":
+        login = _login()
+        if not login or not os.environ.get("MLFLOW_TRACKING_PASSWORD"):
+            given = f" (the username is {login!r}, the password is unset)" if login else ""
+            return (f"{name} asks for a login (HTTP 401) to {action}: set MLFLOW_TRACKING_USERNAME and "
+                    f"MLFLOW_TRACKING_PASSWORD{given}")
+        return (f"{name} refused the login {login!r} (HTTP 401, wrong username or password) to {action}: "
+                "check MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD")
+    if code == "PERMISSION_DENIED":
+        return (f"{name}: the login {_login() or '(none)'!r} may not {action} (HTTP 403 permission denied); "
+                "ask the server's admin for the permission (docs/team.md)")
+    if _sqlite_file(uri) is not None:
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        return (f"MLflow store {uri} cannot be used: {type(error).__name__}: {first_line} "
+                f"({_sqlite_hint(error)} run with -S tracking.enabled=false)")
+    retries = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", BOUNDED_HTTP_WAITS["MLFLOW_HTTP_REQUEST_MAX_RETRIES"])
+    return (f"{name} failed to {action}: {_failure_reason(error)} (after {retries} retries; "
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES and MLFLOW_HTTP_REQUEST_TIMEOUT set how long pricer waits)"
+            if is_server_uri(uri) else f"{name} failed to {action}: {_failure_reason(error)}")
+
+
+@contextmanager
+def store_errors(uri: str, action: str) -> Iterator[None]:
+    """Turn a store failure inside the block into a one-line TrackingError naming the store;
+    pricer's own errors and MLflow's answers about the request itself pass through."""
+    try:
+        yield
+    except PricerError:
+        raise
+    except Exception as error:
+        if is_request_error(error):
+            raise
+        raise TrackingError(store_problem(uri, error, action)) from None
+
+
+class GuardedClient:
+    """An ``MlflowClient`` whose every call goes through ``store_errors``: a store failure in
+    the middle of a stage or a command is one line, wherever the call is made."""
+
+    def __init__(self, client: Any, uri: str) -> None:
+        self._client = client
+        self._uri = uri
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self._client, name)
+        if not callable(found):
+            return found
+        action = name.replace("_", " ")
+
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            with store_errors(self._uri, action):
+                return found(*args, **kwargs)
+
+        return guarded
+
+
 def _check_reachable(uri: str) -> None:
     """Fail in seconds, not after MLflow's default minutes of retries, on a dead server."""
     if not is_server_uri(uri):
@@ -160,12 +293,12 @@ def _check_reachable(uri: str) -> None:
             pass
     except (urllib.error.URLError, OSError) as error:
         raise TrackingError(
-            f"MLflow tracking server {uri} is unreachable ({error}); start it, unset "
+            f"{store_name(uri)} is unreachable ({error}); start it, unset "
             "MLFLOW_TRACKING_URI to use the local store, or run with -S tracking.enabled=false"
         ) from None
 
 
-def _store_problem(error: Exception) -> str:
+def _sqlite_hint(error: BaseException) -> str:
     """A hint for the store errors people meet, after MLflow's own (long) message."""
     text = str(error)
     if "database is locked" in text:
@@ -216,19 +349,38 @@ def _check_artifact_location(uri: str, experiment: Any, root: Path) -> None:
             "or run with -S tracking.enabled=false")
 
 
-def mlflow_client(uri: str) -> Any:
-    """The one place pricer opens an MLflow client; the registry lives in the same store as the runs."""
+def _check_database_artifacts(uri: str, experiment: str) -> None:
+    """A database other than the project's own SQLite file (``postgresql://``, ``mysql://``) is
+    shared: its runs' artifacts must go where every user can read them, which only the user can
+    say, by creating the experiment with its artifact location."""
+    if is_server_uri(uri) or _sqlite_file(uri) is not None:
+        return
+    raise TrackingError(
+        f"{store_name(uri)} has no experiment {experiment!r}, and pricer will not choose where its artifacts go: "
+        f"create it with an artifact location every user can read, `mlflow experiments create --experiment-name "
+        f"{experiment} --artifact-location s3://<bucket>/<path>` (with MLFLOW_TRACKING_URI set as now), or point "
+        "MLFLOW_TRACKING_URI at a tracking server (`mlflow server --artifacts-destination ...`; docs/team.md)")
+
+
+def mlflow_client(uri: str) -> GuardedClient:
+    """The one place pricer opens an MLflow client (the registry lives in the same store as the
+    runs), checked first: a dead server or a damaged SQLite file fails here, in seconds, as one
+    line; every later call goes through ``store_errors``, with MLflow's HTTP waits bounded."""
+    bound_http_waits()
+    _check_reachable(uri)
+    _check_sqlite_integrity(uri)
     from mlflow.tracking import MlflowClient  # importing mlflow takes seconds: only when a store is used
 
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    with store_errors(uri, "open it"):
+        return GuardedClient(MlflowClient(tracking_uri=uri, registry_uri=uri), uri)
 
 
 def connect(uri: str, experiment: str, root: Path, lock_timeout_s: float = SQLITE_BUSY_TIMEOUT_S) -> tuple[Any, str]:
     """Open the store and make sure ``experiment`` exists; return (client, experiment_id)."""
-    _check_reachable(uri)
+    from mlflow.exceptions import MlflowException
+
     try:
         with _store_lock(root, lock_timeout_s):
-            _check_sqlite_integrity(uri)
             client = mlflow_client(uri)
             found = client.get_experiment_by_name(experiment)
             if found is not None:
@@ -238,22 +390,25 @@ def connect(uri: str, experiment: str, root: Path, lock_timeout_s: float = SQLIT
                 for key, value in runs_view_tag(found.tags).items():  # a store from before pricer kept it
                     client.set_experiment_tag(found.experiment_id, key, value)
                 return client, found.experiment_id
+            _check_database_artifacts(uri, experiment)
             kind = {EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND} | runs_view_tag({})
-            if is_server_uri(uri):
-                # a tracking server chooses where artifacts go, so that every client can see them
-                experiment_id = client.create_experiment(experiment, tags=kind)
-            else:
-                artifacts = (root / ARTIFACTS_DIR).resolve()
-                experiment_id = client.create_experiment(experiment, artifact_location=artifacts.as_uri(), tags=kind)
+            try:
+                if is_server_uri(uri):
+                    # a tracking server chooses where artifacts go, so that every client can see them
+                    experiment_id = client.create_experiment(experiment, tags=kind)
+                else:
+                    artifacts = (root / ARTIFACTS_DIR).resolve()
+                    experiment_id = client.create_experiment(experiment, artifact_location=artifacts.as_uri(),
+                                                             tags=kind)
+            except MlflowException as error:  # another clone created it in the meantime
+                if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+                experiment_id = client.get_experiment_by_name(experiment).experiment_id
             return client, experiment_id
     except TrackingError:
         raise
     except Exception as error:  # MLflow raises many types for a locked/corrupt/foreign store
-        first_line = (str(error).strip().splitlines() or [""])[0]
-        raise TrackingError(
-            f"MLflow store {uri} cannot be used: {type(error).__name__}: {first_line} "
-            f"({_store_problem(error)} run with -S tracking.enabled=false)"
-        ) from None
+        raise TrackingError(store_problem(uri, error, "open the experiment")) from None
 
 
 def open_store(experiment: str, root: Path | None, busy_timeout_s: float) -> tuple[str, Any, str]:

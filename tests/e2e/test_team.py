@@ -1,0 +1,301 @@
+"""A team's setup with real services on 127.0.0.1 (docs/team.md): ``mlflow server`` on PostgreSQL with
+its artifacts in an S3 bucket (moto's server) and the basic-auth app, a DVC remote in the same S3,
+and a bare git repository as the team's git host. Clone A trains and pushes; clone B, a second team
+member, pulls, compares, promotes and prices with the champion; then the faults, each with nothing
+lost. One set of services for the module; every wait is bounded."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO_ROOT, Project, make_project
+from .servers import free_port, running
+from .team_services import ADMIN, ADMIN_PASSWORD, BUCKET, create_bucket, s3_keys, s3_server, team_services
+from .test_docs import command_blocks, runnable
+
+pytestmark = pytest.mark.e2e
+
+TEXT = "Title: Cordless drill, 20V, two batteries\nCategory: Tools & Home Improvement"
+STAGE_ERROR = re.compile(r"^\d\d:\d\d:\d\d ERROR pricer\.stages\.train: (.*)$", re.M)
+
+
+@pytest.fixture(scope="module")
+def services(tmp_path_factory):
+    with team_services(tmp_path_factory.mktemp("team-services")) as running_services:
+        yield running_services
+
+
+def team_clone(project: Project, services) -> Project:
+    project.env |= services.client_env()
+    return project
+
+
+@contextmanager
+def as_admin(services):
+    """An MLflow client logged in as the admin (the login lives in the environment, as for users)."""
+    import os
+
+    from mlflow.tracking import MlflowClient
+
+    login = {"MLFLOW_TRACKING_USERNAME": ADMIN, "MLFLOW_TRACKING_PASSWORD": ADMIN_PASSWORD,
+             "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3"}
+    saved = {name: os.environ.get(name) for name in login}
+    os.environ.update(login)
+    try:
+        yield MlflowClient(services.tracking_uri, registry_uri=services.tracking_uri)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def versions(services, name: str) -> list:
+    with as_admin(services) as client:
+        return client.search_model_versions(f"name = '{name}'")
+
+
+def all_runs(services) -> list:
+    with as_admin(services) as client:
+        return client.search_runs([client.get_experiment_by_name("pricer").experiment_id])
+
+
+@pytest.fixture(scope="module")
+def clone_a(services, tmp_path_factory) -> Project:
+    """Clone A: `dvc repro` against the server, `dvc push` to S3, an experiment pushed to git."""
+    root = tmp_path_factory.mktemp("team")
+    remote = root / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(remote)], check=True, timeout=30)
+    project = team_clone(make_project(root / "a"), services)
+    project.dvc("remote", "add", "-d", "storage", f"s3://{BUCKET}/dvc")
+    project.dvc("remote", "modify", "storage", "endpointurl", services.s3_endpoint)
+    project.run("git", "commit", "-qam", "DVC remote on S3")
+    project.run("git", "remote", "add", "origin", str(remote))
+    project.repro = project.dvc("repro", timeout=900)
+    project.run("git", "add", "-A")
+    project.run("git", "commit", "-qm", "baseline results")
+    project.run("git", "push", "-q", "origin", "main")
+    project.dvc("push", timeout=300)
+    project.dvc("exp", "run", "--temp", "-n", "half-lr", "-S", "lr=0.0005", timeout=900)
+    project.dvc("exp", "push", "origin", "half-lr", timeout=300)
+    project.remote = remote
+    return project
+
+
+def test_clone_a_lands_on_the_server_and_in_the_bucket(services, clone_a):
+    runs = all_runs(services)
+    names = {run.info.run_name for run in runs}
+    assert {"mlp-workspace", "resnet-workspace", "resnet-half-lr"} <= names, names
+    assert all(run.info.status == "FINISHED" for run in runs)
+    workspace = next(run for run in runs if run.info.run_name == "resnet-workspace")
+    assert "test_mae" in workspace.data.metrics and workspace.inputs.dataset_inputs
+    assert {int(v.version) for v in versions(services, "pricer-resnet")} == {1, 2}
+    assert len(versions(services, "pricer-mlp")) == 1
+    artifacts = s3_keys(services.s3_endpoint, "mlartifacts/")
+    assert any(key.endswith("/weights.pt") for key in artifacts), artifacts[:20]
+    assert len(s3_keys(services.s3_endpoint, "dvc/")) > 0
+
+
+def test_the_password_is_nowhere_but_the_environment(services, clone_a):
+    root = clone_a.root
+    written = [root / "params.yaml", root / "dvc.lock", *sorted((root / "metrics").rglob("*")),
+               *sorted((root / "models").rglob("*.json"))]
+    for path in written:
+        if path.is_file():
+            assert ADMIN_PASSWORD not in path.read_text(errors="replace"), path
+    assert ADMIN_PASSWORD not in clone_a.repro.stdout + clone_a.repro.stderr
+    assert ADMIN_PASSWORD not in clone_a.run("git", "log", "-p", "--all").stdout
+    for run in all_runs(services):
+        recorded = json.dumps([run.data.params, run.data.tags])
+        assert ADMIN_PASSWORD not in recorded and "MLFLOW_TRACKING_PASSWORD" not in recorded
+
+
+def test_clone_b_pulls_compares_promotes_and_prices_the_champion(services, clone_a, tmp_path):
+    done = subprocess.run(["git", "clone", "-q", str(clone_a.remote), str(tmp_path / "b")], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    clone_b = team_clone(Project(tmp_path / "b"), services)
+    clone_b.dvc("pull", timeout=300)
+    assert "up to date" in clone_b.dvc("status").stdout
+    clone_b.dvc("exp", "pull", "origin", "half-lr", timeout=300)
+    compared = clone_b.run("pricer", "compare", "workspace", "half-lr")
+    assert "half-lr" in compared.stdout and "resnet" in compared.stdout
+
+    promoted = clone_b.run("pricer", "promote", "resnet", "--exp", "workspace")
+    assert "pricer-resnet@champion -> version 1 (experiment workspace)" in promoted.stdout
+    local = price(clone_a, "models/resnet")
+    assert price(clone_b, "models:/pricer-resnet@champion") == local
+
+    port = free_port()
+    serve = [str(Path(sys.executable).with_name("mlflow")), "models", "serve", "-m", "models:/pricer-resnet@champion",
+             "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
+    with running(serve, cwd=clone_b.root, env=clone_b.env, log_path=tmp_path / "serve.log",
+                 health_url=f"http://127.0.0.1:{port}/ping", timeout_s=240):
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", method="POST",
+                                         data=json.dumps({"dataframe_records": [{"summary": TEXT}]}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            served = json.loads(response.read())["predictions"][0]["price"]
+    assert served == pytest.approx(local, abs=0.005)  # the CLI prints cents
+
+
+def price(project: Project, model: str) -> float:
+    """``pricer predict -m model`` of TEXT in ``project``, in dollars (the CLI rounds to cents)."""
+    printed = json.loads(project.run("pricer", "predict", "-m", model, "-f", "json", TEXT).stdout)
+    (dollars,) = printed["predictions"][0]["prices"].values()
+    return dollars
+
+
+def test_the_team_walkthrough_works_as_written(services, tmp_path):
+    """docs/team.md's blocks, in order, in a fresh clone: as the admin where the page says so,
+    as bea and carl where its commands say so (its set-up blocks are what ``client_env`` holds)."""
+    project = team_clone(make_project(tmp_path / "walkthrough"), services)
+    blocks = runnable(command_blocks(REPO_ROOT / "docs" / "team.md"))
+    assert len(blocks) >= 4
+    for number, body in enumerate(blocks, start=1):
+        done = project.run("bash", "-euo", "pipefail", "-c", body, check=False, timeout=900)
+        assert done.returncode == 0, (f"block {number} failed ({done.returncode}):\n{body}\n--- stdout:\n"
+                                      f"{done.stdout[-3000:]}\n--- stderr:\n{done.stderr[-3000:]}")
+    carl = project.env | {"MLFLOW_TRACKING_USERNAME": "carl", "MLFLOW_TRACKING_PASSWORD": "carl-Reads-2027"}
+    refused = subprocess.run(["pricer", "promote", "resnet", "--exp", "workspace", "-qq"], cwd=project.root,
+                             env=carl, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1, refused.stderr
+    assert "the login 'carl' may not" in refused.stderr and "HTTP 403" in refused.stderr
+    assert "carl-Reads-2027" not in refused.stderr
+
+
+def train(project: Project, model: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "stages/train.py", model], cwd=project.root, env=project.env | (env or {}),
+                          capture_output=True, text=True, timeout=600, check=False)
+
+
+def test_a_direct_database_uri_needs_the_experiments_artifact_location(services, clone_a):
+    direct = {"MLFLOW_TRACKING_URI": services.postgres.uri}
+    clone_a.set_params({"tracking": {"experiment": "direct"}})
+    try:
+        done = train(clone_a, "mlp", env=direct)
+        errors = STAGE_ERROR.findall(done.stderr)
+        assert done.returncode == 1 and len(errors) == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+        assert "has no experiment 'direct'" in errors[0] and "--artifact-location" in errors[0]
+        assert not (clone_a.root / "mlartifacts").exists()
+        created = subprocess.run(["mlflow", "experiments", "create", "--experiment-name", "direct",
+                                  "--artifact-location", f"s3://{BUCKET}/direct"], cwd=clone_a.root,
+                                 env=clone_a.env | direct, capture_output=True, text=True, timeout=120)
+        assert created.returncode == 0, created.stderr[-3000:]
+        done = train(clone_a, "mlp", env=direct)
+        assert done.returncode == 0, done.stderr[-3000:]
+    finally:
+        clone_a.set_params({"tracking": {"experiment": "pricer"}})
+    assert any(key.endswith("/weights.pt") for key in s3_keys(services.s3_endpoint, "direct/"))
+    assert not (clone_a.root / "mlartifacts").exists()
+
+
+def test_a_postgres_restart_between_stages_loses_nothing(services, clone_a):
+    before = len(versions(services, "pricer-mlp"))
+    services.postgres.restart()
+    done = train(clone_a, "mlp")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len(versions(services, "pricer-mlp")) == before + 1
+
+
+def test_the_server_killed_mid_stage_is_one_line_and_the_rerun_completes(services, clone_a, tmp_path):
+    before = len(versions(services, "pricer-resnet"))
+    clone_a.set_params({"resnet": {"epochs": 30}})
+    log = tmp_path / "train.log"
+    stage = clone_a.start(sys.executable, "stages/train.py", "resnet", log=log)
+    deadline = time.monotonic() + 300
+    while "epoch 2/" not in log.read_text() and stage.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert stage.poll() is None, log.read_text()[-3000:]
+    services.stop_server(signal.SIGKILL)
+    killed_at = time.monotonic()
+    try:
+        status = stage.wait(timeout=240)
+    finally:
+        if stage.poll() is None:
+            stage.kill()
+        services.start_server()
+    output = log.read_text()
+    assert status == 1 and "Traceback" not in output, output[-3000:]
+    assert time.monotonic() - killed_at < 240
+    errors = STAGE_ERROR.findall(output)
+    assert len(errors) == 1 and services.tracking_uri in errors[0] and "does not answer" in errors[0], output[-3000:]
+    assert len(versions(services, "pricer-resnet")) == before  # nothing half-registered
+    clone_a.set_params({"resnet": {"epochs": 2}})
+    done = train(clone_a, "resnet")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len(versions(services, "pricer-resnet")) == before + 1
+
+
+def test_two_clones_running_experiments_at_once_both_land(services, clone_a, tmp_path):
+    clones = []
+    for name in ("c", "d"):
+        done = subprocess.run(["git", "clone", "-q", str(clone_a.remote), str(tmp_path / name)], capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        clone = team_clone(Project(tmp_path / name), services)
+        clone.dvc("pull", timeout=300)
+        clones.append(clone)
+    before = {run.info.run_id for run in all_runs(services)}
+    running_experiments = [clone.start(sys.executable, "-m", "dvc", "exp", "run", "-n", f"at-once-{index}",
+                                       "-S", f"lr=0.00{index + 2}", log=tmp_path / f"exp-{index}.log")
+                           for index, clone in enumerate(clones)]
+    for index, process in enumerate(running_experiments):
+        try:
+            assert process.wait(timeout=900) == 0, (tmp_path / f"exp-{index}.log").read_text()[-3000:]
+        finally:
+            if process.poll() is None:
+                process.kill()
+    landed = [run for run in all_runs(services) if run.info.run_id not in before]
+    trained = {run.info.run_name: run for run in landed if run.info.run_name.startswith("resnet-")}
+    assert sorted(trained) == ["resnet-at-once-0", "resnet-at-once-1"], sorted(trained)
+    assert all(run.info.status == "FINISHED" and "test_mae" in run.data.metrics for run in trained.values())
+
+
+def test_a_failing_artifact_store_and_s3_down_are_one_line_each(services, clone_a, tmp_path):
+    """Runs last: the S3 server stops (moto keeps its objects in memory), and comes back empty."""
+    before = len(versions(services, "pricer-mlp"))
+    port = int(services.s3_endpoint.rsplit(":", 1)[1])
+    cache = cache_files(clone_a)
+    services.s3_process.terminate()
+    services.s3_process.wait(timeout=30)
+
+    started = time.monotonic()
+    done = train(clone_a, "mlp")
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    errors = STAGE_ERROR.findall(done.stderr)
+    assert len(errors) == 1 and "artifact store" in errors[0] and services.tracking_uri in errors[0], errors
+    assert time.monotonic() - started < 240
+    assert len(versions(services, "pricer-mlp")) == before  # nothing half-registered
+
+    pushed = clone_a.dvc("push", check=False, timeout=300)
+    assert pushed.returncode != 0 and "Traceback" not in pushed.stderr, pushed.stderr[-3000:]
+    assert cache_files(clone_a) == cache  # nothing lost from the local cache
+    done = subprocess.run(["git", "clone", "-q", str(clone_a.remote), str(tmp_path / "e")], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    clone_e = team_clone(Project(tmp_path / "e"), services)
+    pulled = clone_e.dvc("pull", check=False, timeout=300)
+    assert pulled.returncode != 0 and "Traceback" not in pulled.stderr, pulled.stderr[-3000:]
+
+    with s3_server(services.scratch, port=port):  # S3 is back, empty: the same commands complete
+        create_bucket(services.s3_endpoint)
+        clone_a.dvc("push", timeout=300)
+        clone_e.dvc("pull", timeout=300)
+        assert "up to date" in clone_e.dvc("status").stdout
+
+
+def cache_files(project: Project) -> list[Path]:
+    cache = project.root / ".dvc" / "cache"
+    return sorted(path.relative_to(cache) for path in cache.rglob("*") if path.is_file())
