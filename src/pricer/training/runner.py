@@ -21,8 +21,8 @@ from torch import nn
 from pricer import layout
 from pricer.atomic import atomic_directory, write_json, write_text
 from pricer.digests import file_md5
-from pricer.batching import CSRTensors
-from pricer.features import VectorizerSettings, feature_files, load_features, prices_of
+from pricer.batching import CSRTensors, RowShare
+from pricer.features import VectorizerSettings, feature_files, load_feature_rows, load_labels, prices_of
 from pricer.models import build_model, count_parameters
 from pricer.params import Params
 from pricer.predictor import PricePredictor
@@ -38,21 +38,29 @@ TRAINING_SPLITS = ("train", "validation")
 
 @dataclass(frozen=True)
 class TrainingData:
-    """The hashed train and validation splits, and the md5 of each file they came from."""
+    """This rank's share of the hashed train and validation splits (every row in one process),
+    the prices of every train row (the target's statistics), and the md5 of each file."""
 
     train_features: sp.csr_matrix
     train_prices: np.ndarray
     validation_features: sp.csr_matrix
     validation_prices: np.ndarray
+    all_train_prices: np.ndarray
+    train_share: RowShare
+    validation_share: RowShare
     file_md5s: dict[str, str] = field(default_factory=dict)  # path -> md5, as dvc.lock records it
 
 
-def load_training_data(features_dir: Path = layout.FEATURES_DIR) -> TrainingData:
-    train_x, train_labels = load_features(features_dir, "train")
-    val_x, val_labels = load_features(features_dir, "validation")
+def load_training_data(features_dir: Path = layout.FEATURES_DIR, rank: int = 0, world_size: int = 1) -> TrainingData:
+    """Rank ``rank``'s contiguous share of each split (of ``world_size``), read from disk alone."""
+    all_train_prices = prices_of(load_labels(features_dir, "train"))
+    train_share = RowShare.of_rank(len(all_train_prices), rank, world_size)
+    validation_share = RowShare.of_rank(len(load_labels(features_dir, "validation")), rank, world_size)
+    train_x, train_labels = load_feature_rows(features_dir, "train", train_share.start, train_share.stop)
+    val_x, val_labels = load_feature_rows(features_dir, "validation", validation_share.start, validation_share.stop)
     files = [path for split in TRAINING_SPLITS for path in feature_files(features_dir, split)]
-    return TrainingData(train_x, prices_of(train_labels), val_x, prices_of(val_labels),
-                        {str(path): file_md5(path) for path in files})
+    return TrainingData(train_x, prices_of(train_labels), val_x, prices_of(val_labels), all_train_prices,
+                        train_share, validation_share, {str(path): file_md5(path) for path in files})
 
 
 @dataclass
@@ -73,7 +81,7 @@ class TrainingPlan:
 
 def plan_training(params: Params, model_name: str, data: TrainingData, device: torch.device) -> TrainingPlan:
     """The model, initialised from ``seed`` (identical on every data-parallel rank), and its recipe."""
-    target = TargetTransform.fit(target_kind(params, model_name), data.train_prices)
+    target = TargetTransform.fit(target_kind(params, model_name), data.all_train_prices)
     arch = architecture(params, model_name, data.train_features.shape[1])
     torch.manual_seed(params.seed)
     model = build_model(arch).to(device)
@@ -104,19 +112,15 @@ def run_training(
     resume: bool = False,
     progress: bool = False,
 ) -> TrainedModel:
-    """Train ``plan.model`` (under DDP when ``processes`` is distributed); the trained predictor."""
-    model = plan.model
-    # the lazy input optimizer's sparse gradient is averaged by `fit` itself: DDP takes dense ones only
-    if processes.distributed and plan.recipe.input_optimizer != "lazy":
-        device_ids = [processes.device.index] if processes.device.type == "cuda" else None
-        model = torch.nn.parallel.DistributedDataParallel(plan.model, device_ids=device_ids)
+    """Train ``plan.model`` on this rank's share of the data (``fit`` sums the ranks' gradients
+    when ``processes`` is distributed); the trained predictor."""
     # A checkpoint resumes only the same model on the same bytes of data: same recipe, same
     # architecture and target, same feature files (their md5s), same number of processes.
     checkpoint_key = {"architecture": plan.architecture, "target": plan.target.to_dict(),
                       "vectorizer": plan.vectorizer.to_dict(), "features_md5": data.file_md5s,
                       "processes": processes.world_size}
     result = fit(
-        model,
+        plan.model,
         CSRTensors.from_scipy(data.train_features, plan.target.encode(data.train_prices)),
         CSRTensors.from_scipy(data.validation_features, plan.target.encode(data.validation_prices)),
         data.validation_prices,
@@ -130,6 +134,8 @@ def run_training(
         resume=resume,
         rank=processes.rank,
         world_size=processes.world_size,
+        train_share=data.train_share,
+        validation_share=data.validation_share,
         progress=progress and processes.is_main,
     )
     log.info("%s: best epoch %d, validation MAE $%.2f", plan.model_name, result.best_epoch, result.best_val_mae)
