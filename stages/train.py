@@ -1,7 +1,8 @@
 """train_<model>: fit one regressor on the hashed features, save it, track it in MLflow.
 
-Usage: ``python stages/train.py mlp|resnet``. With ``train.processes > 1`` the script relaunches
-itself under ``torchrun``; rank 0 alone tracks and writes outputs.
+Usage: ``python stages/train.py mlp|resnet``. With ``train.processes > 1`` or ``train.nodes > 1``
+the script relaunches itself under ``torchrun`` (on the other machines ``pricer train-worker``
+does); rank 0 alone tracks and writes outputs.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from pricer.console import progress_enabled, run_stage
 from pricer.digests import directory_md5
 from pricer.params import load_params
 from pricer.run_inputs import read_fetch_report, split_datasets
-from pricer.training.distributed import needs_relaunch, process_group, relaunch_under_torchrun
+from pricer.training.distributed import (check_same_run, checkout_commit, needs_relaunch, process_group,
+                                         relaunch_under_torchrun, run_fingerprint)
 from pricer.training.runner import load_training_data, plan_training, run_training, save_training_outputs, training_outputs
 
 
@@ -28,7 +30,8 @@ def main(model_name: str) -> int:
     with process_group(params.train) as processes:
         if processes.is_main:
             remove_stale_temporaries(*training_outputs(model_name))  # left by a run killed mid-write
-        data = load_training_data()
+        data = load_training_data(rank=processes.rank, world_size=processes.world_size)
+        check_same_run(processes, run_fingerprint(checkout_commit(), params.as_dict(), data.file_md5s))
         plan = plan_training(params, model_name, data, processes.device)
         report = read_fetch_report()
         tags = tracking.run_tags(model_name, params.data.source, source_name="stages/train.py", extra={
