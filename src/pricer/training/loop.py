@@ -317,11 +317,13 @@ def _read_checkpoint(path: Path, world_size: int, rank: int) -> tuple[bool, dict
 
 
 def _validation_means(outputs: torch.Tensor, targets: torch.Tensor | None, prices: np.ndarray,
-                      target: TargetTransform, loss_fn: Callable[..., torch.Tensor], total: int) -> tuple[float, float]:
+                      target: TargetTransform, loss_fn: Callable[..., torch.Tensor], total: int,
+                      device: torch.device) -> tuple[float, float]:
     """(validation loss, MAE in dollars) over every rank's validation rows: the sums of each
     rank's rows, added up across ranks and divided by the split's length."""
     loss_sum = float(loss_fn(outputs, targets, reduction="sum")) if targets is not None else math.nan
-    sums = torch.tensor([loss_sum, float(np.sum(np.abs(target.decode(outputs) - prices)))], dtype=torch.float64)
+    sums = torch.tensor([loss_sum, float(np.sum(np.abs(target.decode(outputs) - prices)))], dtype=torch.float64,
+                        device=device)  # NCCL reduces GPU tensors only
     torch.distributed.all_reduce(sums)
     return float(sums[0]) / max(total, 1), float(sums[1]) / max(total, 1)
 
@@ -427,7 +429,7 @@ def fit(
         outputs = model_outputs(model, validation, device, precision=recipe.precision)
         if world_size > 1:
             val_loss, val_mae = _validation_means(outputs, targets_val, validation_prices, target, loss_fn,
-                                                  validation_share.total)
+                                                  validation_share.total, device)
         else:
             val_loss = float(loss_fn(outputs, targets_val)) if targets_val is not None else math.nan
             val_mae = float(np.mean(np.abs(target.decode(outputs) - validation_prices)))
