@@ -31,7 +31,8 @@ def main(model_name: str) -> int:
         if processes.is_main:
             remove_stale_temporaries(*training_outputs(model_name))  # left by a run killed mid-write
         data = load_training_data(rank=processes.rank, world_size=processes.world_size)
-        check_same_run(processes, run_fingerprint(checkout_commit(), params.as_dict(), data.file_md5s))
+        if processes.distributed:  # every rank, on every node, trains the same commit, params and features
+            check_same_run(processes, run_fingerprint(checkout_commit(), params.as_dict(), data.file_md5s))
         plan = plan_training(params, model_name, data, processes.device)
         report = read_fetch_report()
         tags = tracking.run_tags(model_name, params.data.source, source_name="stages/train.py", extra={
