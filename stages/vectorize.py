@@ -18,7 +18,7 @@ log = logging.getLogger("pricer.stages.vectorize")
 def main() -> int:
     use_returning_memory_pool()  # text columns freed while splitting/hashing leave the process
     params = load_params()
-    settings = VectorizerSettings.from_params(params.vectorize)
+    settings = VectorizerSettings.from_params(params.vectorize.model_dump())
     progress = progress_enabled(params.train.progress)
     for split in layout.SPLITS:
         frame = read_raw_split(split, ["id", "price", settings.text_field])

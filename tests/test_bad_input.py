@@ -1124,16 +1124,19 @@ def check_node_never_arrives(tmp_path: Path) -> None:
     assert f"node 0 waited 3 s at PRICER_RENDEZVOUS=127.0.0.1:{port} for the other 1 node(s)" in done.stderr
 
 
-def _fingerprint_rank(rank: int, rendezvous: str, fingerprints: list[dict], out: str) -> None:
+def _fingerprint_rank(rank: int, rendezvous: str, inputs: list[tuple[str, dict, dict]], out: str) -> None:
     import torch.distributed as dist
 
-    from pricer.training.distributed import DistributedError, Processes, check_same_run
+    from pricer.training import distributed
 
+    commit, params, feature_md5s = inputs[rank]
+    distributed.checkout_commit = lambda: commit  # each "node" its own checkout
     dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=2)
     try:
-        check_same_run(Processes(torch.device("cpu"), rank, 2, node=rank), fingerprints[rank])
+        distributed.check_same_run(distributed.Processes(torch.device("cpu"), rank, 2, node=rank), params,
+                                   feature_md5s)
         Path(out, f"rank{rank}").write_text("")
-    except DistributedError as error:
+    except distributed.DistributedError as error:
         Path(out, f"rank{rank}").write_text(str(error))
     finally:
         dist.destroy_process_group()
@@ -1143,10 +1146,8 @@ def _fingerprint_rank(rank: int, rendezvous: str, fingerprints: list[dict], out:
       "every rank refuses before the first step with one line naming the node and what differs (more: "
       "tests/e2e/test_nodes.py)")
 def check_node_differs(tmp_path: Path) -> None:
-    from pricer.training.distributed import run_fingerprint
-
-    node0 = run_fingerprint("a" * 40, {"mlp": {"lr": 0.01}}, {"data/features/train.npz": "0f"})
-    node1 = run_fingerprint("b" * 40, {"mlp": {"lr": 0.5}}, {"data/features/train.npz": "1e"})
+    node0 = ("a" * 40, {"mlp": {"lr": 0.01}}, {"data/features/train.npz": "0f"})
+    node1 = ("b" * 40, {"mlp": {"lr": 0.5}}, {"data/features/train.npz": "1e"})
     torch.multiprocessing.spawn(_fingerprint_rank, args=(str(tmp_path / "rendezvous"), [node0, node1], str(tmp_path)),
                                 nprocs=2)
     for rank in range(2):

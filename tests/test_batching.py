@@ -40,7 +40,7 @@ def test_epoch_order_is_deterministic_and_depends_on_the_epoch():
 def test_rank_shares_are_contiguous_near_equal_and_cover_every_row_once(rows, world_size):
     shares = [RowShare.of_rank(rows, r, world_size) for r in range(world_size)]
     assert shares[0].start == 0 and shares[-1].stop == rows
-    assert all(a.stop == b.start for a, b in zip(shares, shares[1:]))
+    assert all(a.stop == b.start for a, b in zip(shares, shares[1:], strict=False))
     assert max(s.rows for s in shares) - min(s.rows for s in shares) <= 1
 
 
@@ -56,7 +56,7 @@ def test_the_ranks_parts_of_each_step_are_the_single_process_batch(rows, world_s
         assert part.batch_lengths.sum() == rows
     for step in range(steps):
         together = []
-        for share, part in zip(shares, parts):
+        for share, part in zip(shares, parts, strict=True):
             start = part.batch_ends[step - 1] if step else 0
             together += (part.rows[start:part.batch_ends[step]] + share.start).tolist()
         expected = single[step * batch_size:(step + 1) * batch_size].tolist()

@@ -11,9 +11,10 @@ from __future__ import annotations
 import math
 import struct
 import zipfile
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,12 +25,8 @@ from sklearn.feature_extraction.text import HashingVectorizer
 from pricer import layout
 from pricer.atomic import atomic_path
 from pricer.layout import ArtifactError
-from pricer.params import VectorizeParams
 
 
-# Texts longer than this are cut, in training data and at prediction alike: no product
-# description is that long, and hashing one costs time and memory in proportion.
-MAX_TEXT_CHARS = 100_000
 
 
 @dataclass(frozen=True)
@@ -55,9 +52,9 @@ class VectorizerSettings:
         return asdict(self)
 
     @classmethod
-    def from_params(cls, vectorize: VectorizeParams) -> "VectorizerSettings":
-        return cls(n_features=vectorize.n_features, stop_words=vectorize.stop_words, binary=vectorize.binary,
-                   norm=vectorize.norm, text_field=vectorize.text_field)
+    def from_params(cls, vectorize: Mapping[str, Any]) -> VectorizerSettings:
+        """The settings among params.yaml's ``vectorize`` section (which also holds how to run)."""
+        return cls(**{setting.name: vectorize[setting.name] for setting in fields(cls)})
 
 
 def _hash_chunk(texts: Sequence[str], settings: VectorizerSettings) -> sp.csr_matrix:
@@ -182,7 +179,8 @@ def load_feature_rows(directory: Path, split: str, start: int, stop: int) -> tup
     except FileNotFoundError:
         raise ArtifactError(f"{matrix_path}: missing; run `dvc repro vectorize`") from None
     except (ValueError, OSError, EOFError, KeyError, struct.error, zipfile.BadZipFile) as error:
-        raise ArtifactError(f"{matrix_path}: not a readable sparse matrix ({error}); rerun `dvc repro -f vectorize`") from None
+        raise ArtifactError(f"{matrix_path}: not a readable sparse matrix ({error}); "
+                            "rerun `dvc repro -f vectorize`") from None
     matrix = sp.csr_matrix((values, indices, offsets), shape=(stop - start, shape[1]))
     labels = load_labels(directory, split)
     if rows != len(labels):

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pricer.features import MAX_TEXT_CHARS
+from pricer.text import MAX_TEXT_CHARS
 from pricer.sources.errors import DataError
 
 logger = logging.getLogger(__name__)

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from pricer.errors import PricerError
-from pricer.params import TrainParams
+from pricer.params import TrainParams, flatten
 from pricer.training.loop import select_device
 
 log = logging.getLogger(__name__)
@@ -186,15 +186,7 @@ def process_group(train: TrainParams) -> Iterator[Processes]:
 def run_fingerprint(commit: str, params: Mapping[str, Any], feature_md5s: Mapping[str, str]) -> dict[str, Any]:
     """What every rank must share before the first step: the code's commit, every param (flat
     dotted keys) and the md5 of each feature file."""
-    return {"commit": commit, "params": dict(_flat(params)), "features": dict(feature_md5s)}
-
-
-def _flat(tree: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
-    for key, value in tree.items():
-        if isinstance(value, Mapping):
-            yield from _flat(value, f"{prefix}{key}.")
-        else:
-            yield f"{prefix}{key}", value
+    return {"commit": commit, "params": flatten(params), "features": dict(feature_md5s)}
 
 
 def fingerprint_differences(reference: Mapping[str, Any], other: Mapping[str, Any]) -> list[str]:
@@ -210,11 +202,12 @@ def fingerprint_differences(reference: Mapping[str, Any], other: Mapping[str, An
     return differences
 
 
-def check_same_run(processes: Processes, fingerprint: dict[str, Any]) -> None:
+def check_same_run(processes: Processes, params: Mapping[str, Any], feature_md5s: Mapping[str, str]) -> None:
     """Refuse, on every rank, a run whose ranks differ in commit, params or features (a
-    collective: every rank calls it before the first step)."""
+    collective: every rank calls it before the first step; nothing to compare in one process)."""
     if not processes.distributed:
         return
+    fingerprint = run_fingerprint(checkout_commit(), params, feature_md5s)
     gathered: list[Any] = [None] * processes.world_size
     torch.distributed.all_gather_object(gathered, {"node": processes.node, "fingerprint": fingerprint})
     reference = gathered[0]["fingerprint"]
