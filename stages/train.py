@@ -13,6 +13,7 @@ import sys
 from pricer import layout, tracking
 from pricer.atomic import remove_stale_temporaries
 from pricer.console import progress_enabled, run_stage
+from pricer.cores import check_at_most_cores
 from pricer.params import load_params
 from pricer.training.distributed import check_same_run, needs_relaunch, process_group, relaunch_under_torchrun
 from pricer.training.runner import (
@@ -28,6 +29,7 @@ def main(model_name: str) -> int:
     if model_name not in layout.MODEL_NAMES:
         raise SystemExit(f"usage: train.py {{{'|'.join(layout.MODEL_NAMES)}}}")
     params = load_params()
+    check_at_most_cores("train.threads", params.train.threads)
     if needs_relaunch(params.train):
         return relaunch_under_torchrun(__file__, [model_name], params.train)
     with process_group(params.train) as processes:

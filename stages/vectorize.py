@@ -8,6 +8,7 @@ import time
 
 from pricer import layout
 from pricer.console import progress_enabled, run_stage
+from pricer.cores import check_at_most_cores
 from pricer.features import VectorizerSettings, read_raw_split, save_features, vectorize_column
 from pricer.memory import use_returning_memory_pool
 from pricer.params import load_params
@@ -18,6 +19,7 @@ log = logging.getLogger("pricer.stages.vectorize")
 def main() -> int:
     use_returning_memory_pool()  # text columns freed while splitting/hashing leave the process
     params = load_params()
+    check_at_most_cores("vectorize.n_jobs", params.vectorize.n_jobs)  # each job a process
     settings = VectorizerSettings.from_params(params.vectorize.model_dump())
     progress = progress_enabled(params.train.progress)
     for split in layout.SPLITS:

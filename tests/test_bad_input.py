@@ -637,6 +637,79 @@ def check_params_through_stage(tmp_path: Path) -> None:
     assert_nothing_written(project)
 
 
+@case("params-yaml-1-1-values", "a value YAML 1.1 reads otherwise than YAML 1.2: `lr: 1:30` (1.1: base-60 90; what "
+      "`dvc exp run -S lr=1:30` writes), `resume: yes` or `on`, `lr: '0.5'` in quotes; also `1e-3`, `0o17`",
+      "read as DVC reads params.yaml (ruamel.yaml, YAML 1.2), so what trains is what DVC records: `1:30`, `yes`, "
+      "`'0.5'` are text, refused naming the key (`lr must be a number (this is text in YAML 1.2, as DVC reads it), "
+      "got '1:30'`); `1e-3` and `0o17` are the numbers DVC records")
+def check_params_yaml_11_forms(tmp_path: Path) -> None:
+    from dvc.utils.hydra import apply_overrides
+    from dvc.utils.serialize import load_yaml
+
+    from pricer.params import load_params
+
+    path = tmp_path / "params.yaml"
+    for override, key, recorded in [("lr=1:30", "lr", "1:30"), ("train.resume=yes", "train.resume", "yes"),
+                                    ("train.resume=on", "train.resume", "on"), ("lr='0.5'", "lr", "0.5")]:
+        path.write_text("lr: 0.001\ntrain:\n  resume: false\n")
+        apply_overrides(path, [override])  # what `dvc exp run -S` does to params.yaml
+        section, _, name = key.rpartition(".")
+        dvc_reads = load_yaml(path)
+        assert (dvc_reads[section] if section else dvc_reads)[name] == recorded  # DVC records text
+        raises(rf"params.yaml: {re.escape(key)} must be .*, got '{re.escape(recorded)}'", lambda: load_params(path),
+               ParamsError)
+    path.write_text("lr: 1e-3\nseed: 0o17\n")
+    read = load_params(path)
+    assert (read.lr, read.seed) == (load_yaml(path)["lr"], load_yaml(path)["seed"]) == (0.001, 15)
+
+
+@case("params-alias-bomb", "a YAML alias bomb in params.yaml (lists of ten aliases of the list before, 8 deep: "
+      "10^8 values in 10 lines), or an alias that contains itself",
+      "`ParamsError` naming the key in well under a second, in bounded memory (the value is never expanded, nor "
+      "written out in the message)")
+def check_params_alias_bomb(tmp_path: Path) -> None:
+    import tracemalloc
+
+    from pricer.params import load_params
+
+    levels = ["  n0: &n0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    levels += [f"  n{i}: &n{i} [{', '.join([f'*n{i - 1}'] * 10)}]" for i in range(1, 9)]
+    path = tmp_path / "params.yaml"
+    path.write_text("lr: 0.001\n")
+    load_params(path)  # the YAML library imported before the clock starts
+    for text, key in [("mlp:\n" + "\n".join(levels[:-1]) + "\n  hidden_layers: *n7\n", "mlp.n3"),
+                      ("seed: &loop [*loop]\n", "seed")]:
+        path.write_text(text)
+        tracemalloc.start()
+        started = time.monotonic()
+        message = raises(rf"params.yaml: {re.escape(key)} stands for more than 10,000 values",
+                         lambda: load_params(path), ParamsError)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        # (the unbounded expansion took 50 s and 3 GB; a loaded machine gets a generous bound)
+        assert time.monotonic() - started < 5.0 and peak < 20 * 2**20 and len(message) < 300
+
+
+@case("params-workers-above-cores", "`vectorize.n_jobs` (processes) or `train.threads` above the CPU cores this "
+      "process may use (its affinity), e.g. `vectorize.n_jobs: 24` on 2 cores",
+      "`ParamsError` naming the key and the cores before any worker starts: the stage exits 1 and writes nothing "
+      "(`train.processes`: `processes-more-than-cores`)")
+def check_params_workers_above_cores(tmp_path: Path, features_dir: Path) -> None:
+    from pricer.cores import available_cores
+
+    cores = available_cores()
+    for script, overrides, key in [("vectorize.py", {"vectorize": {"n_jobs": cores + 1}}, "vectorize.n_jobs"),
+                                   ("train.py", {"train": {"threads": cores + 1}}, "train.threads")]:
+        project = stage_dir(tmp_path / script, overrides, features=features_dir if script == "train.py" else None)
+        before = listing(project)
+        done = run_stage(project, script, *(["mlp"] if script == "train.py" else []))
+        assert done.returncode == 1, done.stderr
+        expected = (f"params.yaml: {key} is {cores + 1} but this machine has {cores} CPU core"
+                    f"{'s' if cores != 1 else ''}; use at most {cores}")
+        assert expected in done.stderr and done.stderr.count(" ERROR ") == 1 and "Traceback" not in done.stderr
+        assert listing(project) == before
+
+
 @case("device-unavailable", "`train.device: cuda` on a machine without CUDA", "the train stage exits 1 naming the key; writes nothing")
 def check_device_unavailable(tmp_path: Path) -> None:
     if torch.cuda.is_available():
@@ -688,9 +761,11 @@ def check_model_incompatible(tmp_path: Path, predictor: PricePredictor) -> None:
     raises(r"gone: not a pricer model directory", lambda: PricePredictor.load(tmp_path / "gone"), ModelLoadError)
 
 
-@case("checkpoint-other-config", "with `train.resume: true`, a checkpoint written for other params or data "
-      "(more: tests/test_training.py::test_checkpoint_of_another_configuration_is_ignored)",
-      "ignored with a warning naming it; training starts from epoch 1")
+@case("checkpoint-other-config", "with `train.resume: true`, a checkpoint written for other params or data, or "
+      "another `train.processes` "
+      "(more: tests/training/test_loop.py::test_checkpoint_of_another_configuration_is_ignored)",
+      "ignored with a warning naming it and the first key that differs, with both values; training starts from "
+      "epoch 1")
 def check_checkpoint_other_config(tmp_path: Path, catalogue_features, caplog: pytest.LogCaptureFixture) -> None:
     from pricer.batching import CSRTensors
     from pricer.models import build_model
@@ -710,9 +785,9 @@ def check_checkpoint_other_config(tmp_path: Path, catalogue_features, caplog: py
                      checkpoint_key=key, resume=True)
         return len(result.history)
 
-    assert train({"train_rows": 1000}) == 2
-    assert train({"train_rows": 999}) == 2  # not resumed after epoch 2: trained both epochs again
-    assert f"checkpoint {checkpoint} is from another configuration; starting afresh" in caplog.text
+    assert train({"train_rows": 1000, "train.processes": 2}) == 2
+    assert train({"train_rows": 1000, "train.processes": 1}) == 2  # not resumed: trained both epochs again
+    assert f"checkpoint {checkpoint} ignored: train.processes differs (2 vs 1); training from epoch 1" in caplog.text
 
 
 @case("checkpoint-other-features", "with `train.resume: true`, a checkpoint from features with the same rows and "
@@ -735,11 +810,61 @@ def check_checkpoint_other_features(tmp_path: Path, catalogue_features, caplog: 
     assert train(1.0, "binary-features") == 2
     caplog.clear()
     assert train(3.0, "count-features") == 2  # the same shapes and non-zeros: only the md5 tells them apart
-    assert f"checkpoint {checkpoint} is from another configuration; starting afresh" in caplog.text
-    caplog.clear()
+    assert (f"checkpoint {checkpoint} ignored: features_md5.data/features/train.npz differs ('binary-features' vs "
+            "'count-features')") in caplog.text
+
+
+def _train_tiny_mlp(checkpoint: Path, catalogue_features: Any, *, killed_in_epoch: int | None = None) -> list[float]:
+    """Train a tiny 2-epoch MLP through the train stage's runner with ``train.resume``; its
+    validation MAEs. ``killed_in_epoch`` stops it there, as a kill would (the checkpoint stays)."""
+    from pricer.training.distributed import Processes
+    from pricer.training.runner import TrainingData, plan_training, run_training
+
+    _, train_x, train_y, val_x, val_y, _ = catalogue_features
+    params = params_from_dict({"mlp": {"epochs": 2, "hidden_layers": [8]}, "vectorize": {"n_features": 512}})
+    data = TrainingData(train_x, train_y, val_x, val_y, {"data/features/train.npz": "md5"})
+    plan = plan_training(params, "mlp", data, torch.device("cpu"))
+
+    def kill(record: Any) -> None:
+        if record.epoch == killed_in_epoch:
+            raise KeyboardInterrupt
+
+    fitted = run_training(plan, data, Processes(torch.device("cpu")), on_epoch=kill, checkpoint_path=checkpoint,
+                          resume=True).fit
+    return [record.val_mae for record in fitted.history]
+
+
+@case("checkpoint-code-changed", "with `train.resume: true`, pricer's code changed since the checkpoint was written "
+      "(e.g. the loss in `training/loop.py`: DVC reruns the stage)",
+      "ignored, naming `code`: the checkpoint's identity holds the md5 of pricer's source files; training starts "
+      "from epoch 1")
+def check_checkpoint_code_changed(tmp_path: Path, catalogue_features, caplog: pytest.LogCaptureFixture,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from pricer.training import runner
+
+    checkpoint = tmp_path / "mlp.pt"
+    with pytest.raises(KeyboardInterrupt):
+        _train_tiny_mlp(checkpoint, catalogue_features, killed_in_epoch=2)  # leaves the epoch-1 checkpoint
+    monkeypatch.setattr(runner, "package_source_md5", lambda: "edited-source")
     with caplog.at_level("INFO", logger="pricer"):
-        train(3.0, "count-features")  # the same data again: resumed after its last epoch, nothing retrained
-    assert "resuming after epoch 2" in caplog.text
+        history = _train_tiny_mlp(checkpoint, catalogue_features)
+    assert len(history) == 2 and "resuming" not in caplog.text
+    assert re.search(r"checkpoint .* ignored: code differs \('[0-9a-f]{32}' vs 'edited-source'\)", caplog.text)
+
+
+@case("checkpoint-complete", "with `train.resume: true`, a checkpoint whose run is complete (the stage reruns all "
+      "the same: `dvc repro --force`, other library versions, outputs removed)",
+      "not resumed with zero epochs: logged as a complete run, not an interrupted one, and trained afresh from "
+      "epoch 1 (to the same weights on CPU)")
+def check_checkpoint_complete(tmp_path: Path, catalogue_features, caplog: pytest.LogCaptureFixture) -> None:
+    checkpoint = tmp_path / "mlp.pt"
+    first = _train_tiny_mlp(checkpoint, catalogue_features)
+    with caplog.at_level("INFO", logger="pricer"):
+        again = _train_tiny_mlp(checkpoint, catalogue_features)
+    assert again == first and len(again) == 2
+    assert "resuming" not in caplog.text
+    assert (f"checkpoint {checkpoint} holds a complete run (2 of 2 epochs), not an interrupted one; training afresh "
+            "from epoch 1") in caplog.text
 
 
 @case("checkpoint-corrupt", "with `train.resume: true`, a truncated `checkpoints/<model>.pt`",
@@ -777,8 +902,9 @@ def check_model_not_a_model(tmp_path: Path, predictor: PricePredictor) -> None:
     assert not marker.exists()
 
 
-@case("loads-never-run-code", "any model, checkpoint or feature file", "loaded as data only: every `torch.load` "
-      "passes `weights_only=True`, no `allow_pickle=True`, no `trust_remote_code`")
+@case("loads-never-run-code", "any model, checkpoint or feature file", "loaded by pricer as data only: every "
+      "`torch.load` passes `weights_only=True`, no `allow_pickle=True`, no `trust_remote_code` (`mlflow.pyfunc."
+      "load_model` and `mlflow models serve` run the code logged with a model: `logged-model-swapped`)")
 def check_loads_never_run_code(tmp_path: Path) -> None:
     loads = 0
     for path in source_files():
@@ -1013,6 +1139,111 @@ def check_predict_format_mismatch(tmp_path: Path, predictor: PricePredictor, cap
     status, _, err = predict_cli(tmp_path / "model", capsys, "-i", str(tmp_path / "items.csv"))
     assert_one_line_error(status, err, r"items\.csv: is a parquet file, not csv; pass --input-format parquet")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["items.csv", "model"]
+
+
+@case("blank-text-every-way", "an empty, blank, NUL-only or zero-width-only text, or a non-text value, priced "
+      "through the Python API (`pricer.load_model().predict`), the pyfunc model or `mlflow models serve`",
+      "refused as `pricer predict` and training refuse it (one set of text rules, `pricer.text`), naming the row "
+      "and the reason: `TextError` from the API, HTTP 400 with that line from the server; never a price")
+def check_blank_text_every_way(logged_model: Any, predictor: PricePredictor, capsys: pytest.CaptureFixture,
+                               tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.pyfunc import scoring_server
+
+    from pricer.text import TextError
+
+    blank = ["", "   \n", "\x00\x00", "\u200b\ufeff"]
+    for text in blank:
+        with pytest.raises(TextError, match=r"^1 of 2 texts cannot be priced: texts\[1\]: empty text$"):
+            predictor.predict(["Title: Desk lamp", text])
+    raises(r"texts\[0\]: missing text; texts\[1\]: text is not a string \(got int: '3'\)",
+           lambda: predictor.predict([None, 3]), TextError)
+    predictor.save(tmp_path / "model")
+    status, _, err = predict_cli(tmp_path / "model", capsys, "-f", "csv", "\x00\x00")
+    assert status == 1 and "row 1: empty text" in err  # the CLI: the same rule, the same words
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking.resolve_tracking_uri(logged_model.root))
+    served = mlflow.pyfunc.load_model(f"runs:/{logged_model.run_id}/model")
+    schema = served.metadata.get_input_schema()
+    for text in blank:
+        body = json.dumps({"dataframe_records": [{"summary": "Title: Desk lamp"}, {"summary": text}]})
+        with pytest.raises(MlflowException) as refused:  # what the server's /invocations answers with
+            scoring_server.invocations(body, "application/json", served, schema)
+        assert refused.value.get_http_status_code() == 400
+        assert "column 'summary': 1 of 2 texts cannot be priced: row 1: empty text" in refused.value.message
+    fine = scoring_server.invocations(json.dumps({"dataframe_records": [{"summary": "Title: Desk lamp"}]}),
+                                      "application/json", served, schema)
+    assert fine.status == 200 and json.loads(fine.response)["predictions"][0]["price"] > 0
+
+
+def _logged_model_files(logged_model: Any) -> Path:
+    """The logged model's copy of the model directory in the store's artifact root."""
+    (weights,) = (logged_model.root / "mlartifacts").rglob("artifacts/resnet/weights.pt")
+    return weights.parent
+
+
+@case("logged-model-swapped", "a logged model whose files were swapped or edited in the artifact store (e.g. "
+      "`artifacts/resnet` holding another model's weights)",
+      "refused in one line: the files' digest is not the training run's `pricer.model_digest` tag (`pricer "
+      "predict -m runs:/…`, `pricer.load_model`) nor the digest logged with the model (`mlflow.pyfunc.load_model`, "
+      "`mlflow models serve`)")
+def check_logged_model_swapped(logged_model: Any, predictor: PricePredictor, tmp_path: Path,
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlflow
+
+    from pricer.tracking import registry
+
+    files = _logged_model_files(logged_model)
+    original = (files / "weights.pt").read_bytes()
+    with torch.no_grad():  # same architecture, other weights: it would price "fine"
+        next(predictor.model.parameters()).add_(0.5)
+    predictor.save(tmp_path / "other")
+    uri = f"runs:/{logged_model.run_id}/model"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking.resolve_tracking_uri(logged_model.root))
+    try:
+        (files / "weights.pt").write_bytes((tmp_path / "other" / "weights.pt").read_bytes())
+        message = raises(rf"^{re.escape(uri)}: these model files \(digest [0-9a-f]{{32}}\) are not the ones their "
+                         rf"training run logged \(pricer.model_digest [0-9a-f]{{32}}, the tag of run "
+                         rf"{logged_model.run_id}\); refusing to price with them$",
+                         lambda: registry.load_predictor(uri, root=logged_model.root), ModelLoadError)
+        assert "\n" not in message
+        raises(r"are not the ones their training run logged .*the digest logged with the model",
+               lambda: mlflow.pyfunc.load_model(uri), ModelLoadError)
+    finally:
+        (files / "weights.pt").write_bytes(original)
+    assert registry.load_predictor(uri, root=logged_model.root).predict(["Title: Desk lamp"])[0] > 0
+
+
+@case("model-uri-without-version", "`-m models:/pricer-resnet` (a registered model with neither a version nor an "
+      "alias)",
+      "one line saying how to name one: `models:/pricer-resnet@champion` or `models:/pricer-resnet/<version>`")
+def check_model_uri_without_version(capsys: pytest.CaptureFixture) -> None:
+    status, _, err = predict_cli(Path("models:/pricer-resnet"), capsys, "a lamp")
+    assert_one_line_error(status, err, r"models:/pricer-resnet names no version: use "
+                                       r"models:/pricer-resnet@champion \(the version `pricer promote` chose\) or "
+                                       r"models:/pricer-resnet/<version number>")
+
+
+@case("model-of-deleted-run", "`-m runs:/<id>/model` whose run was deleted (`mlflow runs delete`), or a registered "
+      "version whose run was", "`runs:/`: refused in one line naming the run and `mlflow runs restore`; "
+      "`models:/`: priced, with a one-line warning saying so (the registered version stands on its own)")
+def check_model_of_deleted_run(logged_model: Any, caplog: pytest.LogCaptureFixture) -> None:
+    from pricer.tracking import registry
+
+    client = registry.registry_client(logged_model.root)
+    run_id = logged_model.run_id
+    client.delete_run(run_id)
+    try:
+        raises(rf"^runs:/{run_id}/model: run {run_id} is deleted; restore it with `mlflow runs restore --run-id "
+               rf"{run_id}` to price with its model$",
+               lambda: registry.load_predictor(f"runs:/{run_id}/model", root=logged_model.root), ModelLoadError)
+        with caplog.at_level("WARNING", logger="pricer.tracking.registry"):
+            version = registry.load_predictor(f"models:/pricer-resnet/{logged_model.version}", root=logged_model.root)
+        assert version.predict(["Title: Desk lamp"])[0] > 0
+        assert f"the run that trained this version ({run_id}) is deleted" in caplog.text
+    finally:
+        client.restore_run(run_id)
 
 
 # --------------------------------------------------------------------------------------------

@@ -9,11 +9,9 @@ from collections.abc import Iterator, Sequence
 
 from pricer.cli.errors import CliError
 from pricer.cli.models import LoadedModel, load_models
-from pricer.cli.readers import (
-    INPUT_FORMATS, Record, batched, cut_text, parquet_rows, read_records, resolve_source, text_problem,
-)
+from pricer.cli.readers import INPUT_FORMATS, Record, batched, parquet_rows, read_records, resolve_source
 from pricer.cli.writers import FORMATS, WRITERS, Result, check_output, open_output, output_format, plain
-from pricer.text import MAX_TEXT_CHARS
+from pricer.text import MAX_TEXT_CHARS, cut_text, text_problem
 
 log = logging.getLogger("pricer.cli")
 

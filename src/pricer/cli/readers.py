@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +20,6 @@ from pathlib import Path
 from typing import IO, Any
 
 from pricer.cli.errors import CliError
-from pricer.text import MAX_TEXT_CHARS
 
 INPUT_FORMATS = ("auto", "csv", "jsonl", "json", "parquet", "lines", "text")
 EXTENSIONS = {
@@ -40,27 +38,6 @@ class Record:
     text: Any
     id: Any = None
     error: str | None = None  # set when the record could not even be read
-
-
-def text_problem(value: Any) -> str | None:
-    """Why ``value`` cannot be priced, or None when it is a usable product text."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "missing text"
-    if not isinstance(value, str):
-        return f"text is not a string (got {type(value).__name__}: {str(value)[:40]!r})"
-    if not value.strip():
-        return "empty text"
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as error:
-        byte = ord(value[error.start]) - 0xDC00
-        return f"text is not valid UTF-8 (byte 0x{byte:02x} at character {error.start + 1})"
-    return None
-
-
-def cut_text(text: str) -> str:
-    """The text as the models were trained on it: at most MAX_TEXT_CHARS characters."""
-    return text[:MAX_TEXT_CHARS]
 
 
 @dataclass

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import logging
 import math
-import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from pricer.text import MAX_TEXT_CHARS
 from pricer.sources.errors import DataError
+from pricer.text import MAX_TEXT_CHARS, is_blank
 
 logger = logging.getLogger(__name__)
 
@@ -102,14 +101,13 @@ def first_non_text_value(column: pd.Series) -> tuple[int, Any] | None:
 
 
 def _blank_texts(text: pd.Series) -> np.ndarray:
-    """Texts without a visible character: empty, whitespace, or only control and format
-    characters (NUL, escape, zero-width space, a stray byte-order mark)."""
+    """Texts without a visible character (:func:`pricer.text.is_blank`, the rule every way of
+    pricing applies too)."""
     has_word_character = text.str.contains(r"\w", regex=True).to_numpy(dtype=bool, na_value=True)
     blank = np.zeros(len(text), dtype=bool)
     for position in np.flatnonzero(~has_word_character):  # few rows: the rest have a letter or digit
         value = text.iloc[position]
-        # Unicode categories C* (control, format, unassigned) and Z* (separators) draw nothing.
-        blank[position] = isinstance(value, str) and all(unicodedata.category(char)[0] in "CZ" for char in value)
+        blank[position] = isinstance(value, str) and is_blank(value)
     return blank
 
 

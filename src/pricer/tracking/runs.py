@@ -25,6 +25,7 @@ from pricer.params import Params, TrackingParams, flatten
 from pricer.tracking import registry
 from pricer.tracking.inputs import read_fetch_report, split_datasets
 from pricer.tracking.store import (
+    MODEL_DIGEST_TAG,
     SQLITE_BUSY_TIMEOUT_S,
     STORE_FILE,
     TrackingError,
@@ -37,9 +38,6 @@ from pricer.tracking.store import (
 
 log = logging.getLogger(__name__)
 
-# Ties a run to the model directory it trained, by content, so that no DVC output has to hold a
-# run id (which would change the output's hash on every run).
-MODEL_DIGEST_TAG = "pricer.model_digest"
 
 
 EVALUATED_DIGEST_TAG = "pricer.evaluated_model_digest"  # an evaluate-only run: the model it priced
@@ -144,8 +142,10 @@ class Tracker:
         from pricer.tracking import pyfunc  # imports mlflow's model flavours: slow, and only training logs models
 
         self.log_metrics(summary)
-        self.set_tags({MODEL_DIGEST_TAG: directory_md5(directory)})
-        logged = pyfunc.log_pyfunc_model(self.client, directory, experiment_id=self.experiment_id, run_id=self.run_id)
+        digest = directory_md5(directory)
+        self.set_tags({MODEL_DIGEST_TAG: digest})
+        logged = pyfunc.log_pyfunc_model(self.client, directory, experiment_id=self.experiment_id, run_id=self.run_id,
+                                         model_digest=digest)
         if not register:
             return
         try:

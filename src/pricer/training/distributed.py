@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 
+from pricer.cores import available_cores
 from pricer.errors import PricerError
 from pricer.params import TrainParams, flatten
 from pricer.training.loop import select_device
@@ -78,7 +79,7 @@ def needs_relaunch(train: TrainParams) -> bool:
 def _available_workers(device: torch.device) -> tuple[int, str]:
     if device.type == "cuda":
         return torch.cuda.device_count(), "CUDA devices"
-    return os.cpu_count() or 1, "CPU cores"
+    return available_cores(), "CPU cores"
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from torch import nn
 
 from pricer import layout
 from pricer.atomic import atomic_directory, write_json, write_text
-from pricer.digests import file_md5
+from pricer.digests import file_md5, package_source_md5
 from pricer.batching import CSRTensors, RowShare
 from pricer.features import VectorizerSettings, feature_files, load_feature_rows, load_labels, prices_of
 from pricer.models import build_model, count_parameters
@@ -38,17 +38,26 @@ TRAINING_SPLITS = ("train", "validation")
 
 @dataclass(frozen=True)
 class TrainingData:
-    """This rank's share of the hashed train and validation splits (every row in one process),
-    the prices of every train row (the target's statistics), and the md5 of each file."""
+    """This rank's share of the hashed train and validation splits, the md5 of each file they
+    came from, and the prices of every train row (the target's statistics). Without shares the
+    data is every row (one process)."""
 
     train_features: sp.csr_matrix
     train_prices: np.ndarray
     validation_features: sp.csr_matrix
     validation_prices: np.ndarray
-    all_train_prices: np.ndarray
-    train_share: RowShare
-    validation_share: RowShare
     file_md5s: dict[str, str] = field(default_factory=dict)  # path -> md5, as dvc.lock records it
+    all_train_prices: np.ndarray | None = None
+    train_share: RowShare | None = None
+    validation_share: RowShare | None = None
+
+    def __post_init__(self) -> None:
+        if self.all_train_prices is None:
+            object.__setattr__(self, "all_train_prices", self.train_prices)
+        if self.train_share is None:
+            object.__setattr__(self, "train_share", RowShare.of_rank(len(self.train_prices), 0, 1))
+        if self.validation_share is None:
+            object.__setattr__(self, "validation_share", RowShare.of_rank(len(self.validation_prices), 0, 1))
 
 
 def load_training_data(features_dir: Path = layout.FEATURES_DIR, rank: int = 0, world_size: int = 1) -> TrainingData:
@@ -59,8 +68,8 @@ def load_training_data(features_dir: Path = layout.FEATURES_DIR, rank: int = 0, 
     train_x, train_labels = load_feature_rows(features_dir, "train", train_share.start, train_share.stop)
     val_x, val_labels = load_feature_rows(features_dir, "validation", validation_share.start, validation_share.stop)
     files = [path for split in TRAINING_SPLITS for path in feature_files(features_dir, split)]
-    return TrainingData(train_x, prices_of(train_labels), val_x, prices_of(val_labels), all_train_prices,
-                        train_share, validation_share, {str(path): file_md5(path) for path in files})
+    return TrainingData(train_x, prices_of(train_labels), val_x, prices_of(val_labels),
+                        {str(path): file_md5(path) for path in files}, all_train_prices, train_share, validation_share)
 
 
 @dataclass
@@ -114,11 +123,12 @@ def run_training(
 ) -> TrainedModel:
     """Train ``plan.model`` on this rank's share of the data (``fit`` sums the ranks' gradients
     when ``processes`` is distributed); the trained predictor."""
-    # A checkpoint resumes only the same model on the same bytes of data: same recipe, same
-    # architecture and target, same feature files (their md5s), same number of processes.
+    # A checkpoint resumes only the same model on the same bytes of data with the same code: same
+    # recipe, architecture and target, same feature files (their md5s), same number of processes,
+    # same pricer source (a change to the loss must retrain, not "resume" a finished run).
     checkpoint_key = {"architecture": plan.architecture, "target": plan.target.to_dict(),
                       "vectorizer": plan.vectorizer.to_dict(), "features_md5": data.file_md5s,
-                      "processes": processes.world_size}
+                      "train.processes": processes.world_size, "code": package_source_md5()}
     result = fit(
         plan.model,
         CSRTensors.from_scipy(data.train_features, plan.target.encode(data.train_prices)),
