@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from pathlib import Path
 
 from pricer import layout
+from pricer.atomic import refuse_outputs_outside
 from pricer.console import progress_enabled, run_stage
 from pricer.cores import check_at_most_cores
 from pricer.features import VectorizerSettings, read_raw_split, save_features, vectorize_column
@@ -17,6 +19,7 @@ log = logging.getLogger("pricer.stages.vectorize")
 
 
 def main() -> int:
+    refuse_outputs_outside(Path.cwd(), layout.stage_outputs("vectorize"))  # before anything is written
     use_returning_memory_pool()  # text columns freed while splitting/hashing leave the process
     params = load_params()
     check_at_most_cores("vectorize.n_jobs", params.vectorize.n_jobs)  # each job a process

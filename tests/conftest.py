@@ -1,7 +1,19 @@
-"""Shared fixtures: tiny, deterministic data so every unit test runs in well under a second."""
+"""Shared fixtures: tiny, deterministic data so every unit test runs in well under a second.
+
+``mlflow_store_template`` (session, autouse): every new SQLite MLflow store this process opens
+starts as a copy of one empty store migrated once per session, instead of being migrated anew
+(seconds each, for about 40 stores).
+
+The suite runs in two pytest-xdist workers (pyproject.toml: ``-n 2 --dist loadscope``): a worker
+takes a whole test module at a time, so module fixtures are built once and a module's tests run
+in their order. The end-to-end modules, the slowest, are handed out first.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +23,58 @@ import scipy.sparse as sp
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REAL_SAMPLE = REPO_ROOT.parent / "shared" / "data" / "real_items_sample.parquet"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: not item.nodeid.startswith("tests/e2e/"))  # stable: in order otherwise
+
+
+class MigratedStoreTemplate:
+    """Stands in for MLflow's ``_initialize_tables(engine)`` (create the tables of an empty
+    store, then run every schema migration): on SQLite files, the first call migrates an empty
+    ``template`` that way and each call copies it into the new store (SQLite's backup API).
+    MLflow then checks the copy's schema revision against its own (``_verify_schema``), as for
+    any store it opens, and creates the store's default experiment."""
+
+    def __init__(self, template: Path, migrate: Callable) -> None:
+        self.template = template
+        self.migrate = migrate
+        self.copies = 0
+
+    def __call__(self, engine) -> None:
+        if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
+            self.migrate(engine)
+            return
+        if not self.template.exists():
+            from mlflow.store.db.utils import create_sqlalchemy_engine
+
+            template_engine = create_sqlalchemy_engine(f"sqlite:///{self.template}")
+            try:
+                self.migrate(template_engine)
+            finally:
+                template_engine.dispose()
+        connection = engine.raw_connection()
+        try:
+            with contextlib.closing(sqlite3.connect(self.template)) as template:
+                template.backup(connection.driver_connection)
+        finally:
+            connection.close()
+        self.copies += 1
+
+
+@pytest.fixture(scope="session", autouse=True)
+def mlflow_store_template(tmp_path_factory) -> Iterator[MigratedStoreTemplate]:
+    """New SQLite MLflow stores in this process start from one migrated template (see above).
+    Stores that subprocesses open (stage scripts, ``dvc``, servers) are migrated as usual."""
+    import mlflow.store.db.utils as db_utils
+    import mlflow.store.model_registry.sqlalchemy_store as registry_store
+
+    stand_in = MigratedStoreTemplate(tmp_path_factory.mktemp("mlflow-template") / "mlflow.db",
+                                     db_utils._initialize_tables)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(db_utils, "_initialize_tables", stand_in)  # the tracking store calls it through the module
+        patch.setattr(registry_store, "_initialize_tables", stand_in)  # the registry store imported the name
+        yield stand_in
 
 
 @pytest.fixture

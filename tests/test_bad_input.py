@@ -11,23 +11,30 @@ two in step). An outcome is one of:
 Several cases are tested in more depth elsewhere (tests/sources/, test_params.py,
 test_predictor.py, test_training.py); here they call the same functions once more, so the table
 is complete in one place. Stage-level cases run the real ``stages/*.py`` scripts in a scratch
-directory; Hub cases run in a child interpreter (huggingface_hub reads its settings at import)
-against loopback servers or a Hub cache built on disk, never the network.
+directory (in this process, or in a child where the interpreter's start is under test); Hub
+cases run in a child interpreter (huggingface_hub reads its settings at import) against loopback
+servers or a Hub cache built on disk, never the network.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
+import logging
 import os
 import pickle
 import re
+import runpy
+import select
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -42,15 +49,17 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 import yaml
-
 from helpers import deep_merge, not_found_hub
+
 from pricer import tracking
+from pricer.digests import directory_md5
+from pricer.features import ArtifactError, load_features, save_features
+from pricer.params import ParamsError, params_from_dict
+from pricer.predictor import ModelLoadError, PricePredictor
 from pricer.sources import DataError, FetchResult, fetch_splits, hub
 from pricer.sources.split import SPLITS
 from pricer.sources.validate import DROP_REASONS, MAX_PRICE, MAX_TEXT_CHARS, validate_split
-from pricer.params import ParamsError, params_from_dict
-from pricer.features import ArtifactError, load_features, save_features
-from pricer.predictor import ModelLoadError, PricePredictor
+from pricer.text import NO_WORDS, TextError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GUARANTEES = REPO_ROOT / "docs" / "guarantees.md"
@@ -372,7 +381,7 @@ def check_unknown_source(tmp_path: Path) -> None:
     (tmp_path / "table.csv").write_text("summary,price\na,1\n")
     raises(r"table\.csv: unsupported file type '\.csv'", lambda: fetch_splits(str(tmp_path / "table.csv")))
     project = stage_dir(tmp_path / "project", {"data": {"source": "nonsense"}})
-    done = run_stage(project, "fetch.py")
+    done = run_stage_here(project, "fetch.py")
     assert done.returncode == 1 and "'nonsense': not a known data source" in done.stderr
     assert_nothing_written(project)
 
@@ -715,7 +724,7 @@ def check_device_unavailable(tmp_path: Path) -> None:
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     project = stage_dir(tmp_path / "project", {"train": {"device": "cuda"}})
-    done = run_stage(project, "train.py", "resnet")
+    done = run_stage_here(project, "train.py", "resnet")
     assert done.returncode == 1 and "train.device is 'cuda' but no CUDA device is available" in done.stderr
     assert "Traceback" not in done.stderr
     assert_nothing_written(project)
@@ -733,7 +742,7 @@ def check_features_truncated(tmp_path: Path, features_dir: Path) -> None:
     npz.write_bytes(npz.read_bytes()[: npz.stat().st_size // 2])
     raises(r"train\.npz: not a readable sparse matrix", lambda: load_features(project / "data/features", "train"),
            ArtifactError)
-    done = run_stage(project, "train.py", "resnet")
+    done = run_stage_here(project, "train.py", "resnet")
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "data/features/train.npz: not a readable sparse matrix" in done.stderr
     assert "dvc repro -f vectorize" in done.stderr
@@ -873,7 +882,7 @@ def check_checkpoint_corrupt(tmp_path: Path, features_dir: Path) -> None:
     project = stage_dir(tmp_path / "project", {"train": {"resume": True}}, features=features_dir)
     (project / "checkpoints").mkdir()
     (project / "checkpoints/resnet.pt").write_bytes(b"PK\x03\x04 cut short")
-    done = run_stage(project, "train.py", "resnet")
+    done = run_stage_here(project, "train.py", "resnet")
     assert done.returncode == 0, done.stderr
     assert "checkpoints/resnet.pt is not a readable checkpoint (truncated?); training from epoch 1" in done.stderr
     assert "resnet epoch 1/1" in done.stderr
@@ -930,11 +939,16 @@ def exclusive_lock(database: Path) -> Iterator[None]:
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
     try:
+        ready, _, _ = select.select([holder.stdout], [], [], 60)
+        assert ready, f"waited 60 s for the process locking {database} to say it holds the lock"
         assert holder.stdout.readline().strip() == "locked"
         yield
     finally:
         holder.stdin.close()
-        holder.wait(timeout=10)
+        try:
+            holder.wait(timeout=10)
+        finally:
+            holder.kill()  # a no-op once it has exited
 
 
 def tracked_project(tmp_path: Path, features_dir: Path, store: str, **tracking_params: Any) -> Path:
@@ -958,7 +972,7 @@ def check_store_locked(tmp_path: Path, features_dir: Path) -> None:
                lambda: tracking.start_run(enabled=True, experiment="pricer", run_name="x", tags={}, root=project,
                                           busy_timeout_s=1), tracking.TrackingError)
         assert time.monotonic() - started < 10
-        done = run_stage(project, "train.py", "resnet")
+        done = run_stage_here(project, "train.py", "resnet")
     assert done.returncode == 1 and "database is locked" in done.stderr and "Traceback" not in done.stderr
     assert_no_training(project, done)
 
@@ -970,7 +984,7 @@ def check_store_corrupt(tmp_path: Path, features_dir: Path) -> None:
     raises(r"mlflow\.db.* cannot be used: \w+: .*file is not a database.*move it away",
            lambda: tracking.start_run(enabled=True, experiment="pricer", run_name="x", tags={}, root=project),
            tracking.TrackingError)
-    done = run_stage(project, "train.py", "resnet")
+    done = run_stage_here(project, "train.py", "resnet")
     assert done.returncode == 1 and "file is not a database" in done.stderr and "Traceback" not in done.stderr
     assert_no_training(project, done)
 
@@ -986,7 +1000,7 @@ def check_store_unreachable(tmp_path: Path, features_dir: Path, monkeypatch: pyt
            lambda: tracking.start_run(enabled=True, experiment="pricer", run_name="x", tags={}, root=project),
            tracking.TrackingError)
     assert time.monotonic() - started < 10
-    done = run_stage(project, "train.py", "resnet", env={"MLFLOW_TRACKING_URI": uri})
+    done = run_stage_here(project, "train.py", "resnet", env={"MLFLOW_TRACKING_URI": uri})
     assert done.returncode == 1 and "is unreachable" in done.stderr and "Traceback" not in done.stderr
     assert_no_training(project, done)
 
@@ -999,7 +1013,7 @@ def check_tracking_disabled(tmp_path: Path, features_dir: Path) -> None:
     project_params["tracking"]["enabled"] = False
     (project / "params.yaml").write_text(yaml.safe_dump(project_params))
     before = (project / "mlflow.db").read_bytes()
-    done = run_stage(project, "train.py", "resnet")
+    done = run_stage_here(project, "train.py", "resnet")
     assert done.returncode == 0, done.stderr
     assert PricePredictor.load(project / "models/resnet").predict(["Title: a lamp"]).shape == (1,)
     assert not (project / "models/resnet/run.json").exists()  # no run-specific file in a DVC output
@@ -1287,7 +1301,7 @@ def check_output_path_blocked(tmp_path: Path) -> None:
 def check_fetch_report_corrupt(tmp_path: Path, features_dir: Path) -> None:
     project = stage_dir(tmp_path / "project", features=features_dir)
     (project / "data" / "fetch_report.json").write_text('{"kind": "synth')
-    done = run_stage(project, "train.py", "mlp")
+    done = run_stage_here(project, "train.py", "mlp")
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert "data/fetch_report.json: not valid JSON" in done.stderr and "dvc repro -f fetch" in done.stderr
     assert_no_training(project, done)
@@ -1427,6 +1441,224 @@ def check_source_untracked_in_temp_run(tmp_path: Path, monkeypatch: pytest.Monke
 
 
 # --------------------------------------------------------------------------------------------
+# Runs, names, outputs and evidence (issue 21)
+
+
+@case("evaluate-in-another-experiments-run", "`dvc exp run -n hit1 -S evaluate.hit_dollars=1` reruns only evaluate, "
+      "on models a run of another experiment trained (also: a rerun with other evaluate params, a second evaluation) "
+      "(e2e: tests/e2e/test_reliability.py::test_an_evaluate_only_experiment_records_its_own_run)",
+      "the test figures go to a new run of this experiment, tagged with the training run and taking its logged model "
+      "as input; the training run is not written to")
+def check_evaluate_in_another_experiments_run(tmp_path: Path, predictor: PricePredictor,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    for variable in ("MLFLOW_TRACKING_URI", "DVC_ROOT", "DVC_EXP_NAME", "DVC_EXP_BASELINE_REV"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.chdir(tmp_path)
+    params = params_from_dict({})
+    predictor.save(tmp_path / "models" / "resnet")
+    with tracking.start_run(enabled=True, experiment="pricer", run_name="resnet-workspace",
+                            tags=tracking.run_tags("resnet", "synthetic")) as trained:
+        trained.log_params({"params": params.as_dict()})
+        trained.log_model_directory(tmp_path / "models" / "resnet", {"best_val_mae": 20.0})
+    digest = directory_md5(tmp_path / "models" / "resnet")
+    client = trained.client
+    same_run = {"data_source": "synthetic", "params": params.as_dict()}
+    # `dvc repro`: training then evaluate in the same experiment with the same params: the training run
+    tracking.log_test_figures(params.tracking, "resnet", digest, {"test_mae": 30.0}, **same_run)
+    assert client.get_metric_history(trained.run_id, "test_mae")[0].value == 30.0
+    hit1 = params_from_dict({"evaluate": {"hit_dollars": 1}})
+    monkeypatch.setenv("DVC_EXP_NAME", "hit1")
+    tracking.log_test_figures(params.tracking, "resnet", digest, {"test_mae": 30.0, "test_hit_rate": 0.1},
+                              data_source="synthetic", params=hit1.as_dict())
+    monkeypatch.delenv("DVC_EXP_NAME")
+    tracking.log_test_figures(params.tracking, "resnet", digest, {"test_mae": 30.0, "test_hit_rate": 0.2},
+                              data_source="synthetic", params=hit1.as_dict())  # the workspace, other params
+    assert [m.value for m in client.get_metric_history(trained.run_id, "test_mae")] == [30.0]
+    assert "test_hit_rate" not in client.get_run(trained.run_id).data.metrics
+    runs = {run.data.tags["dvc_exp_name"]: run for run in client.search_runs(
+        [trained.experiment_id], filter_string="tags.stage = 'evaluate'")}
+    assert set(runs) == {"hit1", "workspace"}
+    assert runs["hit1"].data.metrics["test_hit_rate"] == 0.1 and runs["workspace"].data.metrics["test_hit_rate"] == 0.2
+    assert runs["hit1"].info.run_name == "resnet-hit1-evaluate"
+    assert runs["hit1"].data.params["params.evaluate.hit_dollars"] == "1.0"
+    assert runs["hit1"].data.tags[tracking.TRAINING_RUN_TAG] == trained.run_id
+    logged = client.search_logged_models([trained.experiment_id], filter_string=f"source_run_id = '{trained.run_id}'")
+    model_inputs = client.get_run(runs["hit1"].info.run_id).inputs.model_inputs
+    assert [model.model_id for model in model_inputs] == [logged[0].model_id]
+
+
+def git_in(root: Path, *args: str) -> str:
+    environment = os.environ | {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
+                                "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid"}
+    return subprocess.run(["git", *args], cwd=root, env=environment, capture_output=True, text=True, check=True,
+                          timeout=60).stdout.strip()
+
+
+def commit_predictions(root: Path, offset: float) -> str:
+    prices = np.round(np.random.default_rng(0).lognormal(3.5, 1.0, size=100), 2)
+    (root / "metrics").mkdir(exist_ok=True)
+    pd.DataFrame({"id": np.arange(100), "price": prices, "mlp": np.round(prices + offset, 2)}).to_csv(
+        root / "metrics" / "predictions.csv", index=False)
+    git_in(root, "add", "-A")
+    git_in(root, "commit", "-q", "-m", f"offset {offset}")
+    return git_in(root, "rev-parse", "HEAD")
+
+
+@case("name-shadows-git-revision", "`dvc exp run -n HEAD` (or a branch's, a tag's or a commit's name, or "
+      "`workspace`) then `pricer compare`", "with no name given: git's HEAD; a name that is both an experiment and a "
+      "git revision: one-line error naming both commits and `dvc exp rename`")
+def check_name_shadows_git_revision(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from pricer.cli import main
+
+    root = tmp_path / "project"
+    root.mkdir()
+    git_in(root, "init", "-q", "-b", "main")
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=root, check=True, timeout=120)
+    old = commit_predictions(root, 9.0)
+    head = commit_predictions(root, 1.0)
+    git_in(root, "tag", "v1")
+    for name in ("HEAD", "main", "v1", head[:7], "workspace"):  # experiments on the old commit, named like revisions
+        git_in(root, "update-ref", f"refs/exps/{old[:2]}/{old[2:]}/{name}", old)
+    monkeypatch.chdir(root)
+    assert main(["compare", "--json"]) == 0  # workspace against git's HEAD, not the experiment called HEAD
+    report = json.loads(capsys.readouterr().out)
+    assert [entry["rev"] for entry in report["runs"]] == [None, head]
+    for name in ("HEAD", "main", "v1", head[:7]):
+        assert main(["compare", name, old]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"{name}: is both a DVC experiment ({old[:7]}) and a git revision" in err, err
+        assert "dvc exp rename" in err
+    assert main(["compare", "workspace", old]) == 1
+    assert "workspace: means the working tree here, but is also the name of a DVC experiment" in capsys.readouterr().err
+
+
+@case("output-outside-project", "`models` (or `data`, `metrics`, `checkpoints`) is a symbolic link into another "
+      "project, so an output resolves outside this one", "every stage refuses before writing anything, in one line "
+      "naming the output and where it leads; the other project's files are untouched")
+def check_output_outside_project(tmp_path: Path, features_dir: Path) -> None:
+    other = tmp_path / "other"
+    (other / "models" / "mlp").mkdir(parents=True)
+    (other / "models" / "mlp" / "weights.pt").write_bytes(b"the other project's model")
+    (other / "data").mkdir()
+    before = {path: path.read_bytes() for path in other.rglob("*") if path.is_file()}
+    project = stage_dir(tmp_path / "project", features=features_dir)
+    (project / "models").symlink_to(other / "models")
+    done = run_stage(project, "train.py", "mlp")
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert re.search(rf"models/mlp: resolves to {re.escape(str(other))}/models/mlp, outside the project", done.stderr)
+    assert "epoch 1/" not in done.stderr and not (project / "checkpoints").exists()
+    (project / "data" / "raw").symlink_to(other / "data")
+    done = run_stage(project, "fetch.py")
+    assert done.returncode == 1 and "data/raw: resolves to" in done.stderr and "Traceback" not in done.stderr
+    assert {path: path.read_bytes() for path in other.rglob("*") if path.is_file()} == before
+
+
+@case("too-few-test-items", "a test split of fewer than 30 items (here 1) when the models are compared "
+      "(`metrics/comparison.json`, `pricer compare`)", "`too few test items (1 < 30)` instead of a verdict, with "
+      "the count and the minimum")
+def check_too_few_test_items(tmp_path: Path, predictor: PricePredictor) -> None:
+    from pricer.cli.compare import compare_runs
+    from pricer.cli.experiments import Run
+    from pricer.evaluation import evaluate
+
+    test = pd.DataFrame({"id": [1], "price": [25.0], "summary": ["Title: a steel lamp"]})
+    result = evaluate(test, {"mlp": predictor, "resnet": predictor}, np.array([10.0, 30.0]),
+                      params_from_dict({}).evaluate)
+    pair = result.comparison["resnet_vs_mlp"]
+    assert pair["verdict"] == "too few test items (1 < 30)" and (pair["items"], pair["min_items"]) == (1, 30)
+    runs = [Run(name, None, pd.DataFrame({"id": [1], "price": [25.0], "mlp": [price]}), {}) for name, price in
+            (("a", 20.0), ("b", 29.0))]
+    report = compare_runs(runs, resamples=200, seed=0, sort_by=None)
+    assert report["paired"][0]["verdict"] == "too few test items (1 < 30)" and report["min_items"] == 30
+
+
+@case("predict-deep-json", "`pricer predict -i deep.json` (arrays nested 100,000 deep); the same in one line of a "
+      "JSONL file; a JSONL line over 16 MiB; bytes that are not UTF-8 in a parquet text column",
+      "the JSON document: one-line error naming the file; a JSONL line or a parquet row: that row's error, every "
+      "other row priced")
+def check_predict_deep_json(tmp_path: Path, predictor: PricePredictor, capsys: pytest.CaptureFixture) -> None:
+    predictor.save(tmp_path / "model")
+    deep = "[" * 100_000 + "]" * 100_000
+    (tmp_path / "deep.json").write_text(deep)
+    status, _, err = predict_cli(tmp_path / "model", capsys, "-i", str(tmp_path / "deep.json"))
+    assert_one_line_error(status, err, r"deep\.json: JSON nested too deeply to read")
+    lines = ['{"id": 1, "summary": "Title: lamp"}', '{"id": 2, "summary": ' + deep + '}',
+             '{"id": 3, "summary": "' + "x" * (16 * 2**20 + 10) + '"}', '{"id": 4, "summary": "Title: drill"}']
+    (tmp_path / "deep.jsonl").write_text("\n".join(lines) + "\n")
+    status, out, err = predict_cli(tmp_path / "model", capsys, "-i", str(tmp_path / "deep.jsonl"), "-f", "csv")
+    rows = pd.read_csv(io.StringIO(out), keep_default_na=False)
+    assert status == 0 and "Traceback" not in err and rows["id"].tolist() == ["1", "", "", "4"]
+    too_long = f"line of {len(lines[2]):,} characters, longer than a row may be (16,777,216)"
+    assert rows["error"].tolist() == ["", "JSON nested too deeply to read", too_long, ""]
+    texts = pa.array([b"Title: lamp", b"caf\xe9", b"Title: drill"], type=pa.binary())
+    strings = pa.Array.from_buffers(pa.string(), 3, texts.buffers())  # a string column holding bytes that are not UTF-8
+    pq.write_table(pa.table({"id": [1, 2, 3], "summary": strings}), tmp_path / "bad.parquet")
+    status, out, err = predict_cli(tmp_path / "model", capsys, "-i", str(tmp_path / "bad.parquet"), "-f", "csv")
+    rows = pd.read_csv(io.StringIO(out), keep_default_na=False)
+    assert status == 0 and rows["id"].tolist() == [1, 2, 3]
+    assert rows["error"].tolist() == ["", "text is not valid UTF-8 (byte 0xe9 at character 4)", ""]
+
+
+@case("source-json-too-deep", "a JSONL or JSON `data.source` with arrays or objects nested thousands deep (pyarrow's "
+      "reader under `datasets` crashes the process on it)", "error naming the file (and the line), before the file "
+      "is handed to `datasets`")
+def check_source_json_too_deep(tmp_path: Path) -> None:
+    path = write_source(tmp_path, items(), "jsonl")
+    lines = path.read_text().splitlines()
+    lines[5] = lines[5][:-1] + ', "extra": ' + "[" * 20_000 + "]" * 20_000 + "}"
+    path.write_text("\n".join(lines) + "\n")
+    raises(rf"{re.escape(str(path))} line 6: JSON nested too deeply to read", lambda: fetch_splits(str(path)))
+    document = tmp_path / "items.json"
+    document.write_text('[{"id": 1, "summary": "x", "price": 2, "extra":\n' + "[\n" * 5_000 + "]\n" * 5_000 + "}]\n")
+    raises(rf"{re.escape(str(document))}: JSON nested too deeply to read", lambda: fetch_splits(str(document)))
+
+
+@case("text-no-words", "a text of stop words, punctuation or one-letter words only (`The and of it`, `!!! -- ?`, "
+      "`a b c`), which hashes to no feature", "training: row dropped, counted as `no_words`; `pricer predict`: that "
+      "row's error, every other row priced; `pricer.load_model().predict` (and so the pyfunc model and `mlflow "
+      "models serve`): `TextError` naming the row (the models never learn nor quote the price of an empty input)")
+def check_text_no_words(tmp_path: Path, predictor: PricePredictor, capsys: pytest.CaptureFixture) -> None:
+    assert_one_row_dropped(tmp_path, with_values(items(), 7, summary="The and of it"), "no_words")
+    assert_one_row_dropped(tmp_path, with_values(items(), 7, summary="!!! -- ? a b c"), "no_words", "jsonl")
+    predictor.save(tmp_path / "model")
+    status, out, err = predict_cli(tmp_path / "model", capsys, "-f", "csv", "Title: a lamp", "The and of it", "!!! ?")
+    rows = pd.read_csv(io.StringIO(out), keep_default_na=False)
+    assert status == 0 and rows["error"].tolist() == ["", NO_WORDS, NO_WORDS]
+    assert rows["resnet"].tolist()[1:] == ["", ""]
+    assert "priced 1 of 3 rows" in err
+    with pytest.raises(TextError, match=rf"1 of 2 texts cannot be priced: texts\[1\]: {re.escape(NO_WORDS)}"):
+        predictor.predict(["Title: a lamp", "The and of it"])
+
+
+@case("command-in-subdirectory", "`pricer predict`, `models`, `compare` or `promote` run from a subdirectory of the "
+      "project (or outside any project)", "they use the project's models, store and runs (the nearest directory "
+      "above holding `.dvc/`); outside a project: one line saying where they looked")
+def check_command_in_subdirectory(tmp_path: Path, predictor: PricePredictor, capsys: pytest.CaptureFixture,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from pricer.cli import main
+
+    project = tmp_path / "project"
+    (project / ".dvc").mkdir(parents=True)
+    predictor.save(project / "models" / "resnet")
+    (project / "src" / "deep").mkdir(parents=True)
+    monkeypatch.chdir(project / "src" / "deep")
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert main(["predict", "-f", "jsonl", "Title: a lamp"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["prices"]["resnet"] > 0 and f"{project}/models/mlp: not found" in captured.err
+    assert main(["promote", "resnet", "--version", "1"]) == 1  # the project's store, not one in src/deep
+    assert f"no MLflow store at {project / 'mlflow.db'}" in capsys.readouterr().err
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    monkeypatch.chdir(outside)
+    status, err = main(["predict", "Title: a lamp"]), capsys.readouterr().err
+    assert_one_line_error(status, err.splitlines()[-1] + "\n", rf"no trained models found in models/ \(no DVC project, "
+                          rf"a directory with \.dvc/, at or above {re.escape(str(outside))}\)")
+
+
+# --------------------------------------------------------------------------------------------
 # Stage-level plumbing
 
 
@@ -1456,6 +1688,49 @@ def run_stage(project: Path, script: str, *args: str, env: dict[str, str] | None
     environment |= {k: v for k, v in (env or {}).items() if k.startswith("MLFLOW_")}
     return subprocess.run([sys.executable, str(REPO_ROOT / "stages" / script), *args], cwd=project,
                           env=environment, capture_output=True, text=True, timeout=300, check=False)
+
+
+def run_stage_here(project: Path, script: str, *args: str, env: dict[str, str] | None = None
+                   ) -> subprocess.CompletedProcess:
+    """``run_stage`` in this process, which has pricer, torch and MLflow imported already (a child
+    spends seconds importing them): ``stages/<script>`` runs as ``__main__`` in ``project`` with
+    the child's environment; its exit status is what it passes to ``sys.exit``, its stderr holds
+    its log lines (INFO, the stage's format) and, had it raised, the traceback. Cases where the
+    interpreter itself is under test (its start-up time, settings read at import) use
+    ``run_stage``."""
+    argv = [str(REPO_ROOT / "stages" / script), *args]
+    stderr, stdout = io.StringIO(), io.StringIO()
+    handler = logging.StreamHandler(stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    root, level = logging.getLogger(), logging.getLogger().level
+    environment, sigterm = dict(os.environ), signal.getsignal(signal.SIGTERM)
+    threads, rng = torch.get_num_threads(), torch.random.get_rng_state()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(stdout):
+        for key in [key for key in os.environ if key.startswith(("MLFLOW_", "DVC_"))]:
+            del os.environ[key]
+        os.environ.update({"CI": "true"} | (env or {}))
+        patch.chdir(project)
+        patch.setattr(sys, "argv", argv)
+        patch.setattr(root, "handlers", [handler])  # the stage's logging.basicConfig then adds none of its own
+        root.setLevel(logging.INFO)
+        try:
+            runpy.run_path(sys.argv[0], run_name="__main__")
+            status = 0
+        except SystemExit as exit:
+            status = exit.code or 0 if isinstance(exit.code, int | None) else 1
+            if status == 1 and not isinstance(exit.code, int):
+                print(exit.code, file=sys.stderr)  # as the interpreter does with `sys.exit("message")`
+        except Exception:
+            traceback.print_exc()
+            status = 1
+        finally:  # what a stage may change in its process, as it was
+            root.setLevel(level)
+            os.environ.clear()
+            os.environ.update(environment)
+            signal.signal(signal.SIGTERM, sigterm)
+            torch.set_num_threads(threads)
+            torch.random.set_rng_state(rng)
+    return subprocess.CompletedProcess(argv, status, stdout.getvalue(), stderr.getvalue())
 
 
 def listing(project: Path) -> set[str]:

@@ -103,3 +103,14 @@ def test_feature_rows_read_only_their_share_and_fail_clearly(tmp_path, random_cs
     save_features(tmp_path, "train", random_csr, labels.iloc[:10])
     with pytest.raises(ArtifactError, match="200 rows but .* has 10"):
         load_feature_rows(tmp_path, "train", 0, 5)
+
+
+@pytest.mark.parametrize("stop_words", ["english", None])
+def test_wordless_texts_are_exactly_those_that_hash_to_no_feature(stop_words):
+    texts = ["Title: Desk lamp", "the and of it", "!!! -- ?", "a b c", "", "The lamp", "日本語", "🎸 🎸", "x 1 y",
+             "Café au lait", "THE", "it's", "10 20"]
+    from pricer.text import wordless
+
+    hashed = vectorize_texts(texts, VectorizerSettings(n_features=64, stop_words=stop_words))
+    assert wordless(texts, stop_words).tolist() == (np.diff(hashed.indptr) == 0).tolist()
+    assert wordless(["the and of it"], stop_words).tolist() == [stop_words == "english"]

@@ -12,7 +12,8 @@ def _pool_after_setup(env_pool: str | None) -> str:
         env["ARROW_DEFAULT_MEMORY_POOL"] = env_pool
     code = ("import pyarrow as pa; from pricer.memory import use_returning_memory_pool; "
             "name = use_returning_memory_pool(); assert name == pa.default_memory_pool().backend_name; print(name)")
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.strip()
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
+                          timeout=120).stdout.strip()
 
 
 def test_the_default_pool_becomes_one_that_returns_freed_memory():

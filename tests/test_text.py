@@ -29,7 +29,16 @@ def test_training_drops_exactly_the_texts_pricing_refuses():
     frame = pd.DataFrame({"id": range(len(texts)), "summary": texts, "price": [1.0] * len(texts)})
     cleaned, counts = validate_split(frame, split="train", text_field="summary", source="test")
     assert counts["empty_text"] == len(BLANK)
-    assert cleaned["summary"].tolist() == [text for text in texts if text_problem(text) is None]
+    assert counts["no_words"] == 6  # visible, but not a word of two letters or digits: "a", "!!!", "€", ...
+
+    def priced(text: str) -> bool:
+        try:
+            usable_texts([text])
+        except TextError:
+            return False
+        return True
+
+    assert cleaned["summary"].tolist() == [text for text in texts if priced(text)] == ["Title: lamp", "日本"]
 
 
 @pytest.mark.parametrize(("value", "problem"), [
@@ -43,7 +52,7 @@ def test_what_is_not_a_text_is_named(value, problem):
 
 
 def test_usable_texts_cuts_long_ones_and_names_every_bad_row():
-    assert usable_texts(["a" * (MAX_TEXT_CHARS + 7), "b"]) == ["a" * MAX_TEXT_CHARS, "b"]
+    assert usable_texts(["ab" * (MAX_TEXT_CHARS + 7), "lamp"]) == [("ab" * MAX_TEXT_CHARS)[:MAX_TEXT_CHARS], "lamp"]
     with pytest.raises(TextError, match=r"^7 of 8 texts cannot be priced: texts\[0\]: empty text; .*; "
                                         r"texts\[4\]: empty text \(and 2 more\)$"):
         usable_texts([""] * 7 + ["lamp"])

@@ -61,9 +61,10 @@ class PricePredictor:
     def predict(self, texts: Sequence[str], *, batch_rows: int = 8192,
                 labels: Sequence[str] | None = None) -> np.ndarray:
         """Dollar prices for raw product texts (the same field the model was trained on), under
-        training's text rules (:mod:`pricer.text`): a missing, empty or non-text entry raises
-        ``TextError`` naming it (by ``labels``, default ``texts[i]``), an over-long one is cut."""
-        features = vectorize_texts(usable_texts(texts, labels), self.vectorizer, chunk_rows=max(batch_rows, 1))
+        training's text rules (:mod:`pricer.text`): a missing, empty, non-text or word-less entry
+        raises ``TextError`` naming it (by ``labels``, default ``texts[i]``), an over-long one is cut."""
+        usable = usable_texts(texts, labels, stop_words=self.vectorizer.stop_words)
+        features = vectorize_texts(usable, self.vectorizer, chunk_rows=max(batch_rows, 1))
         return self.predict_matrix(features, batch_rows=batch_rows)
 
     def save(self, directory: str | Path) -> None:
@@ -104,6 +105,8 @@ class PricePredictor:
             config = json.loads(config_path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise ModelLoadError(f"{config_path}: not valid JSON: {error}") from None
+        except RecursionError:
+            raise ModelLoadError(f"{config_path}: JSON nested too deeply to read") from None
         if not isinstance(config, dict) or config.get("format_version") != FORMAT_VERSION:
             found = config.get("format_version") if isinstance(config, dict) else None
             raise ModelLoadError(

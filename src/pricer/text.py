@@ -16,6 +16,8 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
+
 from pricer.errors import PricerError
 
 # Texts longer than this are cut, in training data and at prediction alike: no product
@@ -66,13 +68,38 @@ def describe_problems(problems: Sequence[tuple[str, str]]) -> str:
     return shown + (f" (and {more} more)" if more > 0 else "")
 
 
-def usable_texts(texts: Iterable[Any], labels: Iterable[str] | None = None) -> list[str]:
+def usable_texts(texts: Iterable[Any], labels: Iterable[str] | None = None, *,
+                 stop_words: str | None = "english") -> list[str]:
     """``texts`` cut to MAX_TEXT_CHARS, or a TextError naming each row (by ``labels``, default
-    ``texts[i]``) that breaks the rules."""
+    ``texts[i]``) that breaks the rules, :func:`wordless` with the model's ``stop_words`` included."""
     texts = list(texts)
     labels = list(labels) if labels is not None else [f"texts[{position}]" for position in range(len(texts))]
     problems = [(label, problem) for label, value in zip(labels, texts, strict=True)
                 if (problem := text_problem(value))]
+    if not problems:
+        problems = [(label, NO_WORDS) for label, without_words
+                    in zip(labels, wordless([cut_text(text) for text in texts], stop_words), strict=True)
+                    if without_words]
     if problems:
         raise TextError(f"{len(problems)} of {len(texts)} texts cannot be priced: {describe_problems(problems)}")
     return [cut_text(text) for text in texts]
+
+
+# What a text that hashes to no feature is told: the fetch stage drops such rows (``no_words``), so
+# no model has learnt a price for them, and a price would be the model's constant for an empty input.
+NO_WORDS = "no words the model reads (only stop words, punctuation or one-letter words)"
+
+
+def wordless(texts: Sequence[str], stop_words: str | None) -> np.ndarray:
+    """Which texts hash to no feature: not one word the vectorizer reads (two or more letters or
+    digits, lower-cased, ``stop_words`` left out). The fetch stage drops such rows (``no_words``)
+    and ``pricer predict`` refuses them, so no model learns or quotes the price of an empty input.
+    ``stop_words`` is ``vectorize.stop_words``; the other settings are the vectorizer's defaults,
+    which pricer.features.VectorizerSettings keeps."""
+    from sklearn.feature_extraction.text import HashingVectorizer  # scikit-learn's import is slow
+
+    vectorizer = HashingVectorizer(stop_words=stop_words)
+    preprocess, token = vectorizer.build_preprocessor(), re.compile(vectorizer.token_pattern)
+    ignored = vectorizer.get_stop_words() or frozenset()
+    return np.fromiter((not any(match.group() not in ignored for match in token.finditer(preprocess(text)))
+                        for text in texts), dtype=bool, count=len(texts))

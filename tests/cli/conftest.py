@@ -71,7 +71,7 @@ PARAMS = {"seed": 42, "lr": 0.001, "mlp": {"lr": 0.01, "hidden_layers": [16, 8]}
 
 
 def git(root: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True, timeout=60).stdout
 
 
 def predictions(prices: np.ndarray, offsets: dict[str, float], ids: np.ndarray | None = None) -> pd.DataFrame:
@@ -99,7 +99,7 @@ def repo(tmp_path, monkeypatch) -> Path:
                        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid"}.items():
         monkeypatch.setenv(key, value)
     git(root, "init", "-q", "-b", "main")
-    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=root, check=True)
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=root, check=True, timeout=120)
     monkeypatch.chdir(root)
     return root
 

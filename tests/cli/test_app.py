@@ -76,13 +76,18 @@ def _start_pricing_from_a_pipe(root, output):
         # then rightly ignores Ctrl-C, so give the child the disposition of a foreground command
         preexec_fn=_default_sigint,
     )
-    process.stdin.write("Title: a lamp\n")
-    process.stdin.flush()
-    deadline = time.monotonic() + 120
-    while not list(root.glob(f".{output.name}.*.tmp*")):
-        assert process.poll() is None, process.stderr.read()
-        assert time.monotonic() < deadline, "the temporary output never appeared"
-        time.sleep(0.05)
+    try:
+        process.stdin.write("Title: a lamp\n")
+        process.stdin.flush()
+        deadline = time.monotonic() + 120
+        while not list(root.glob(f".{output.name}.*.tmp*")):
+            assert process.poll() is None, process.stderr.read()
+            assert time.monotonic() < deadline, "waited 120 s for `pricer predict` to open its temporary output"
+            time.sleep(0.05)
+    except BaseException:
+        process.kill()  # not left behind, holding its pipes
+        process.wait(timeout=30)
+        raise
     return process
 
 

@@ -1,20 +1,51 @@
-"""End-to-end fixtures: a throwaway git + DVC copy of this repository with tiny params.
+"""End-to-end fixtures: throwaway git + DVC copies of this repository with tiny params.
 
 The real ``dvc`` commands run there, in subprocesses, with this interpreter's environment, so the
 stage commands (``python stages/...``) use the same installed pricer.
+
+A ``dvc repro`` costs about a minute on a loaded 2-core machine; a copy of a reproduced project
+costs about a second. So one pipeline is reproduced per test session and shared:
+
+- ``pipeline`` (session): ``make_project`` on ``TINY_PARAMS`` after one ``dvc repro``, outputs not
+  committed, for the tests that only read its state (outputs, MLflow runs, ``dvc`` commands that
+  change nothing). Never change it. ``pipeline_repro_output`` is that repro's stdout + stderr.
+  It is built once per test run, also under pytest-xdist (``built_once``: the first worker that
+  needs it builds it, the others wait for it).
+- ``copy_project(source, destination)``: an independent copy (git history, DVC cache, outputs,
+  and the MLflow store with its artifact locations re-pointed at the copy). A test that changes a
+  project (a commit, an experiment, an edit, a stage run, a promotion) works on its own copy, e.g.
+  ``copy_project(pipeline, tmp_path / "pricer")`` (``commit_all`` then commits its outputs).
+- ``half_lr`` (session): a committed copy after ``dvc exp run -n half-lr -S lr=0.0005`` (not
+  ``--temp``: the workspace holds the experiment), and that command's output. Read-only too.
+- ``make_project(root, overrides)``: a fresh project, for other params (then ``dvc repro`` it
+  yourself, or only the stages you need).
+
+Waits are bounded: ``Project.run`` (``run_bounded``) has a timeout and fails saying which command
+it waited for. Commands write their output to files, never to pipes this process reads: a
+background process they leave behind (a ``dvc queue`` worker) cannot keep a test waiting for an
+end of file.
+``Project.start`` sends a background command's output to a log file; ``stop_queue_workers`` ends
+the ``dvc queue`` workers a test started.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
+import sqlite3
 import subprocess
 import sys
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import pytest
 import yaml
+from filelock import FileLock
+from filelock import Timeout as FileLockTimeout
 from helpers import deep_merge
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -23,7 +54,8 @@ TINY_PARAMS = {
     "data": {"synthetic_items": 800},
     "mlp": {"epochs": 2},
     "resnet": {"hidden": 32, "layers": 3, "epochs": 2},
-    "train": {"progress": False},
+    # on CPU wherever the tests run: the byte-for-byte promise is a CPU one (docs/guarantees.md)
+    "train": {"progress": False, "device": "cpu"},
 }
 
 
@@ -38,7 +70,7 @@ def project_files(root: Path = REPO_ROOT) -> list[str]:
     (metrics, dvc.lock, data, models, mlflow.db) are never copied."""
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z", "--", *SOURCE_PATHS],
-        cwd=root, capture_output=True, text=True, check=True,
+        cwd=root, capture_output=True, text=True, check=True, timeout=60,
     ).stdout.split("\0")
     return [f for f in listed if f and (root / f).is_file() and not f.endswith(".pyc")]
 
@@ -55,7 +87,8 @@ class Project:
                      "GIT_COMMITTER_NAME": "pricer-test", "GIT_COMMITTER_EMAIL": "test@example.invalid"}
 
     def run(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
-        done = subprocess.run(args, cwd=self.root, env=self.env, capture_output=True, text=True, timeout=timeout)
+        """Run a command here (``run_bounded``); fail with its output if it fails and ``check``."""
+        done = run_bounded(args, cwd=self.root, env=self.env, timeout=timeout)
         if check and done.returncode != 0:
             raise AssertionError(f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
         return done
@@ -69,6 +102,12 @@ class Project:
         with open(log, "w") as handle:
             return subprocess.Popen(args, cwd=self.root, env=self.env | (env or {}), stdout=handle,
                                     stderr=subprocess.STDOUT, start_new_session=True)
+
+    def stop_queue_workers(self) -> None:
+        """Have the ``dvc queue`` workers started here exit (they run detached, outside any process
+        group a test could kill). Not ``--kill``: that signals the process ids the queue recorded
+        for its tasks, which, once a task has ended, may belong to another process by now."""
+        self.dvc("queue", "stop", check=False, timeout=120)
 
     def git_head(self) -> str:
         return self.run("git", "rev-parse", "HEAD").stdout.strip()
@@ -88,6 +127,37 @@ class Project:
         return client.search_runs([experiment.experiment_id]) if experiment else []
 
 
+def run_bounded(args: Sequence[str], *, cwd: Path, env: Mapping[str, str] | None = None,
+                timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run a command in its own process group for at most ``timeout`` seconds (then the group is
+    killed and the test fails, naming the command). Its output goes to files: a background
+    process it starts and leaves running (a ``dvc queue`` worker, a browser's helper) cannot hold
+    this test's pipes open, so nothing waits for an end of file that never comes."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        process = subprocess.Popen(list(args), cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                   start_new_session=True)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        finally:
+            timed_out = process.returncode is None  # or the test was interrupted: end it either way
+            if timed_out:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=30)
+        stdout, stderr = (_read(handle) for handle in (out, err))
+    if timed_out:
+        raise AssertionError(f"waited {timeout:g} s for `{' '.join(args)}` to exit in {cwd}; killed it:\n"
+                             f"--- stdout:\n{stdout[-3000:]}\n--- stderr:\n{stderr[-3000:]}")
+    return subprocess.CompletedProcess(list(args), process.returncode, stdout, stderr)
+
+
+def _read(handle) -> str:
+    handle.seek(0)
+    return handle.read().decode("utf-8", errors="replace")
+
+
 def make_project(root: Path, overrides: dict | None = None) -> Project:
     for relative in project_files():
         destination = root / relative
@@ -101,9 +171,88 @@ def make_project(root: Path, overrides: dict | None = None) -> Project:
     return project
 
 
-@pytest.fixture(scope="module")
-def reproduced_project(tmp_path_factory) -> Project:
-    """A project on which ``dvc repro`` has run once (shared by a module's tests)."""
-    project = make_project(tmp_path_factory.mktemp("pricer-e2e"))
-    project.dvc("repro")
+def copy_project(source: Project, destination: Path) -> Project:
+    """An independent copy of ``source`` at ``destination``: its git history, DVC cache and
+    outputs, and its MLflow store, whose artifact locations (in ``mlflow.db`` and in each logged
+    model's ``MLmodel``) are re-pointed at the copy, as the store's owner would have made them
+    there. DVC's scratch folder (``.dvc/tmp``: locks, queue state) and a git lock file (a command
+    running in ``source`` meanwhile) are not copied."""
+    transient = {source.root / ".dvc": {"tmp"}, source.root / ".git": {"index.lock"}}
+
+    def scratch(directory: str, names: list[str]) -> list[str]:
+        return [name for name in names if name in transient.get(Path(directory), ())]
+
+    shutil.copytree(source.root, destination, symlinks=True, ignore=scratch)
+    old, new = f"{source.root.resolve()}/", f"{destination.resolve()}/"
+    store = destination / "mlflow.db"
+    if store.exists():
+        with contextlib.closing(sqlite3.connect(store)) as database, database:
+            for (table,) in database.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+                for column in [row[1] for row in database.execute(f'PRAGMA table_info("{table}")').fetchall()]:
+                    database.execute(f'UPDATE "{table}" SET "{column}" = replace("{column}", ?, ?) WHERE '
+                                     f'typeof("{column}") = \'text\' AND instr("{column}", ?) > 0', (old, new, old))
+    for model in (destination / "mlartifacts").rglob("MLmodel"):
+        model.write_text(model.read_text().replace(old, new))
+    return Project(destination)
+
+
+def commit_all(project: Project, message: str) -> Project:
+    project.run("git", "add", "-A")
+    project.run("git", "commit", "-q", "-m", message)
     return project
+
+
+SHARED_BUILD_WAIT_S = 1800
+
+
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], str]) -> tuple[Path, str]:
+    """``build(directory)`` once per test run: in whichever pytest-xdist worker asks first, while
+    the others wait for it (at most ``SHARED_BUILD_WAIT_S``). The directory, and the text that
+    ``build`` returned."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # the run's, not a worker's
+    directory, text, built = shared / name, shared / f"{name}.output", shared / f"{name}.built"
+    try:
+        with FileLock(shared / f"{name}.lock", timeout=SHARED_BUILD_WAIT_S):
+            if not built.exists():
+                shutil.rmtree(directory, ignore_errors=True)  # left by a build that failed
+                text.write_text(build(directory))
+                built.touch()
+    except FileLockTimeout:
+        pytest.fail(f"waited {SHARED_BUILD_WAIT_S} s for another test worker to build the shared {name} project")
+    return directory, text.read_text()
+
+
+def _reproduce(directory: Path) -> str:
+    done = make_project(directory).dvc("repro")
+    return done.stdout + done.stderr
+
+
+@pytest.fixture(scope="session")
+def _reproduced(tmp_path_factory) -> tuple[Project, str]:
+    directory, output = built_once(tmp_path_factory, "pipeline", _reproduce)
+    return Project(directory), output
+
+
+@pytest.fixture(scope="session")
+def pipeline(_reproduced) -> Project:
+    """The test run's one reproduced tiny project (outputs not committed): read it, never change it."""
+    return _reproduced[0]
+
+
+@pytest.fixture(scope="session")
+def pipeline_repro_output(_reproduced) -> str:
+    """The stdout and stderr of ``pipeline``'s ``dvc repro``."""
+    return _reproduced[1]
+
+
+@pytest.fixture(scope="session")
+def half_lr(pipeline, tmp_path_factory) -> tuple[Project, str]:
+    """A committed copy of ``pipeline`` after ``dvc exp run -n half-lr -S lr=0.0005``, and that
+    command's stdout: read it, never change it (copy it first)."""
+    def experiment(directory: Path) -> str:
+        project = commit_all(copy_project(pipeline, directory), "baseline run")
+        return project.dvc("exp", "run", "-n", "half-lr", "-S", "lr=0.0005").stdout
+
+    directory, output = built_once(tmp_path_factory, "half-lr", experiment)
+    return Project(directory), output

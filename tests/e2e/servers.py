@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import run_bounded
+
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -78,6 +80,6 @@ def chromium_run(url: str, *args: str, timeout: float = 120) -> subprocess.Compl
                "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=1400,2000",
                "--virtual-time-budget=20000", *args, url]
     try:
-        return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        return run_bounded(command, cwd=profile.parent, timeout=timeout)
     finally:
         shutil.rmtree(profile, ignore_errors=True)

@@ -1,7 +1,7 @@
 """Comparing and sharing experiments with the real tools (docs/comparing.md), on a tiny project.
 
-One project per module: `dvc repro`, a commit, then `dvc exp run -n half-lr -S lr=0.0005`.
-The tests read it in order; the last one commits and shares it through a local DVC remote.
+A copy of the session's ``half_lr`` project: `dvc repro`, a commit, then `dvc exp run -n half-lr -S lr=0.0005`.
+The tests read it; the last one commits and shares a copy of it through a local DVC remote.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pricer import tracking
 from pricer.digests import directory_md5
 from pricer.predictor import PricePredictor
 
-from .conftest import REPO_ROOT, Project
+from .conftest import REPO_ROOT, Project, copy_project
 from .servers import chromium, chromium_run, free_port, running
 
 pytestmark = pytest.mark.e2e
@@ -41,14 +41,11 @@ def _stages_run(output: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def compared(reproduced_project) -> Project:
-    """The tiny project after `dvc repro`, a commit, and one experiment, `half-lr`."""
-    project = reproduced_project
-    project.run("git", "add", "-A")
-    project.run("git", "commit", "-q", "-m", "baseline run")
-    done = project.dvc("exp", "run", "-n", "half-lr", "-S", "lr=0.0005")
-    assert _stages_run(done.stdout) == ["train_resnet", "evaluate"]
-    return project
+def compared(half_lr, tmp_path_factory) -> Project:
+    """A copy of the tiny project after `dvc repro`, a commit, and one experiment, `half-lr` (its
+    stages: tests/e2e/test_dvc_pipeline.py::test_exp_run_lr_reruns_only_the_residual_network_and_evaluation).
+    A copy: `dvc` commands here never wait for a lock that another module's hold in the shared one."""
+    return copy_project(half_lr[0], tmp_path_factory.mktemp("compared") / "pricer")
 
 
 # ------------------------------------------------------------------- DVC: terminal and plots
@@ -179,11 +176,11 @@ def test_mlflow_server_has_both_models_runs_with_history_and_renders_the_compari
     assert shot.returncode == 0 and screenshot.stat().st_size > 30_000, shot.stderr[-2000:]
 
 
-# ------------------------------------------------------------------- sharing (commits: keep it last)
+# ------------------------------------------------------------------- sharing (on a copy: it commits)
 
 
 def test_share_through_a_dvc_remote_and_a_git_clone(compared, tmp_path_factory):
-    project = compared
+    project = copy_project(compared, tmp_path_factory.mktemp("shared") / "pricer")
     project.dvc("exp", "apply", "half-lr")
     remote = tmp_path_factory.mktemp("dvc-remote")
     project.dvc("remote", "add", "-d", "local", str(remote))

@@ -19,7 +19,7 @@ import pytest
 from pricer.tracking import registry
 from pricer.predictor import PricePredictor
 
-from .conftest import REPO_ROOT, Project, make_project
+from .conftest import REPO_ROOT, Project, copy_project
 from .servers import chromium, chromium_run, free_port, running
 
 pytestmark = pytest.mark.e2e
@@ -30,11 +30,10 @@ ARTIFACTS = REPO_ROOT / "test-artifacts"
 
 
 @pytest.fixture(scope="module")
-def repro(tmp_path_factory) -> tuple[Project, str]:
-    """A tiny project after one `dvc repro`, with its output (the train stages' last lines)."""
-    project = make_project(tmp_path_factory.mktemp("pricer-serving"))
-    done = project.dvc("repro")
-    return project, done.stdout + done.stderr
+def repro(pipeline, pipeline_repro_output, tmp_path_factory) -> tuple[Project, str]:
+    """A copy of the tiny project after one `dvc repro` (the champion is promoted in it), with
+    that repro's output (the train stages' last lines)."""
+    return copy_project(pipeline, tmp_path_factory.mktemp("pricer-serving") / "pricer"), pipeline_repro_output
 
 
 @pytest.fixture(scope="module")

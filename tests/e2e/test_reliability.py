@@ -34,7 +34,7 @@ from pricer import tracking
 from pricer.digests import directory_md5
 from pricer.predictor import PricePredictor
 
-from .conftest import Project, make_project
+from .conftest import Project, copy_project, make_project
 
 pytestmark = pytest.mark.e2e
 
@@ -52,14 +52,15 @@ def snapshot(root: Path, patterns: tuple[str, ...] = REPRODUCED) -> dict[str, by
 
 
 # --------------------------------------------------------------------------------------------
-# Reproducibility and the MLflow record (one project for the module)
+# Reproducibility and the MLflow record (one project for these tests: a copy of the shared pipeline)
 
 
 @pytest.fixture(scope="module")
-def repro_project(tmp_path_factory) -> tuple[Project, dict[str, bytes]]:
-    # on CPU: the byte-for-byte promise is a CPU one (see docs/guarantees.md for GPUs)
-    project = make_project(tmp_path_factory.mktemp("pricer-reliability"), {"train": {"device": "cpu"}})
-    project.dvc("repro")
+def repro_project(pipeline, tmp_path_factory) -> tuple[Project, dict[str, bytes]]:
+    # a copy of the shared pipeline, reproduced on CPU (TINY_PARAMS): the byte-for-byte promise is
+    # a CPU one (see docs/guarantees.md for GPUs)
+    project = copy_project(pipeline, tmp_path_factory.mktemp("pricer-reliability") / "pricer")
+    assert project.read_json("metrics/train/mlp.json") and "device: cpu" in (project.root / "params.yaml").read_text()
     return project, snapshot(project.root)
 
 
@@ -214,6 +215,28 @@ def test_parallel_queued_experiments_with_a_concurrent_reader(repro_project, tmp
         assert rows[name]["metrics"][f"metrics/{model}.json"]["test_mae"] == pytest.approx(run.data.metrics["test_mae"])
     # the queue ran in copies under .dvc/tmp/exps; their runs landed in the root's store
     assert not list((project.root / ".dvc").rglob("mlflow.db"))
+
+
+def test_an_evaluate_only_experiment_records_its_own_run(repro_project):
+    """`dvc exp run -n hit1 -S evaluate.hit_dollars=1` reruns evaluate alone, on the workspace's
+    models: its figures go to runs of experiment hit1, not into the workspace's training runs."""
+    project, _ = repro_project
+    trained = {run.data.tags["model"]: run for run in sorted(project.mlflow_runs(), key=lambda r: r.info.start_time)
+               if run.data.tags["dvc_exp_name"] == "workspace" and run.data.tags.get("stage") != "evaluate"}
+    done = project.dvc("exp", "run", "-n", "hit1", "-S", "evaluate.hit_dollars=1")
+    assert "Running stage 'evaluate'" in done.stdout and "Running stage 'train_" not in done.stdout, done.stdout
+    assert "Traceback" not in done.stderr
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{project.root / 'mlflow.db'}")
+    for model, run in trained.items():
+        assert len(client.get_metric_history(run.info.run_id, "test_hit_rate")) == 1  # untouched by hit1
+        (own,) = [r for r in project.mlflow_runs()
+                  if r.data.tags["dvc_exp_name"] == "hit1" and r.data.tags["model"] == model]
+        assert own.data.tags["stage"] == "evaluate" and own.data.tags[tracking.TRAINING_RUN_TAG] == run.info.run_id
+        assert own.info.run_name == f"{model}-hit1-evaluate" and own.data.params["params.evaluate.hit_dollars"] == "1.0"
+        written = project.read_json(f"metrics/{model}.json")
+        assert own.data.metrics["test_hit_rate"] == pytest.approx(written["test_hit_rate"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -462,10 +485,16 @@ def test_killed_training_leaves_each_output_old_or_complete_and_the_next_run_cle
         project.run("git", "checkout", "params.yaml")
 
 
-def _wait_for(predicate, timeout: float, process) -> None:
+def _wait_for(predicate, timeout: float, process, log: Path, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not predicate() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
+    if not predicate():
+        state = "still running: killed" if process.poll() is None else f"exited with {process.returncode}"
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)  # started in a session of its own (Project.start)
+            process.wait(timeout=30)
+        pytest.fail(f"waited {timeout:g} s for {what} ({state}):\n{log.read_text()[-2000:]}")
 
 
 def test_sigterm_to_a_train_stage_marks_its_mlflow_run_killed_and_keeps_the_old_outputs(vectorized_project, tmp_path):
@@ -475,7 +504,7 @@ def test_sigterm_to_a_train_stage_marks_its_mlflow_run_killed_and_keeps_the_old_
         project.set_params({"tracking": {"enabled": True}, "resnet": {"epochs": 3}})
         before = snapshot(project.root, ("models/resnet/*", "metrics/*/resnet.*"))
         process = project.start(sys.executable, "stages/train.py", "resnet", log=log)
-        _wait_for(lambda: "resnet epoch 1/" in log.read_text(), 300, process)
+        _wait_for(lambda: "resnet epoch 1/" in log.read_text(), 300, process, log, "the stage's first epoch")
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 128 + signal.SIGTERM, log.read_text()[-2000:]
         assert "Traceback" not in log.read_text()
@@ -493,7 +522,7 @@ def test_data_parallel_workers_die_with_a_killed_stage(vectorized_project, tmp_p
     try:
         project.set_params({"train": {"processes": 2}, "mlp": {"epochs": 50}})
         process = project.start(sys.executable, "stages/train.py", "mlp", log=log)
-        _wait_for(lambda: "mlp epoch 1/" in log.read_text(), 300, process)
+        _wait_for(lambda: "mlp epoch 1/" in log.read_text(), 300, process, log, "the stage's first epoch")
         workers = [child for child in psutil.Process(process.pid).children(recursive=True)
                    if "stages/train.py" in " ".join(child.cmdline())]
         assert len(workers) >= 2, log.read_text()[-2000:]

@@ -10,12 +10,13 @@ training seed (the two get a spread, and are paired: `data.seed` keeps the test 
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 
 import pytest
 
-from .conftest import Project, make_project
+from .conftest import Project, commit_all, copy_project
 
 pytestmark = pytest.mark.e2e
 
@@ -34,24 +35,24 @@ def experiments(project: Project) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def swept(tmp_path_factory) -> tuple[Project, dict[tuple[float, int], str]]:
+def swept(pipeline, tmp_path_factory) -> tuple[Project, dict[tuple[float, int], str]]:
     """The project after the sweep, and its runs' names by (lr, seed) (main and three experiments
     on the baseline's data), plus the other data's experiment under the key "other data"."""
-    project = make_project(tmp_path_factory.mktemp("pricer-sweep"))
-    project.dvc("repro")
-    project.run("git", "add", "-A")
-    project.run("git", "commit", "-q", "-m", "baseline run")
+    project = commit_all(copy_project(pipeline, tmp_path_factory.mktemp("pricer-sweep") / "pricer"), "baseline run")
     project.dvc("exp", "run", "--queue", "-S", "lr=0.0003,0.003")
     project.dvc("exp", "run", "--queue", "-S", "seed=7")
     project.dvc("exp", "run", "--queue", "-S", "data.seed=7")
     project.dvc("queue", "start", "-j", "2")
     deadline = time.monotonic() + QUEUE_DEADLINE_S
-    while True:
-        status = project.dvc("queue", "status").stdout
-        if not any(word in status for word in ("Queued", "Running")):
-            break
-        assert time.monotonic() < deadline, status
-        time.sleep(5)
+    try:
+        while True:
+            status = project.dvc("queue", "status").stdout
+            if not any(word in status for word in ("Queued", "Running")):
+                break
+            assert time.monotonic() < deadline, f"the queue had not finished in {QUEUE_DEADLINE_S} s:\n{status}"
+            time.sleep(5)
+    finally:
+        project.stop_queue_workers()
     assert status.count("Success") == 4 and "Failed" not in status, status
     report = json.loads(compare(project, "main", *sorted(experiments(project)), "--json").stdout)
     names = {(entry["params"]["lr"], entry["params"]["seed"]): entry["name"] for entry in report["runs"]
@@ -60,6 +61,17 @@ def swept(tmp_path_factory) -> tuple[Project, dict[tuple[float, int], str]]:
     assert names[(0.001, 42)] == "main"
     (other_data,) = [entry["name"] for entry in report["runs"] if entry["params"]["data.seed"] == 7]
     return project, names, other_data
+
+
+def test_a_training_seed_sweep_keeps_the_test_items(swept):
+    project, names, _ = swept
+    seed_run = names[(0.001, 7)]
+    logs = project.dvc("queue", "logs", seed_run).stdout
+    assert sorted(re.findall(r"Running stage '([^']+)'", logs)) == ["evaluate", "train_mlp", "train_resnet"], logs
+    before, after = (project.run("git", "show", f"{rev}:metrics/predictions.csv").stdout.splitlines()
+                     for rev in ("main", experiments(project)[seed_run]))
+    ids_and_prices = [[line.split(",")[:2] for line in rows] for rows in (before, after)]
+    assert ids_and_prices[0] == ids_and_prices[1] and before != after
 
 
 def test_every_experiment_is_in_dvc_and_in_the_one_mlflow_store(swept):

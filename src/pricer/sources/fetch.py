@@ -36,6 +36,7 @@ def fetch_splits(
     source: str,
     *,
     text_field: str = "summary",
+    stop_words: str | None = "english",
     revision: str | None = None,
     seed: int = 42,
     synthetic_items: int = 60000,
@@ -63,7 +64,8 @@ def fetch_splits(
     splits: dict[str, pd.DataFrame] = {}
     split_reports: dict[str, dict[str, Any]] = {}
     for split in SPLITS:
-        cleaned, counts = validate_split(arranged[split], split=split, text_field=text_field, source=source)
+        cleaned, counts = validate_split(arranged[split], split=split, text_field=text_field, source=source,
+                                         stop_words=stop_words)
         split_reports[split] = {
             "rows_in": len(arranged[split]),
             "rows_out": len(cleaned),

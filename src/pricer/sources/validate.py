@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from pricer.sources.errors import DataError
-from pricer.text import MAX_TEXT_CHARS, is_blank
+from pricer.text import MAX_TEXT_CHARS, is_blank, wordless
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +22,7 @@ MAX_PRICE = 1e9
 DROP_REASONS = (
     "missing_text",
     "empty_text",
+    "no_words",  # only stop words, punctuation or one-letter words: the text hashes to no feature
     "missing_price",
     "non_numeric_price",
     "non_finite_price",
@@ -33,7 +34,7 @@ DROP_REASONS = (
 
 
 def validate_split(
-    df: pd.DataFrame, *, split: str, text_field: str, source: str
+    df: pd.DataFrame, *, split: str, text_field: str, source: str, stop_words: str | None = "english"
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     """Keep the usable rows of one split and count the others.
 
@@ -41,7 +42,8 @@ def validate_split(
     or str, ids added from row numbers when absent) and counts: one entry per reason in
     :data:`DROP_REASONS` (a row counts under its first reason; ``duplicate_id`` keeps the first
     otherwise-valid row of each id) plus ``truncated_text``, rows kept with their text cut to
-    :data:`MAX_TEXT_CHARS` characters. Raises DataError naming source, split and column.
+    :data:`MAX_TEXT_CHARS` characters. ``stop_words`` is ``vectorize.stop_words``: a text with no
+    other word hashes to no feature (``no_words``). Raises DataError naming source, split and column.
     """
     where = f"{source}: split '{split}'"
     for column in ("price", text_field):
@@ -54,9 +56,11 @@ def validate_split(
 
     text = frame[text_field].astype("str")
     prices, price_problems = _classify_prices(frame["price"], where)
+    missing, blank = text.isna().to_numpy(), _blank_texts(text)
     candidates = {
-        "missing_text": text.isna().to_numpy(),
-        "empty_text": _blank_texts(text),
+        "missing_text": missing,
+        "empty_text": blank,
+        "no_words": _wordless(text, ~missing & ~blank, stop_words),
         **price_problems,
         "missing_id": frame["id"].isna().to_numpy(),
     }
@@ -109,6 +113,14 @@ def _blank_texts(text: pd.Series) -> np.ndarray:
         value = text.iloc[position]
         blank[position] = isinstance(value, str) and is_blank(value)
     return blank
+
+
+def _wordless(text: pd.Series, present: np.ndarray, stop_words: str | None) -> np.ndarray:
+    """Which of the ``present`` texts hash to no feature (pricer.text.wordless)."""
+    found = np.zeros(len(text), dtype=bool)
+    positions = np.flatnonzero(present)
+    found[positions] = wordless(text.iloc[positions].tolist(), stop_words)
+    return found
 
 
 def _require_text_column(column: pd.Series, where: str, name: str) -> None:

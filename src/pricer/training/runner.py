@@ -180,5 +180,4 @@ def save_training_outputs(trained: TrainedModel) -> Path:
 
 def training_outputs(model_name: str) -> tuple[Path, ...]:
     """Every path a training stage writes (as dvc.yaml declares them)."""
-    return (layout.model_dir(model_name), layout.history_csv(model_name), layout.train_metrics(model_name),
-            layout.checkpoint_file(model_name))
+    return layout.stage_outputs(f"train_{model_name}")
