@@ -83,6 +83,7 @@ def run_measured(command: list[str], cwd: Path, env: dict, log_path: Path, inter
         root = psutil.Process(process.pid)
         peak_tree = peak_root = 0
         most_processes = 1
+        peak_by_process: dict[int, list] = {}  # pid -> [command line, peak RSS]: each data-parallel rank's
         while True:
             pid, status, usage = os.wait4(process.pid, os.WNOHANG)
             if pid:
@@ -98,6 +99,12 @@ def run_measured(command: list[str], cwd: Path, env: dict, log_path: Path, inter
                 except psutil.Error:
                     continue
                 total += rss
+                if member.pid not in peak_by_process:
+                    try:
+                        peak_by_process[member.pid] = [" ".join(member.cmdline())[-80:], 0]
+                    except psutil.Error:
+                        peak_by_process[member.pid] = ["?", 0]
+                peak_by_process[member.pid][1] = max(peak_by_process[member.pid][1], rss)
                 if member.pid == root.pid:
                     peak_root = max(peak_root, rss)
             peak_tree = max(peak_tree, total)
@@ -111,6 +118,7 @@ def run_measured(command: list[str], cwd: Path, env: dict, log_path: Path, inter
         "peak_stage_process_rss_bytes": peak_root,
         "max_single_process_rss_bytes_kernel": usage.ru_maxrss * 1024,  # Linux reports KiB
         "most_processes": most_processes,
+        "peak_rss_by_process": sorted(peak_by_process.values(), key=lambda entry: -entry[1]),
     }
 
 
@@ -163,6 +171,10 @@ def main() -> None:
         verdict = ("met" if max(tree_gb, single_gb) <= GOAL_GB else "NOT MET") if ok else f"FAILED (exit {measured['exit_code']})"
         print(f"{stage:14s} {measured['wall_s']:8.1f} {tree_gb:13.2f} {single_gb:19.2f} {measured['most_processes']:6d}  {verdict}",
               flush=True)
+        if (args.processes or 1) > 1 and stage.startswith("train"):
+            # each process's sampled peak: the ranks, the launcher and the stage script that started it
+            for command, peak in measured["peak_rss_by_process"][:args.processes + 2]:
+                print(f"{'':14s} peak {peak / 1e6:8,.0f} MB  {command}")
         if not ok:
             print(log_path.read_text(encoding="utf-8")[-3000:])
             break

@@ -1,7 +1,8 @@
 """train_<model>: fit one regressor on the hashed features, save it, track it in MLflow.
 
-Usage: ``python stages/train.py mlp|resnet``. With ``train.processes > 1`` the script relaunches
-itself under ``torchrun``; rank 0 alone tracks and writes outputs.
+Usage: ``python stages/train.py mlp|resnet``. With ``train.processes > 1`` or ``train.nodes > 1``
+the script relaunches itself under ``torchrun`` (on the other machines ``pricer train-worker``
+does); rank 0 alone tracks and writes outputs.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pricer.atomic import refuse_outputs_outside, remove_stale_temporaries
 from pricer.console import progress_enabled, run_stage
 from pricer.cores import check_at_most_cores
 from pricer.params import load_params
-from pricer.training.distributed import needs_relaunch, process_group, relaunch_under_torchrun
+from pricer.training.distributed import check_same_run, needs_relaunch, process_group, relaunch_under_torchrun
 from pricer.training.runner import (
     load_training_data,
     plan_training,
@@ -36,7 +37,8 @@ def main(model_name: str) -> int:
     with process_group(params.train) as processes:
         if processes.is_main:
             remove_stale_temporaries(*training_outputs(model_name))  # left by a run killed mid-write
-        data = load_training_data()
+        data = load_training_data(rank=processes.rank, world_size=processes.world_size)
+        check_same_run(processes, params.as_dict(), data.file_md5s)  # on every node: same commit, params, data
         plan = plan_training(params, model_name, data, processes.device)
         with tracking.training_run(params, model_name, data.file_md5s, is_main=processes.is_main) as run:
             run.log_params({"params": params.as_dict(), "recipe": plan.recipe.to_dict(), "architecture": plan.architecture,

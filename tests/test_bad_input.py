@@ -1493,6 +1493,82 @@ def check_processes_more_than_cores(tmp_path: Path) -> None:
         "stages/train.py", ["mlp"], train), DistributedError)
 
 
+@case("nodes-indivisible-batch", "`train.nodes: 3` with the default batch size 64",
+      "`ParamsError` naming `mlp.batch_size`, `train.nodes` and `train.processes` before any work")
+def check_nodes_indivisible_batch(tmp_path: Path) -> None:
+    raises(r"mlp.batch_size \(64\) must divide evenly among train.nodes x train.processes \(3 x 1 = 3\)",
+           lambda: params_from_dict({"train": {"nodes": 3}}), ParamsError)
+
+
+@case("nodes-without-rendezvous", "`train.nodes: 2` without `PRICER_RENDEZVOUS=host:port` (or with a malformed "
+      "one, or a `PRICER_NODE_RANK` outside 0..nodes-1)",
+      "`DistributedError` naming the variable and what it must be, before any worker starts")
+def check_nodes_without_rendezvous(tmp_path: Path) -> None:
+    from pricer.training.distributed import DistributedError, relaunch_under_torchrun
+
+    train = params_from_dict({"train": {"nodes": 2, "device": "cpu"}}).train
+    relaunch = lambda environ: lambda: relaunch_under_torchrun("stages/train.py", ["mlp"], train,  # noqa: E731
+                                                               environ=environ)
+    raises(r"train.nodes is 2: set PRICER_RENDEZVOUS=host:port on every node .*; it is not set",
+           relaunch({}), DistributedError)
+    raises(r"PRICER_RENDEZVOUS=host:port .*; got 'node0'", relaunch({"PRICER_RENDEZVOUS": "node0"}), DistributedError)
+    raises(r"PRICER_NODE_RANK is 2 but params.yaml: train.nodes is 2: use 1..1 on the other nodes",
+           relaunch({"PRICER_RENDEZVOUS": "127.0.0.1:29400", "PRICER_NODE_RANK": "2"}), DistributedError)
+
+
+@case("node-never-arrives", "`train.nodes: 2` and the other node never joins `PRICER_RENDEZVOUS` (more: "
+      "tests/e2e/test_nodes.py, both ways round)",
+      "after `PRICER_RENDEZVOUS_TIMEOUT_S` (default 300), exit 1 with one line naming the address and who "
+      "is missing; no traceback")
+def check_node_never_arrives(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    (tmp_path / "noop.py").write_text("")
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "pricer.training.launcher", "--nnodes=2", "--nproc_per_node=1",
+                           "--node_rank=0", "--rdzv_backend=static", "--master_addr=127.0.0.1",
+                           f"--master_port={port}", "--rdzv_conf=timeout=3", str(tmp_path / "noop.py")],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert time.monotonic() - started < 60
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()]  # one line
+    assert f"node 0 waited 3 s at PRICER_RENDEZVOUS=127.0.0.1:{port} for the other 1 node(s)" in done.stderr
+
+
+def _fingerprint_rank(rank: int, rendezvous: str, inputs: list[tuple[str, dict, dict]], out: str) -> None:
+    import torch.distributed as dist
+
+    from pricer.training import distributed
+
+    commit, params, feature_md5s = inputs[rank]
+    distributed.checkout_commit = lambda: commit  # each "node" its own checkout
+    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=2)
+    try:
+        distributed.check_same_run(distributed.Processes(torch.device("cpu"), rank, 2, node=rank), params,
+                                   feature_md5s)
+        Path(out, f"rank{rank}").write_text("")
+    except distributed.DistributedError as error:
+        Path(out, f"rank{rank}").write_text(str(error))
+    finally:
+        dist.destroy_process_group()
+
+
+@case("node-differs", "a node's checkout differs from node 0's in commit, params or feature files",
+      "every rank refuses before the first step with one line naming the node and what differs (more: "
+      "tests/e2e/test_nodes.py)")
+def check_node_differs(tmp_path: Path) -> None:
+    node0 = ("a" * 40, {"mlp": {"lr": 0.01}}, {"data/features/train.npz": "0f"})
+    node1 = ("b" * 40, {"mlp": {"lr": 0.5}}, {"data/features/train.npz": "1e"})
+    torch.multiprocessing.spawn(_fingerprint_rank, args=(str(tmp_path / "rendezvous"), [node0, node1], str(tmp_path)),
+                                nprocs=2)
+    for rank in range(2):
+        message = (tmp_path / f"rank{rank}").read_text()
+        assert message == ("node 1 (rank 1) is not training what node 0 trains: commit bbbbbbbbbbbb vs aaaaaaaaaaaa; "
+                           "params mlp.lr: 0.5 vs 0.01; feature file data/features/train.npz: '1e' vs '0f' (node 0's "
+                           "last); every node needs the same commit, params.yaml and features"), message
+
+
 @case("store-damaged-pages", "pages inside `mlflow.db` are overwritten (a damaged disk, a torn copy)",
       "`TrackingError` (damaged, or cannot be used) before training, not at the first epoch's log")
 def check_store_damaged_pages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

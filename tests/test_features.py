@@ -1,9 +1,11 @@
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 from sklearn.feature_extraction.text import HashingVectorizer
 
-from pricer.features import ArtifactError, VectorizerSettings, load_features, save_features, vectorize_column, vectorize_texts
+from pricer.features import (ArtifactError, VectorizerSettings, load_feature_rows, load_features, save_features,
+                             vectorize_column, vectorize_texts)
 
 
 def test_default_settings_are_the_seed_recipe():
@@ -65,6 +67,42 @@ def test_vectorize_column_in_rounds_equals_one_call(tiny_texts):
     whole = vectorize_texts(tiny_texts, settings)
     in_rounds = vectorize_column(tiny_texts, settings, chunk_rows=7, n_jobs=2, progress_label="test")
     assert (in_rounds != whole).nnz == 0 and in_rounds.shape == whole.shape
+
+
+@pytest.mark.parametrize(("start", "stop"), [(0, 200), (0, 0), (37, 121), (199, 200), (200, 200)])
+def test_feature_rows_are_the_slice_of_the_saved_split(tmp_path, random_csr, start, stop):
+    labels = pd.DataFrame({"id": np.arange(200), "price": np.linspace(1, 100, 200)})
+    save_features(tmp_path, "train", random_csr, labels)
+    matrix, loaded = load_feature_rows(tmp_path, "train", start, stop)
+    assert matrix.shape == (stop - start, random_csr.shape[1]) and (matrix != random_csr[start:stop]).nnz == 0
+    assert matrix.indices.dtype == random_csr.indices.dtype and matrix.data.dtype == random_csr.data.dtype
+    assert loaded.equals(labels.iloc[start:stop].reset_index(drop=True))
+
+
+def test_feature_rows_read_only_their_share_and_fail_clearly(tmp_path, random_csr):
+    labels = pd.DataFrame({"id": np.arange(200), "price": np.linspace(1, 100, 200)})
+    save_features(tmp_path, "train", random_csr, labels)
+    matrix, _ = load_feature_rows(tmp_path, "train", 10, 20)
+    save_features(tmp_path, "train", random_csr * 2, labels)  # the rows were copied out, not left mapped
+    assert (matrix != random_csr[10:20]).nnz == 0
+    assert not any(isinstance(array, np.memmap) for array in (matrix.indptr, matrix.indices, matrix.data))
+    save_features(tmp_path, "train", random_csr, labels)
+    with pytest.raises(IndexError, match=r"rows \[150, 201\) are outside its 200 rows"):
+        load_feature_rows(tmp_path, "train", 150, 201)
+    with pytest.raises(ArtifactError, match=r"validation.npz: missing; run `dvc repro vectorize`"):
+        load_feature_rows(tmp_path, "validation", 0, 1)
+    sp.save_npz(tmp_path / "train.npz", random_csr, compressed=True)
+    with pytest.raises(ArtifactError, match=r"train.npz: not a readable sparse matrix \(indptr.npy is compressed"):
+        load_feature_rows(tmp_path, "train", 0, 1)
+    npz = tmp_path / "train.npz"
+    sp.save_npz(npz, random_csr, compressed=False)
+    npz.write_bytes(npz.read_bytes()[:-200])
+    with pytest.raises(ArtifactError, match="train.npz: not a readable sparse matrix"):
+        load_feature_rows(tmp_path, "train", 0, 1)
+    sp.save_npz(npz, random_csr, compressed=False)
+    save_features(tmp_path, "train", random_csr, labels.iloc[:10])
+    with pytest.raises(ArtifactError, match="200 rows but .* has 10"):
+        load_feature_rows(tmp_path, "train", 0, 5)
 
 
 @pytest.mark.parametrize("stop_words", ["english", None])

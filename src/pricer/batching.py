@@ -76,23 +76,55 @@ class CSRTensors:
         )
 
 
-def epoch_order(rows: int, seed: int, epoch: int, *, rank: int = 0, world_size: int = 1) -> np.ndarray:
-    """This rank's shuffled row order for one epoch, a pure function of (seed, epoch, rank).
+def epoch_order(rows: int, seed: int, epoch: int) -> np.ndarray:
+    """One epoch's shuffled row order, a pure function of (seed, epoch): resuming at an epoch
+    reproduces that epoch's order exactly, and every data-parallel rank draws the same one."""
+    return np.random.default_rng([seed, epoch]).permutation(rows)
 
-    Every data-parallel rank draws the same permutation and takes every world_size-th row of
-    it. When ``rows`` does not divide by ``world_size`` the permutation is first padded with
-    its own first rows, as ``torch.utils.data.DistributedSampler`` does by default, so every
-    rank gets the same number of rows and so runs the same number of steps (unequal step
-    counts deadlock or crash the gradient all-reduce). Padding rather than dropping keeps every
-    row in every epoch; the cost is at most ``world_size - 1`` rows seen twice per epoch.
-    With a local batch of ``batch_size / world_size`` the ranks' batches of one step together
-    are exactly the single-process batch of that step (plus, in the last step, the padding).
-    Resuming at an epoch reproduces that epoch's order exactly.
+
+@dataclass(frozen=True)
+class RowShare:
+    """The rows ``[start, stop)`` of a split of ``total`` rows that one data-parallel rank owns.
+
+    Shares are contiguous, so a rank reads only its own rows from disk, and differ by at most
+    one row; ``of_rank(total, 0, 1)`` is the whole split.
     """
-    order = np.random.default_rng([seed, epoch]).permutation(rows)
-    if world_size > 1:
-        order = np.resize(order, rows + (-rows % world_size))  # np.resize repeats from the start
-    return order[rank::world_size]
+
+    start: int
+    stop: int
+    total: int
+
+    @classmethod
+    def of_rank(cls, total: int, rank: int, world_size: int) -> RowShare:
+        return cls(total * rank // world_size, total * (rank + 1) // world_size, total)
+
+    @property
+    def rows(self) -> int:
+        return self.stop - self.start
+
+
+@dataclass(frozen=True)
+class ShareOfEpoch:
+    """A rank's part of one epoch: its rows in the epoch's order, cut at the global batches."""
+
+    rows: np.ndarray  # rows of the share (0 = share.start), in the order the global permutation visits them
+    batch_ends: np.ndarray  # end of each global batch's part in ``rows`` (a part may be empty)
+    batch_lengths: np.ndarray  # each global batch's full length, over all ranks
+
+
+def share_of_epoch(share: RowShare, seed: int, epoch: int, batch_size: int) -> ShareOfEpoch:
+    """The rows of ``share`` in each global batch of the epoch (``epoch_order`` of every row, cut
+    every ``batch_size``): the ranks' parts of one step are together exactly the one-process
+    batch of that step, whatever the row count, the world size or the batch size."""
+    order = epoch_order(share.total, seed, epoch)
+    positions = np.flatnonzero((order >= share.start) & (order < share.stop))
+    steps = -(-share.total // batch_size)
+    batch_lengths = np.full(steps, batch_size, dtype=np.int64)
+    if steps:
+        batch_lengths[-1] = share.total - (steps - 1) * batch_size
+    return ShareOfEpoch(rows=order[positions] - share.start,
+                        batch_ends=np.cumsum(np.bincount(positions // batch_size, minlength=steps)),
+                        batch_lengths=batch_lengths)
 
 
 def iterate_batches(data: CSRTensors, batch_size: int) -> Iterator[tuple[SparseBatch, torch.Tensor | None]]:

@@ -9,6 +9,7 @@ can be hashed in parallel processes because the transform is a pure function of 
 from __future__ import annotations
 
 import math
+import struct
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
@@ -149,6 +150,67 @@ def load_features(directory: Path, split: str) -> tuple[sp.csr_matrix, pd.DataFr
     if matrix.shape[0] != len(labels):
         raise ArtifactError(f"{matrix_path} has {matrix.shape[0]} rows but {labels_path} has {len(labels)}")
     return matrix, labels
+
+
+def load_feature_rows(directory: Path, split: str, start: int, stop: int) -> tuple[sp.csr_matrix, pd.DataFrame]:
+    """Rows ``[start, stop)`` of a split's hashed matrix and labels, reading only those rows.
+
+    A data-parallel rank needs only its share: the ``indptr``, ``indices`` and ``data`` members
+    of the (uncompressed) ``.npz`` are memory-mapped and just the slices of those rows copied
+    out, so memory follows the rows asked for, not the file.
+    """
+    matrix_path, labels_path = feature_files(directory, split)
+    try:
+        with np.load(matrix_path) as stored:  # an NpzFile reads a member only when asked
+            shape, stored_format = tuple(int(n) for n in stored["shape"]), stored["format"].item()
+            stored_format = stored_format.decode() if isinstance(stored_format, bytes) else str(stored_format)
+        with zipfile.ZipFile(matrix_path) as archive, open(matrix_path, "rb") as handle:
+            members = {info.filename: info for info in archive.infolist()}
+            if stored_format != "csr" or len(shape) != 2:
+                raise ValueError(f"a {stored_format} matrix of shape {shape}, not a CSR matrix")
+            rows = shape[0]
+            if not 0 <= start <= stop <= rows:
+                raise IndexError(f"{matrix_path}: rows [{start}, {stop}) are outside its {rows} rows")
+            indptr = _stored_array(matrix_path, handle, members, "indptr.npy")
+            first, last = int(indptr[start]), int(indptr[stop])
+            offsets = np.asarray(indptr[start:stop + 1], dtype=indptr.dtype) - indptr.dtype.type(first)
+            indices = np.array(_stored_array(matrix_path, handle, members, "indices.npy")[first:last])
+            values = np.array(_stored_array(matrix_path, handle, members, "data.npy")[first:last])
+    except FileNotFoundError:
+        raise ArtifactError(f"{matrix_path}: missing; run `dvc repro vectorize`") from None
+    except (ValueError, OSError, EOFError, KeyError, struct.error, zipfile.BadZipFile) as error:
+        raise ArtifactError(f"{matrix_path}: not a readable sparse matrix ({error}); "
+                            "rerun `dvc repro -f vectorize`") from None
+    matrix = sp.csr_matrix((values, indices, offsets), shape=(stop - start, shape[1]))
+    labels = load_labels(directory, split)
+    if rows != len(labels):
+        raise ArtifactError(f"{matrix_path} has {rows} rows but {labels_path} has {len(labels)}")
+    return matrix, labels.iloc[start:stop].reset_index(drop=True)
+
+
+# A zip member's local header: 30 bytes, then its file name and extra field (their lengths at
+# offsets 26 and 28), then the member's bytes.
+_LOCAL_HEADER = struct.Struct("<4s22xHH")
+
+
+def _stored_array(path: Path, handle, members: dict[str, zipfile.ZipInfo], name: str) -> np.ndarray:
+    """One ``.npy`` member of an uncompressed ``.npz``, memory-mapped (read-only)."""
+    info = members[name]
+    if info.compress_type != zipfile.ZIP_STORED:
+        raise ValueError(f"{name} is compressed (save_features writes it uncompressed)")
+    handle.seek(info.header_offset)
+    signature, name_length, extra_length = _LOCAL_HEADER.unpack(handle.read(_LOCAL_HEADER.size))
+    if signature != b"PK\x03\x04":
+        raise ValueError(f"{name}: no zip member header at its offset")
+    handle.seek(info.header_offset + _LOCAL_HEADER.size + name_length + extra_length)
+    version = np.lib.format.read_magic(handle)
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, fortran_order, dtype = read_header(handle)
+    if fortran_order or dtype.hasobject or len(shape) != 1:
+        raise ValueError(f"{name}: not a plain one-dimensional array")
+    if shape[0] == 0:  # np.memmap cannot map zero bytes
+        return np.empty(shape, dtype=dtype)
+    return np.memmap(path, dtype=dtype, mode="r", offset=handle.tell(), shape=shape)
 
 
 def load_labels(directory: Path, split: str) -> pd.DataFrame:

@@ -145,7 +145,8 @@ class TrainParams(_Section):
     precision: Precision = "fp32"
     keep_best: Flag = True
     deterministic: Flag = False
-    processes: PositiveInt = 1
+    processes: PositiveInt = 1  # per node
+    nodes: PositiveInt = 1  # machines (README, "Beyond one machine"); ranks = nodes x processes
     resume: Flag = False
     progress: Annotated[Any, _rule("true, false or 'auto'", lambda v: v is True or v is False or v == "auto")] = "auto"
 
@@ -189,13 +190,16 @@ class Params(_Section):
             check_split_fractions(self.data.validation_fraction, self.data.test_fraction)
         except ValueError as error:
             raise PydanticCustomError("pricer_consistency", str(error)) from None
+        ranks = self.train.nodes * self.train.processes
+        among = (f"train.processes ({ranks})" if self.train.nodes == 1 else
+                 f"train.nodes x train.processes ({self.train.nodes} x {self.train.processes} = {ranks})")
         for section, batch_size in (("mlp", self.mlp.batch_size), ("resnet", self.resnet.batch_size)):
-            if batch_size % self.train.processes:
+            if batch_size % ranks:
                 raise PydanticCustomError(
                     "pricer_consistency",
-                    "{section}.batch_size ({batch_size}) must divide evenly among train.processes ({processes}): "
+                    "{section}.batch_size ({batch_size}) must divide evenly among {among}: "
                     "the batch size is the global one, split across the processes",
-                    {"section": section, "batch_size": batch_size, "processes": self.train.processes},
+                    {"section": section, "batch_size": batch_size, "among": among},
                 )
         return self
 

@@ -12,20 +12,19 @@ from .conftest import Project, make_project
 
 pytestmark = pytest.mark.e2e
 
-# The MLP has no dropout, and each step's two half-batches (32 rows per rank) are together
-# exactly the single process's batch of 64 (see pricer.batching.epoch_order); the gradient
-# all-reduce averages two equal-sized half-batch means, which is the full-batch mean up to float
-# rounding. What differs: rounding (1e-7 relative per step), and once per epoch the last step
-# carries the one padding row (a row seen twice: 1/641 of an epoch's rows at most). Both are far
-# below the run-to-run spread of the validation MAE, so 2% leaves room for rounding to grow
-# over 4 epochs and still catches any real difference in what the ranks train on.
+# The MLP has no dropout, and each step's two parts (each rank's rows of the batch, from its own
+# half of the train rows) are together exactly the single process's batch of 64 (see
+# pricer.batching.share_of_epoch); the ranks sum their parts of the batch-mean gradient, which
+# is the full-batch gradient up to float rounding (1e-7 relative per step), far below the
+# run-to-run spread of the validation MAE, so 2% leaves room for rounding to grow over 4 epochs
+# and still catches any real difference in what the ranks train on.
 MLP_RELATIVE_TOLERANCE = 0.02
 # The residual network's ranks draw their own dropout masks (as they must), so their trajectory
 # is a different random draw of the same recipe: it lands within the spread of other seeds.
 RESNET_RELATIVE_TOLERANCE = 0.15
 
 # Train rows that leave the ranks unequal: odd counts, and counts just above a multiple of the
-# local batch (32 rows per rank at the global batch of 64).
+# batch (the last batch of 65 rows has one row, on one rank only).
 ROW_COUNTS = (641, 65, 97)
 _projects: dict[int, Project] = {}
 

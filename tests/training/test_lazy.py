@@ -155,40 +155,42 @@ def test_a_dense_gradient_or_an_impossible_decay_is_refused():
 
 
 # ------------------------------------------------------------------------------------------
-# Data-parallel: the ranks' gradient averaging that stands in for DDP
+# Data-parallel: the ranks' gradient sum that stands in for DDP
 # ------------------------------------------------------------------------------------------
 
 # each rank's batch touches its own rows and some shared ones (different counts: the all-gather
 # pads), and rows 0 and 9 are touched by neither
 RANK_COLUMNS = ([1, 2, 3], [3, 4, 5, 6, 7])
+ALL_ROWS = 2 * 6  # the rows of both ranks' batches (_batches' 6 each)
 
 
 def _gradient_worker(rank: int, world_size: int, rendezvous: str, out: str) -> None:
     import torch.distributed as dist
 
-    from pricer.training.lazy import average_gradients
+    from pricer.training.lazy import sum_gradients
 
     dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world_size)
     try:
         model, _ = _twins(10)
         model.input.sparse_gradient = True
         batch, targets = _batches([RANK_COLUMNS[rank]], seed=rank)[0]
-        nn.functional.l1_loss(model(batch), targets).backward()
-        average_gradients(model.parameters(), world_size)
+        # each rank's part of the two-batch mean: its rows' summed loss over all the rows
+        (nn.functional.l1_loss(model(batch), targets, reduction="sum") / ALL_ROWS).backward()
+        sum_gradients(model.parameters(), world_size)
         torch.save({name: p.grad for name, p in model.named_parameters()}, f"{out}/rank{rank}.pt")
     finally:
         dist.destroy_process_group()
 
 
-def test_averaged_gradients_across_two_ranks_are_the_whole_batch_gradient_on_the_rows_touched(tmp_path):
+def test_summed_gradients_across_two_ranks_are_the_whole_batch_gradient_on_the_rows_touched(tmp_path):
     torch.multiprocessing.spawn(_gradient_worker, args=(2, str(tmp_path / "rendezvous"), str(tmp_path)), nprocs=2)
-    # one process, both ranks' batches: the average of the two equal-sized batch means
+    # one process, both ranks' rows in one batch: its mean loss
     model, _ = _twins(10)
     losses = []
     for rank, columns in enumerate(RANK_COLUMNS):
         batch, targets = _batches([columns], seed=rank)[0]
-        losses.append(nn.functional.l1_loss(model(batch), targets))
-    (sum(losses) / 2).backward()
+        losses.append(nn.functional.l1_loss(model(batch), targets, reduction="sum"))
+    (sum(losses) / ALL_ROWS).backward()
     for rank in range(2):
         grads = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
         input_grad = grads.pop("input.weight")

@@ -100,12 +100,11 @@ def test_select_device():
             select_device("cuda")
 
 
-def test_sparse_gradients_only_for_plain_single_process_sgd():
+def test_sparse_gradients_only_for_plain_sgd_and_the_lazy_input_optimizer():
     from pricer.training import uses_sparse_gradients
 
     sgd = Recipe(optimizer="sgd", lr=0.01, loss="mse", batch_size=64, epochs=1)
     assert uses_sparse_gradients(sgd, CPU)
-    assert not uses_sparse_gradients(sgd, CPU, world_size=2)
     assert not uses_sparse_gradients(ADAMW, CPU)
     assert not uses_sparse_gradients(Recipe(optimizer="sgd", lr=0.01, loss="mse", batch_size=64, epochs=1,
                                             grad_clip=1.0), CPU)
@@ -119,9 +118,11 @@ def test_lazy_input_trains_as_well_as_dense_adamw_and_leaves_dense_gradients(cat
     assert model.input.sparse_gradient is False
 
 
-def _lazy_rank_worker(rank: int, world_size: int, rendezvous: str, out: str) -> None:
+def _rank_worker(rank: int, world_size: int, rendezvous: str, out: str, arch: dict, recipe: Recipe,
+                 train_rows: int) -> None:
     import torch.distributed as dist
 
+    from pricer.batching import RowShare
     from pricer.catalogue import generate_catalogue
     from pricer.features import VectorizerSettings, vectorize_texts
 
@@ -130,42 +131,59 @@ def _lazy_rank_worker(rank: int, world_size: int, rendezvous: str, out: str) -> 
         items = generate_catalogue(1200, seed=0)  # the catalogue_features fixture's data
         matrix = vectorize_texts(items["summary"].tolist(), VectorizerSettings(n_features=512))
         prices = items["price"].to_numpy()
-        features = (None, matrix[:1000], prices[:1000], matrix[1000:], prices[1000:], items)
-        model, result, _ = _train(features, arch=NO_DROPOUT_RESNET, recipe=LAZY_ADAMW, rank=rank,
-                                  world_size=world_size)
-        torch.save({"state": model.state_dict(), "val_mae": [r.val_mae for r in result.history]},
-                   f"{out}/rank{rank}.pt")
+        train_x, train_y, val_x, val_y = matrix[:train_rows], prices[:train_rows], matrix[1000:], prices[1000:]
+        target = TargetTransform.fit("standardized_log", train_y)  # every train row's statistics
+        # this rank holds only its own rows of each split
+        train_share = RowShare.of_rank(train_rows, rank, world_size)
+        val_share = RowShare.of_rank(len(val_y), rank, world_size)
+        mine_x, mine_y = train_x[train_share.start:train_share.stop], train_y[train_share.start:train_share.stop]
+        mine_val_x, mine_val_y = val_x[val_share.start:val_share.stop], val_y[val_share.start:val_share.stop]
+        torch.manual_seed(recipe.seed)
+        model = build_model(arch)
+        result = fit(model, CSRTensors.from_scipy(mine_x, target.encode(mine_y)),
+                     CSRTensors.from_scipy(mine_val_x, target.encode(mine_val_y)), mine_val_y, target, recipe,
+                     device=CPU, model_name="test-model", rank=rank, world_size=world_size,
+                     train_share=train_share, validation_share=val_share)
+        torch.save({"state": model.state_dict(), "val_mae": [r.val_mae for r in result.history],
+                    "train_loss": [r.train_loss for r in result.history]}, f"{out}/rank{rank}.pt")
     finally:
         dist.destroy_process_group()
 
 
-NO_DROPOUT_RESNET = {**RESNET, "dropout": 0.0}  # dropout masks are per rank; without them 2 ranks = 1 process
+NO_DROPOUT_RESNET = {**RESNET, "dropout": 0.0}  # dropout masks are per rank; without them W ranks = 1 process
+SGD = Recipe(optimizer="sgd", lr=0.05, loss="mse", batch_size=64, epochs=3)
+# 3 ranks, global batches of 5 rows from 301: ranks hold 100/100/101 rows and many a batch has
+# none of one rank's rows (that rank runs the empty batch; the sum is still the batch's gradient)
+UNEVEN = {"world_size": 3, "train_rows": 301, "batch_size": 5}
 
 
-def test_lazy_input_on_two_processes_trains_what_one_process_trains(catalogue_features, tmp_path):
-    # each step's two half-batches are together the one process's batch (batching.epoch_order),
-    # so the averaged gradients, the touched rows and every update are the same, to rounding
-    torch.multiprocessing.spawn(_lazy_rank_worker, args=(2, str(tmp_path / "rendezvous"), str(tmp_path)), nprocs=2)
-    model, result, _ = _train(catalogue_features, arch=NO_DROPOUT_RESNET, recipe=LAZY_ADAMW)
-    ranks = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=True) for rank in range(2)]
+@pytest.mark.parametrize(("arch", "recipe", "layout"), [
+    (NO_DROPOUT_RESNET, LAZY_ADAMW, {"world_size": 2, "train_rows": 1000, "batch_size": 64}),
+    (NO_DROPOUT_RESNET, ADAMW, {"world_size": 2, "train_rows": 1000, "batch_size": 64}),
+    (MLP, SGD, {"world_size": 2, "train_rows": 1000, "batch_size": 64}),
+    (MLP, SGD, UNEVEN),
+], ids=["lazy-adamw", "dense-adamw", "sgd", "sgd-3-ranks-uneven"])
+def test_ranks_holding_only_their_share_train_what_one_process_trains(catalogue_features, tmp_path, arch, recipe,
+                                                                     layout):
+    # every step's parts are together the one process's batch (batching.share_of_epoch) and the
+    # ranks sum their parts of the batch-mean gradient, so every update is the same, to rounding
+    world_size, train_rows = layout["world_size"], layout["train_rows"]
+    recipe = dataclasses.replace(recipe, batch_size=layout["batch_size"])
+    torch.multiprocessing.spawn(_rank_worker, nprocs=world_size, args=(
+        world_size, str(tmp_path / "rendezvous"), str(tmp_path), arch, recipe, train_rows))
+    settings, train_x, train_y, val_x, val_y, items = catalogue_features
+    features = (settings, train_x[:train_rows], train_y[:train_rows], val_x, val_y, items)
+    model, result, _ = _train(features, arch=arch, recipe=recipe)
+    ranks = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=True) for rank in range(world_size)]
     for name, tensor in model.state_dict().items():
-        assert torch.equal(ranks[0]["state"][name], ranks[1]["state"][name]), f"ranks differ on {name}"
+        for rank in ranks[1:]:
+            assert torch.equal(ranks[0]["state"][name], rank["state"][name]), f"ranks differ on {name}"
         torch.testing.assert_close(ranks[0]["state"][name], tensor, rtol=1e-3, atol=1e-4, msg=name)
     np.testing.assert_allclose(ranks[0]["val_mae"], [r.val_mae for r in result.history], rtol=1e-4)
+    np.testing.assert_allclose(ranks[0]["train_loss"], [r.train_loss for r in result.history], rtol=1e-4)
 
 
-def test_lazy_input_under_a_ddp_wrapper_or_for_sgd_is_refused(catalogue_features):
-    class Wrapped(torch.nn.Module):  # what DistributedDataParallel looks like to fit: a .module
-        def __init__(self, module):
-            super().__init__()
-            self.module = module
-
-    _, train_x, train_y, val_x, val_y, _ = catalogue_features
-    target = TargetTransform.fit("standardized_log", train_y)
-    with pytest.raises(ValueError, match="'lazy' averages its own sparse gradients across processes"):
-        fit(Wrapped(build_model(RESNET)), CSRTensors.from_scipy(train_x, target.encode(train_y)),
-            CSRTensors.from_scipy(val_x, target.encode(val_y)), val_y, target, LAZY_ADAMW, device=CPU,
-            model_name="test-model", world_size=2)
+def test_lazy_input_for_sgd_is_refused(catalogue_features):
     lazy_sgd = Recipe(optimizer="sgd", lr=0.01, loss="mse", batch_size=64, epochs=1, input_optimizer="lazy")
     with pytest.raises(ValueError, match="'lazy' is an AdamW variant"):
         _train(catalogue_features, arch=MLP, recipe=lazy_sgd)

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from pricer.cli import compare, models, predict, promote
+from pricer.cli import compare, models, predict, promote, train_worker
 from pricer.errors import PricerError
 
 log = logging.getLogger("pricer.cli")
@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     verbosity.add_argument("-q", "--quiet", action="count", default=0,
                            help="fewer log messages: -q warnings and errors only (no progress bar), -qq errors only")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for command in (predict, models, compare, promote):
+    for command in (predict, models, compare, promote, train_worker):
         command.add_parser(commands, [verbosity])
     return parser
 

@@ -1,4 +1,5 @@
-"""Training: the loop (``loop``), its checkpoint, data-parallel processes (``distributed``),
+"""Training: the loop (``loop``), its checkpoint, data-parallel processes on one or more machines
+(``distributed``, and ``launcher``: torchrun's agent with one-line failures),
 params → recipes (``recipes``) and one training stage as library calls (``runner``).
 
 The loop's public names are importable from here.

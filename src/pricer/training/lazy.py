@@ -23,14 +23,15 @@ What it computes, against dense AdamW with the same hyper-parameters (``torch.op
   ``(1 - lr*wd)**k`` of a constant lr. At every epoch boundary the decay of every row is
   therefore exactly the dense one; only the skipped momentum steps differ.
 
-Data-parallel training (``train.processes > 1``) cannot hand this model to
-``DistributedDataParallel``, whose all-reduce takes dense gradients only (all-reducing the dense
-(n_features, width) input gradient would cost the very traffic this optimizer avoids).
-``average_gradients`` does its job instead, after each backward pass: one all-reduce of the
-dense gradients, flattened, and an all-gather of each rank's touched rows of the input
-gradient, summed into the union of rows and divided by the number of ranks. Every rank then
-holds the same averaged gradient, which is DDP's result, and the same rows touched, so the
-lazy optimizer's state (moments, decay logs) stays identical on every rank.
+Data-parallel training (``train.processes`` x ``train.nodes`` > 1) cannot hand a model with a
+sparse input gradient to ``DistributedDataParallel``, whose all-reduce takes dense gradients only
+(all-reducing the dense (n_features, width) input gradient would cost the very traffic a sparse
+gradient avoids). ``sum_gradients`` does that job instead, after each backward pass: one
+all-reduce of the dense gradients, flattened, and an all-gather of each rank's touched rows of
+the input gradient, summed into the union of rows. Each rank's loss is its rows' summed loss
+divided by the global batch length, so the sum is the one-process batch-mean gradient. Every
+rank then holds the same gradient and the same rows touched, so the lazy optimizer's state
+(moments, decay logs) stays identical on every rank.
 """
 
 from __future__ import annotations
@@ -176,19 +177,19 @@ def broadcast_parameters(model: nn.Module) -> None:
             dist.broadcast(tensor, src=0)
 
 
-def average_gradients(parameters: Iterable[nn.Parameter], world_size: int) -> None:
-    """Average every gradient over the ``world_size`` ranks in place, sparse ones included.
+def sum_gradients(parameters: Iterable[nn.Parameter], world_size: int) -> None:
+    """Sum every gradient over the ``world_size`` ranks in place, sparse ones included.
 
     Dense gradients: one all-reduce of their concatenation. A sparse (row) gradient: each rank's
     coalesced rows and values are all-gathered (padded to the longest, the padding cut off
-    again, so no rank adds rows it did not touch), summed per row and divided by ``world_size``.
+    again, so no rank adds rows it did not touch) and summed per row. Every rank must hold a
+    gradient for the same parameters (a rank with no rows in a batch runs the empty batch).
     """
     parameters = [p for p in parameters if p.grad is not None]
     dense = [p for p in parameters if not p.grad.is_sparse]
     if dense:
         flat = torch.cat([p.grad.reshape(-1) for p in dense])
         dist.all_reduce(flat)
-        flat /= world_size
         offset = 0
         for parameter in dense:
             count = parameter.grad.numel()
@@ -196,10 +197,10 @@ def average_gradients(parameters: Iterable[nn.Parameter], world_size: int) -> No
             offset += count
     for parameter in parameters:
         if parameter.grad.is_sparse:
-            parameter.grad = _averaged_rows(parameter.grad.coalesce(), world_size)
+            parameter.grad = _summed_rows(parameter.grad.coalesce(), world_size)
 
 
-def _averaged_rows(grad: torch.Tensor, world_size: int) -> torch.Tensor:
+def _summed_rows(grad: torch.Tensor, world_size: int) -> torch.Tensor:
     rows, values = grad.indices()[0], grad.values()
     counts = [torch.zeros(1, dtype=torch.int64, device=rows.device) for _ in range(world_size)]
     dist.all_gather(counts, torch.tensor([rows.numel()], dtype=torch.int64, device=rows.device))
@@ -215,6 +216,5 @@ def _averaged_rows(grad: torch.Tensor, world_size: int) -> torch.Tensor:
     dist.all_gather(gathered_values, padded_values)
     all_rows = torch.cat([part[:size] for part, size in zip(gathered_rows, sizes)])
     all_values = torch.cat([part[:size] for part, size in zip(gathered_values, sizes)])
-    summed = torch.sparse_coo_tensor(all_rows.unsqueeze(0), all_values, grad.shape).coalesce()
-    summed.values().div_(world_size)  # a coalesced tensor's values: in place
-    return summed
+    # the rows come from coalesced gradients: valid, so the (costly) invariant checks stay off, said so
+    return torch.sparse_coo_tensor(all_rows.unsqueeze(0), all_values, grad.shape, check_invariants=False).coalesce()

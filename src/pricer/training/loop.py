@@ -23,12 +23,21 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from pricer.batching import CSRTensors, autocast, epoch_order, iterate_batches, model_outputs
-from pricer.models import SparseLinear
+from pricer.batching import (
+    CSRTensors,
+    RowShare,
+    ShareOfEpoch,
+    autocast,
+    epoch_order,
+    iterate_batches,
+    model_outputs,
+    share_of_epoch,
+)
+from pricer.models import SparseBatch, SparseLinear
 from pricer.errors import PricerError
 from pricer.target import TargetTransform
 from pricer.training.checkpoint import CHECKPOINT_FORMAT, identity_difference, load_checkpoint, save_checkpoint
-from pricer.training.lazy import LazyInputAdamW, average_gradients, broadcast_parameters, clip_gradients
+from pricer.training.lazy import LazyInputAdamW, broadcast_parameters, clip_gradients, sum_gradients
 
 log = logging.getLogger(__name__)
 
@@ -133,14 +142,14 @@ def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
     raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {recipe.optimizer!r}")
 
 
-def uses_sparse_gradients(recipe: Recipe, device: torch.device, world_size: int = 1) -> bool:
-    """Whether the input layer's weight gets sparse gradients: plain single-process SGD, and
-    AdamW with the lazy input optimizer (which consumes them and clips them with the rest).
+def uses_sparse_gradients(recipe: Recipe, device: torch.device) -> bool:
+    """Whether the optimizer takes the input layer's weight gradient sparse: plain SGD, and AdamW
+    with the lazy input optimizer (which consumes it and clips it with the rest).
 
     SGD's update ``w -= lr * grad`` then touches just the rows of the batch's columns instead
     of zero-filling, scattering into and reading back the whole (n_features, width) gradient.
-    Dense AdamW, plain SGD with weight decay or clipping, and DDP need the dense gradient (the
-    lazy optimizer's data-parallel runs average theirs without DDP).
+    Dense AdamW and plain SGD with weight decay or clipping need the dense gradient (in a
+    data-parallel run they get it after the ranks' sparse gradients are summed).
     """
     if recipe.input_optimizer == "lazy":
         _check_lazy_runs_here(device)
@@ -149,7 +158,6 @@ def uses_sparse_gradients(recipe: Recipe, device: torch.device, world_size: int 
         recipe.optimizer == "sgd"
         and not recipe.weight_decay
         and not recipe.grad_clip
-        and world_size == 1
         and device.type in ("cpu", "cuda")
     )
 
@@ -200,33 +208,52 @@ def make_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe) -> torch.op
     return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
 
 
+def _batches_of_share(shuffled: CSRTensors, share: ShareOfEpoch) -> Iterator[tuple[SparseBatch, torch.Tensor, int]]:
+    """This rank's part of each global batch (possibly empty), its targets and the batch's full length."""
+    start = 0
+    for end, length in zip(share.batch_ends.tolist(), share.batch_lengths.tolist(), strict=True):
+        yield shuffled.batch(start, end), shuffled.targets[start:end], length
+        start = end
+
+
 def _train_epoch(
     model: nn.Module,
     shuffled: CSRTensors,
     optimizer: torch.optim.Optimizer,
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    loss_fn: Callable[..., torch.Tensor],
     recipe: Recipe,
     device: torch.device,
-    batch_size: int,
     *,
     model_name: str,
     epoch: int,
     progress: bool,
+    share: ShareOfEpoch | None = None,
     synchronize: Callable[[], None] | None = None,
 ) -> tuple[torch.Tensor, int]:
     """One pass over ``shuffled`` (rows already in this epoch's order): (sum of batch losses, steps).
 
-    ``synchronize`` runs after each backward pass, before clipping: the ranks' gradient
-    averaging when no DDP wrapper does it."""
-    steps = math.ceil(shuffled.rows / batch_size)
+    One process: consecutive batches of the recipe's size, each loss the batch mean. A
+    data-parallel rank (``share``): its part of each global batch, each loss its rows' summed loss
+    over the global batch length, so that the ranks' summed gradients (``synchronize``, after each
+    backward pass and before clipping) are the one-process gradient."""
+    if share is None:
+        steps = math.ceil(shuffled.rows / recipe.batch_size)
+        batches: Iterator[tuple[SparseBatch, torch.Tensor | None, int | None]] = (
+            (batch, targets, None) for batch, targets in iterate_batches(shuffled, recipe.batch_size))
+    else:
+        steps = len(share.batch_lengths)
+        batches = _batches_of_share(shuffled, share)
     loss_sum = torch.zeros((), device=device)
-    bar = tqdm(iterate_batches(shuffled, batch_size), total=steps, desc=f"{model_name} epoch {epoch}/{recipe.epochs}",
+    bar = tqdm(batches, total=steps, desc=f"{model_name} epoch {epoch}/{recipe.epochs}",
                unit="batch", disable=not progress, leave=False)
-    for step, (batch, targets) in enumerate(bar, start=1):
+    for step, (batch, targets, global_length) in enumerate(bar, start=1):
         batch, targets = batch.to(device), targets.to(device, non_blocking=True)
         with autocast(device, recipe.precision):
             predictions = model(batch)
-        loss = loss_fn(predictions.float(), targets)
+        if global_length is None:
+            loss = loss_fn(predictions.float(), targets)
+        else:
+            loss = loss_fn(predictions.float(), targets, reduction="sum") / global_length
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if synchronize is not None:
@@ -238,6 +265,50 @@ def _train_epoch(
         if step % LOSS_CHECK_EVERY == 0 and not torch.isfinite(loss_sum):
             raise DivergedError(f"{model_name}: loss became non-finite in epoch {epoch} (step {step})")
     return loss_sum, steps
+
+
+def _synchronize_gradients(parameters: list[nn.Parameter], world_size: int, densify: bool) -> None:
+    """Sum the ranks' gradients; then, for an optimizer that takes dense ones, densify the input's."""
+    sum_gradients(parameters, world_size)
+    if densify:
+        for parameter in parameters:
+            if parameter.grad is not None and parameter.grad.is_sparse:
+                parameter.grad = parameter.grad.to_dense()
+
+
+def _held_share(data: CSRTensors, share: RowShare | None, rank: int, world_size: int) -> tuple[RowShare, int]:
+    """The rows this rank trains on, and where they start in ``data``: ``share`` when ``data``
+    holds just those rows; else ``data`` is the whole split and the rank takes its share of it."""
+    if share is None:
+        share = RowShare.of_rank(data.rows, rank, world_size)
+        return share, share.start
+    if share.rows != data.rows:
+        raise ValueError(f"the share of rows [{share.start}, {share.stop}) has {share.rows} rows, the data {data.rows}")
+    return share, 0
+
+
+def _read_checkpoint(path: Path, world_size: int, rank: int) -> tuple[bool, dict[str, Any] | None]:
+    """(whether the checkpoint exists, its state or None when unreadable), as rank 0 reads it:
+    the other ranks (on other machines too) get rank 0's copy."""
+    found_state: list[Any] = [None]
+    if rank == 0:
+        found = path.exists()
+        found_state = [(found, load_checkpoint(path) if found else None)]
+    if world_size > 1:
+        torch.distributed.broadcast_object_list(found_state, src=0)
+    return found_state[0]
+
+
+def _validation_means(outputs: torch.Tensor, targets: torch.Tensor | None, prices: np.ndarray,
+                      target: TargetTransform, loss_fn: Callable[..., torch.Tensor], total: int,
+                      device: torch.device) -> tuple[float, float]:
+    """(validation loss, MAE in dollars) over every rank's validation rows: the sums of each
+    rank's rows, added up across ranks and divided by the split's length."""
+    loss_sum = float(loss_fn(outputs, targets, reduction="sum")) if targets is not None else math.nan
+    sums = torch.tensor([loss_sum, float(np.sum(np.abs(target.decode(outputs) - prices)))], dtype=torch.float64,
+                        device=device)  # NCCL reduces GPU tensors only
+    torch.distributed.all_reduce(sums)
+    return float(sums[0]) / max(total, 1), float(sums[1]) / max(total, 1)
 
 
 def fit(
@@ -256,39 +327,47 @@ def fit(
     resume: bool = False,
     rank: int = 0,
     world_size: int = 1,
+    train_share: RowShare | None = None,
+    validation_share: RowShare | None = None,
     progress: bool = False,
 ) -> FitResult:
     """Train ``model`` in place; return the per-epoch history and the best epoch.
 
-    With ``world_size`` > 1 the ranks shard the rows of every epoch; ``model`` is then wrapped in
-    DistributedDataParallel, or (the lazy input optimizer, whose input gradient is sparse) passed
-    unwrapped, and ``fit`` averages the gradients itself (:func:`training.lazy.average_gradients`). With ``keep_best`` the weights of the epoch with the lowest
-    validation MAE are loaded back at the end. With ``checkpoint_path`` every completed epoch
-    is checkpointed, and ``resume`` restarts after the last one it finds, provided it was
-    written for the same recipe and ``checkpoint_key`` (architecture, data fingerprint...).
+    With ``world_size`` > 1 each rank owns a contiguous share of the train rows and of the
+    validation rows: ``train_share`` / ``validation_share`` when ``train`` / ``validation`` hold
+    only those rows, else the rank takes its share of the whole split they hold. Every epoch's
+    global batches are the one-process batches; each rank computes its rows' part of the loss
+    and ``fit`` sums the gradients across ranks (:func:`training.lazy.sum_gradients`: the input
+    layer's sparsely, its touched rows), so W ranks train what one process trains up to float
+    summation order (and their own dropout masks). ``model`` must be unwrapped (no DDP). With
+    ``keep_best`` the weights of the epoch with the lowest validation MAE are loaded back at the
+    end. With ``checkpoint_path`` every completed epoch is checkpointed, and ``resume`` restarts
+    after the last one it finds (rank 0's file), provided it was written for the same recipe and
+    ``checkpoint_key`` (architecture, data fingerprint...).
     """
     identity = {"recipe": recipe.to_dict(), **(checkpoint_key or {})}
     loss_fn = _loss_function(recipe.loss)
     optimizer = make_optimizer(model, recipe)
     scheduler = make_scheduler(optimizer, recipe)
-    inner = model.module if hasattr(model, "module") else model
-    sparse_gradients = uses_sparse_gradients(recipe, device, world_size) and model is inner  # not under DDP
+    sparse_in_backward = uses_sparse_gradients(recipe, device) or (world_size > 1 and device.type in ("cpu", "cuda"))
     synchronize: Callable[[], None] | None = None
-    if world_size > 1 and model is inner:
-        # no DDP wrapper (the lazy input optimizer's sparse gradient): the ranks start from
-        # rank 0's weights and average their gradients each step themselves
-        broadcast_parameters(inner)
-        synchronize = functools.partial(average_gradients, list(inner.parameters()), world_size)
-    elif recipe.input_optimizer == "lazy" and model is not inner:
-        raise ValueError("input_optimizer 'lazy' averages its own sparse gradients across processes "
-                         "(DistributedDataParallel takes dense ones only): pass the model unwrapped")
+    if world_size > 1:
+        # the ranks start from rank 0's weights and sum their gradients each step themselves
+        broadcast_parameters(model)
+        synchronize = functools.partial(_synchronize_gradients, list(model.parameters()), world_size,
+                                        not uses_sparse_gradients(recipe, device))
+        train_share, train_offset = _held_share(train, train_share, rank, world_size)
+        validation_share, validation_offset = _held_share(validation, validation_share, rank, world_size)
+        if validation_offset or validation_share.rows != validation.rows:
+            mine = np.arange(validation_offset, validation_offset + validation_share.rows)
+            validation, validation_prices = validation.take_rows(mine), validation_prices[mine]
     result = FitResult()
     best_state: dict[str, torch.Tensor] | None = None
     first_epoch = 1
     torch.manual_seed(rank_seed(recipe.seed, rank))  # dropout masks: each rank draws its own
 
-    if resume and checkpoint_path is not None and checkpoint_path.exists():
-        state = load_checkpoint(checkpoint_path)
+    found, state = _read_checkpoint(checkpoint_path, world_size, rank) if resume and checkpoint_path else (False, None)
+    if found:
         difference = None if state is None else (
             f"checkpoint format differs ({state.get('format')!r} vs {CHECKPOINT_FORMAT})"
             if state.get("format") != CHECKPOINT_FORMAT else identity_difference(state.get("identity"), identity))
@@ -302,7 +381,7 @@ def fit(
             log.info("%s: checkpoint %s holds a complete run (%d of %d epochs), not an interrupted one; "
                      "training afresh from epoch 1", model_name, checkpoint_path, len(state["history"]), recipe.epochs)
         else:
-            inner.load_state_dict(state["model"])
+            model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             torch.set_rng_state(state["torch_rng"][rank])  # this rank's own dropout stream
@@ -314,34 +393,38 @@ def fit(
                      checkpoint_path)
 
     targets_val = validation.targets
-    # Data-parallel ranks split each batch, so the recipe's batch size stays the global one.
-    if recipe.batch_size % world_size:
-        raise ValueError(f"batch size {recipe.batch_size} does not divide among {world_size} processes")
-    local_batch = recipe.batch_size // world_size
     for epoch in range(first_epoch, recipe.epochs + 1):
         started = time.perf_counter()
         model.train()
-        order = epoch_order(train.rows, recipe.seed, epoch, rank=rank, world_size=world_size)
-        with _sparse_gradients(inner, sparse_gradients):
+        share: ShareOfEpoch | None = None
+        if world_size > 1:
+            share = share_of_epoch(train_share, recipe.seed, epoch, recipe.batch_size)
+            order = share.rows + train_offset
+        else:
+            order = epoch_order(train.rows, recipe.seed, epoch)
+        with _sparse_gradients(model, sparse_in_backward):
             # the shuffled copy lives only inside the call: freed before the next epoch's
             loss_sum, steps = _train_epoch(
-                model, train.take_rows(order), optimizer, loss_fn, recipe, device, local_batch,
-                model_name=model_name, epoch=epoch, progress=progress, synchronize=synchronize,
+                model, train.take_rows(order), optimizer, loss_fn, recipe, device,
+                model_name=model_name, epoch=epoch, progress=progress, share=share, synchronize=synchronize,
             )
         if isinstance(optimizer, LazyInputAdamW):
             optimizer.apply_pending_decay()  # validation, best weights and checkpoint see every row decayed
         if world_size > 1:
-            torch.distributed.all_reduce(loss_sum)
-            loss_sum /= world_size
+            torch.distributed.all_reduce(loss_sum)  # each rank's part of every batch's mean loss
         train_loss = float(loss_sum) / max(steps, 1)
         if not math.isfinite(train_loss):
             raise DivergedError(f"{model_name}: loss became non-finite in epoch {epoch}")
         current_lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
 
-        outputs = model_outputs(inner, validation, device, precision=recipe.precision)
-        val_loss = float(loss_fn(outputs, targets_val)) if targets_val is not None else math.nan
-        val_mae = float(np.mean(np.abs(target.decode(outputs) - validation_prices)))
+        outputs = model_outputs(model, validation, device, precision=recipe.precision)
+        if world_size > 1:
+            val_loss, val_mae = _validation_means(outputs, targets_val, validation_prices, target, loss_fn,
+                                                  validation_share.total, device)
+        else:
+            val_loss = float(loss_fn(outputs, targets_val)) if targets_val is not None else math.nan
+            val_mae = float(np.mean(np.abs(target.decode(outputs) - validation_prices)))
         if not math.isfinite(val_loss) or not math.isfinite(val_mae):
             raise DivergedError(f"{model_name}: validation loss became non-finite in epoch {epoch}")
         record = EpochRecord(epoch, train_loss, val_loss, val_mae, current_lr, time.perf_counter() - started)
@@ -349,7 +432,7 @@ def fit(
         if val_mae < result.best_val_mae:
             result.best_epoch, result.best_val_mae = epoch, val_mae
             if recipe.keep_best:
-                best_state = _copy_weights(inner, best_state)
+                best_state = _copy_weights(model, best_state)
         log.info(
             "%s epoch %d/%d: train loss %.4f, val loss %.4f, val MAE $%.2f (%.1fs)",
             model_name, epoch, recipe.epochs, train_loss, val_loss, val_mae, record.seconds,
@@ -366,7 +449,7 @@ def fit(
                 {
                     "format": CHECKPOINT_FORMAT,
                     "identity": identity,
-                    "model": inner.state_dict(),
+                    "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
                     "torch_rng": rng_states,
@@ -380,5 +463,5 @@ def fit(
             )
 
     if recipe.keep_best and best_state is not None:
-        inner.load_state_dict(best_state)
+        model.load_state_dict(best_state)
     return result

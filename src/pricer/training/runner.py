@@ -21,8 +21,8 @@ from torch import nn
 from pricer import layout
 from pricer.atomic import atomic_directory, write_json, write_text
 from pricer.digests import file_md5, package_source_md5
-from pricer.batching import CSRTensors
-from pricer.features import VectorizerSettings, feature_files, load_features, prices_of
+from pricer.batching import CSRTensors, RowShare
+from pricer.features import VectorizerSettings, feature_files, load_feature_rows, load_labels, prices_of
 from pricer.intervals import Calibration
 from pricer.models import build_model, count_parameters
 from pricer.params import Params
@@ -39,21 +39,47 @@ TRAINING_SPLITS = ("train", "validation")
 
 @dataclass(frozen=True)
 class TrainingData:
-    """The hashed train and validation splits, and the md5 of each file they came from."""
+    """This rank's share of the hashed train and validation splits, the md5 of each file they
+    came from, and the prices of every train row (the target's statistics). Without shares the
+    data is every row (one process)."""
 
     train_features: sp.csr_matrix
     train_prices: np.ndarray
     validation_features: sp.csr_matrix
     validation_prices: np.ndarray
     file_md5s: dict[str, str] = field(default_factory=dict)  # path -> md5, as dvc.lock records it
+    all_train_prices: np.ndarray | None = None
+    train_share: RowShare | None = None
+    validation_share: RowShare | None = None
+    features_dir: Path = layout.FEATURES_DIR
+
+    def __post_init__(self) -> None:
+        if self.all_train_prices is None:
+            object.__setattr__(self, "all_train_prices", self.train_prices)
+        if self.train_share is None:
+            object.__setattr__(self, "train_share", RowShare.of_rank(len(self.train_prices), 0, 1))
+        if self.validation_share is None:
+            object.__setattr__(self, "validation_share", RowShare.of_rank(len(self.validation_prices), 0, 1))
+
+    def whole_validation(self) -> tuple[sp.csr_matrix, np.ndarray]:
+        """Every validation row (a rank holds only its share): what the price ranges calibrate on."""
+        if self.validation_share.rows == self.validation_share.total:
+            return self.validation_features, self.validation_prices
+        features, labels = load_feature_rows(self.features_dir, "validation", 0, self.validation_share.total)
+        return features, prices_of(labels)
 
 
-def load_training_data(features_dir: Path = layout.FEATURES_DIR) -> TrainingData:
-    train_x, train_labels = load_features(features_dir, "train")
-    val_x, val_labels = load_features(features_dir, "validation")
+def load_training_data(features_dir: Path = layout.FEATURES_DIR, rank: int = 0, world_size: int = 1) -> TrainingData:
+    """Rank ``rank``'s contiguous share of each split (of ``world_size``), read from disk alone."""
+    all_train_prices = prices_of(load_labels(features_dir, "train"))
+    train_share = RowShare.of_rank(len(all_train_prices), rank, world_size)
+    validation_share = RowShare.of_rank(len(load_labels(features_dir, "validation")), rank, world_size)
+    train_x, train_labels = load_feature_rows(features_dir, "train", train_share.start, train_share.stop)
+    val_x, val_labels = load_feature_rows(features_dir, "validation", validation_share.start, validation_share.stop)
     files = [path for split in TRAINING_SPLITS for path in feature_files(features_dir, split)]
     return TrainingData(train_x, prices_of(train_labels), val_x, prices_of(val_labels),
-                        {str(path): file_md5(path) for path in files})
+                        {str(path): file_md5(path) for path in files}, all_train_prices, train_share, validation_share,
+                        features_dir)
 
 
 @dataclass
@@ -74,7 +100,7 @@ class TrainingPlan:
 
 def plan_training(params: Params, model_name: str, data: TrainingData, device: torch.device) -> TrainingPlan:
     """The model, initialised from ``seed`` (identical on every data-parallel rank), and its recipe."""
-    target = TargetTransform.fit(target_kind(params, model_name), data.train_prices)
+    target = TargetTransform.fit(target_kind(params, model_name), data.all_train_prices)
     arch = architecture(params, model_name, data.train_features.shape[1])
     torch.manual_seed(params.seed)
     model = build_model(arch).to(device)
@@ -105,12 +131,8 @@ def run_training(
     resume: bool = False,
     progress: bool = False,
 ) -> TrainedModel:
-    """Train ``plan.model`` (under DDP when ``processes`` is distributed); the trained predictor."""
-    model = plan.model
-    # the lazy input optimizer's sparse gradient is averaged by `fit` itself: DDP takes dense ones only
-    if processes.distributed and plan.recipe.input_optimizer != "lazy":
-        device_ids = [processes.device.index] if processes.device.type == "cuda" else None
-        model = torch.nn.parallel.DistributedDataParallel(plan.model, device_ids=device_ids)
+    """Train ``plan.model`` on this rank's share of the data (``fit`` sums the ranks' gradients
+    when ``processes`` is distributed); the trained predictor."""
     # A checkpoint resumes only the same model on the same bytes of data with the same code: same
     # recipe, architecture and target, same feature files (their md5s), same number of processes,
     # same pricer source (a change to the loss must retrain, not "resume" a finished run).
@@ -118,7 +140,7 @@ def run_training(
                       "vectorizer": plan.vectorizer.to_dict(), "features_md5": data.file_md5s,
                       "train.processes": processes.world_size, "code": package_source_md5()}
     result = fit(
-        model,
+        plan.model,
         CSRTensors.from_scipy(data.train_features, plan.target.encode(data.train_prices)),
         CSRTensors.from_scipy(data.validation_features, plan.target.encode(data.validation_prices)),
         data.validation_prices,
@@ -132,6 +154,8 @@ def run_training(
         resume=resume,
         rank=processes.rank,
         world_size=processes.world_size,
+        train_share=data.train_share,
+        validation_share=data.validation_share,
         progress=progress and processes.is_main,
     )
     log.info("%s: best epoch %d, validation MAE $%.2f", plan.model_name, result.best_epoch, result.best_val_mae)
@@ -141,9 +165,11 @@ def run_training(
         info={"recipe": plan.recipe.to_dict(), "parameters": plan.parameters, "best_epoch": result.best_epoch,
               "best_val_mae": round(result.best_val_mae, 4), "kept_epoch": kept_epoch},
     )
-    # The price ranges are calibrated on the validation split, with the weights just kept, here
-    # and only here: the evaluate stage and `pricer predict` read them from the model directory.
-    predictor.calibration = Calibration.fit(data.validation_prices, predictor.predict_matrix(data.validation_features))
+    # The price ranges are calibrated on the whole validation split, with the weights just kept, by
+    # the rank that saves the model, and only here: evaluate and `pricer predict` read them from it.
+    if processes.is_main:
+        validation_features, validation_prices = data.whole_validation()
+        predictor.calibration = Calibration.fit(validation_prices, predictor.predict_matrix(validation_features))
     return TrainedModel(predictor, result)
 
 
