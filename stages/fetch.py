@@ -1,4 +1,8 @@
-"""fetch: load items from the configured source, validate them, write one parquet per split."""
+"""fetch: stream items from the configured source, validate them, write one parquet per split.
+
+Batches are drawn and validated here, or on the Dask cluster that ``PRICER_DASK_SCHEDULER``
+names (the same bytes either way); ``data/raw`` is replaced only once every split is written.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +11,17 @@ import os
 import sys
 
 from pricer import layout
-from pricer.atomic import atomic_path, write_json
+from pricer.atomic import write_json
 from pricer.console import progress_enabled, run_stage
 from pricer.memory import use_returning_memory_pool
 from pricer.params import load_params
-from pricer.sources import fetch_splits
+from pricer.sources import write_raw_splits
 
 log = logging.getLogger("pricer.stages.fetch")
 
 
 def main() -> int:
-    use_returning_memory_pool()  # text columns freed while splitting/hashing leave the process
+    use_returning_memory_pool()  # batches freed while validating leave the process
     params = load_params()
     if not progress_enabled(params.train.progress):
         # The Hub download's own bars (datasets, huggingface_hub): quiet in CI and in logs.
@@ -25,7 +29,8 @@ def main() -> int:
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     data = params.data
     log.info("fetching %s", data.source)
-    result = fetch_splits(
+    report = write_raw_splits(
+        layout.RAW_DIR,
         data.source,
         text_field=params.vectorize.text_field,
         revision=data.revision,
@@ -36,10 +41,8 @@ def main() -> int:
         max_train_items=data.max_train_items,
     )
     for split in layout.SPLITS:
-        with atomic_path(layout.raw_split(split)) as tmp:
-            result.splits[split].to_parquet(tmp, index=False)
-        log.info("wrote %s: %d rows", layout.raw_split(split), len(result.splits[split]))
-    write_json(layout.FETCH_REPORT, result.report)
+        log.info("wrote %s: %d rows", layout.raw_split(split), report["splits"][split]["rows_out"])
+    write_json(layout.FETCH_REPORT, report)
     return 0
 
 

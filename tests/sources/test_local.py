@@ -27,7 +27,7 @@ def test_parquet_file_is_one_split_shuffled_into_three(tmp_path: Path) -> None:
     assert all_ids(result) == list(range(50))
     report = result.report
     assert report["kind"] == "local_file" and report["source"] == str(path)
-    assert report["split_strategy"] == "shuffled_single_split" and report["source_splits"] == {"train": 50}
+    assert report["split_strategy"] == "hashed_single_split" and report["source_splits"] == {"train": 50}
     assert report["resolved_revision"] is None and report["revision"] is None
     assert report["splits"]["train"] == {
         "rows_in": 40,
@@ -97,7 +97,7 @@ def test_save_to_disk_dataset_dict_and_single_dataset(tmp_path: Path) -> None:
 
     datasets.Dataset.from_pandas(items(20)).save_to_disk(str(tmp_path / "single"))
     single = fetch_splits(str(tmp_path / "single"))
-    assert single.report["kind"] == "saved_dataset" and single.report["split_strategy"] == "shuffled_single_split"
+    assert single.report["kind"] == "saved_dataset" and single.report["split_strategy"] == "hashed_single_split"
     assert all_ids(single) == list(range(20))
 
 

@@ -104,7 +104,7 @@ def test_a_row_counts_under_its_first_reason_only() -> None:
     cleaned, counts = validate_split(frame, split="train", text_field="summary", source="s")
     assert counts == {
         "missing_text": 1, "empty_text": 1, "missing_price": 1, "non_numeric_price": 1,
-        "non_finite_price": 1, "non_positive_price": 1, "implausible_price": 0, "missing_id": 0, "duplicate_id": 0,
+        "non_finite_price": 1, "non_positive_price": 1, "implausible_price": 0, "missing_id": 0, "duplicate_id": 0, "id_in_other_split": 0,
         "truncated_text": 0,
     }
     assert cleaned["id"].tolist() == [7]

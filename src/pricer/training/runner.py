@@ -22,7 +22,7 @@ from pricer import layout
 from pricer.atomic import atomic_directory, write_json, write_text
 from pricer.digests import file_md5
 from pricer.batching import CSRTensors
-from pricer.features import VectorizerSettings, feature_files, load_features, prices_of
+from pricer.features import MANIFEST, VectorizerSettings, feature_files, load_features, prices_of
 from pricer.models import build_model, count_parameters
 from pricer.params import Params
 from pricer.predictor import PricePredictor
@@ -51,8 +51,9 @@ def load_training_data(features_dir: Path = layout.FEATURES_DIR) -> TrainingData
     train_x, train_labels = load_features(features_dir, "train")
     val_x, val_labels = load_features(features_dir, "validation")
     files = [path for split in TRAINING_SPLITS for path in feature_files(features_dir, split)]
+    # A matrix is a directory of parts; its manifest lists each part's md5, so its md5 covers them all.
     return TrainingData(train_x, prices_of(train_labels), val_x, prices_of(val_labels),
-                        {str(path): file_md5(path) for path in files})
+                        {str(path): file_md5(path / MANIFEST if path.is_dir() else path) for path in files})
 
 
 @dataclass
