@@ -151,13 +151,17 @@ def _log_price_gap(frame: pd.DataFrame, category: str, dear_word: str, cheap_wor
     return float(log_price[dear].mean() - log_price[cheap].mean())
 
 
-def test_the_same_variant_word_means_different_money_in_different_categories(large_catalogue: pd.DataFrame) -> None:
-    # "Pro" costs more than "Lite" in software, while in tools the "Lite" model of a product is
-    # the dearer one (the world's fixed structure, drawn from STRUCTURE_SEED). Measured through
-    # the listing noise (σ 0.6-0.7 in log price), outliers and relistings, so the gap seen in
-    # mean log price is a fraction of the structural one.
-    assert _log_price_gap(large_catalogue, "Software", "Pro", "Lite") > 0.2
-    assert _log_price_gap(large_catalogue, "Tools & Home Improvement", "Pro", "Lite") < 0.0
+def test_the_same_variant_word_means_different_money_in_different_categories() -> None:
+    # "Pro" over "Lite" is worth more in software than in tools, where the "Lite" model of a
+    # product is the dearer one (the world's fixed structure, drawn from STRUCTURE_SEED). Measured
+    # through the listing noise (σ 0.6-0.7 in log price), outliers and relistings, so the gap seen
+    # in mean log price is a fraction of the structural one; software's own sign varies with the
+    # seed (from -0.46 to +0.26 at 30,000 items, with this generator and the one before it), so
+    # the test compares the categories, on 100,000 items.
+    frame = generate_catalogue(100_000, SEED)
+    tools = _log_price_gap(frame, "Tools & Home Improvement", "Pro", "Lite")
+    assert tools < 0.0
+    assert _log_price_gap(frame, "Software", "Pro", "Lite") - tools > 0.3
 
 
 def test_an_accessory_barely_follows_the_price_words_of_its_host() -> None:

@@ -191,7 +191,7 @@ def test_validation_through_fetch_reports_counts(tmp_path: Path) -> None:
     train = items(20)
     train.loc[3, "summary"] = "   "
     train.loc[5, "id"] = 4
-    hub_layout(tmp_path / "d", {"train": train, "validation": items(3), "test": items(3)})
+    hub_layout(tmp_path / "d", {"train": train, "validation": items(3, first_id=100), "test": items(3, first_id=200)})
     result = fetch_splits(str(tmp_path / "d"))
     report = result.report["splits"]["train"]
     assert report["rows_in"] == 20 and report["rows_out"] == 18

@@ -142,6 +142,10 @@ def stream_splits(
                 tally.take(name, outcome, write)
             source_sizes[name] = read
     tally.check_complete(source, plan)
+    capped = tally.counts["train"]["capped"]
+    if capped:
+        logger.info("%s: max_train_items=%d keeps the first %d of %d train rows", source, max_train_items,
+                    max_train_items, max_train_items + capped)
     report = {
         "source": source,
         "kind": resolved.kind,
@@ -188,6 +192,9 @@ class _BatchRules:
         frame = self.materialise(described).reset_index(drop=True)
         where = f"{self.source}: split '{self.source_split}'"
         check_columns(frame, where, self.text_field)
+        # Row numbers stand in for missing ids, per source split: the same number in two splits
+        # is two items, so they are never judged shared.
+        numbered = "id" not in frame.columns
         frame = with_row_ids(frame, where, first_row)
         self._check_text_values(frame, first_row)
         routed = self.plan.route(self.source_split, id_keys(frame["id"]))
@@ -198,7 +205,8 @@ class _BatchRules:
                 continue
             taken = frame if len(rows) == len(frame) else frame.iloc[rows]
             cleaned, counts = validate_rows(taken, where=f"{self.source}: split '{split}'", text_field=self.text_field)
-            parts[split] = (cleaned, id_keys(cleaned["id"]).tolist(), counts, len(rows))
+            keys = [(self.source_split, key) for key in cleaned["id"]] if numbered else id_keys(cleaned["id"]).tolist()
+            parts[split] = (cleaned, keys, counts, len(rows))
         return _Outcome(len(frame), parts)
 
     def _check_text_values(self, frame: pd.DataFrame, first_row: int) -> None:

@@ -1,7 +1,7 @@
 """Local sources: parquet/JSON(L) files, Hub-layout directories, ``datasets.save_to_disk`` directories.
 
 Everything is read through the ``datasets`` library (``load_dataset("parquet"/"json", ...)``,
-``load_from_disk``) and converted with :func:`to_frame`, which the Hub loader shares.
+``load_from_disk``) and converted batch by batch with :func:`batch_frame`, which the Hub loader shares.
 
 - A missing ``price`` in a plain ``float64`` column is indistinguishable from NaN; Arrow nulls
   read from files are kept apart (an Arrow-backed column) so validation counts them as
@@ -146,22 +146,23 @@ def _parquet_footer(source: str, path: Path) -> pq.FileMetaData:
 
 def dataset_batches(source: str, split: str, dataset: datasets.Dataset) -> SplitBatches:
     """A ``datasets`` split (memory-mapped Arrow) as batches of :data:`SOURCE_BATCH_ROWS` rows."""
-    table = dataset.with_format("arrow")
     rows = len(dataset)
 
-    def items() -> Iterable[tuple[pa.Table, int]]:
+    def items() -> Iterable[tuple[tuple[datasets.Dataset, int], int]]:
         for start in range(0, rows, SOURCE_BATCH_ROWS):
-            yield table[start : start + SOURCE_BATCH_ROWS], start
+            yield (dataset.select(range(start, min(start + SOURCE_BATCH_ROWS, rows))), start), start
 
     return SplitBatches(rows, items, functools.partial(batch_frame, source, split))
 
 
-def batch_frame(source: str, split: str, batch: tuple[pa.Table, int] | pa.Table) -> pd.DataFrame:
-    """One batch as a frame, its text checked for valid UTF-8 (errors name the row in the split)."""
-    table, first_row = batch if isinstance(batch, tuple) else (batch, 0)
+def batch_frame(source: str, split: str, batch: tuple[datasets.Dataset, int]) -> pd.DataFrame:
+    """One batch as a frame (decoded by its features, as ``datasets`` does), its text checked for
+    valid UTF-8 (errors name the row in the split)."""
+    dataset, first_row = batch
+    table = dataset.with_format("arrow")[:]
     _check_utf8(source, split, table, first_row)
     try:
-        frame = table.to_pandas()
+        frame = dataset.to_pandas()
     except Exception as error:
         raise DataError(f"{source}: split '{split}' cannot be converted to a table: {describe_error(error)}") from error
     if "price" in table.column_names:
