@@ -137,6 +137,7 @@ def _chunks(texts: list[str], chunk_rows: int, n_jobs: int) -> list[list[str]]:
 
 MANIFEST = "manifest.json"
 PARTS_FORMAT = "pricer-csr-parts/1"
+INT32_NNZ_LIMIT = 2**31  # from this many non-zeros on, a matrix's indices are int64
 
 
 def feature_files(directory: Path, split: str) -> tuple[Path, Path]:
@@ -295,7 +296,7 @@ def _stack_rows(pieces: list[sp.csr_matrix], n_features: int) -> sp.csr_matrix:
     if len(pieces) == 1:
         return pieces[0]
     nnz = sum(piece.nnz for piece in pieces)
-    index_dtype = np.int64 if nnz >= 2**31 else np.int32
+    index_dtype = np.int64 if nnz >= INT32_NNZ_LIMIT else np.int32
     data = np.concatenate([piece.data for piece in pieces])
     indices = np.concatenate([piece.indices.astype(index_dtype, copy=False) for piece in pieces])
     indptr = np.zeros(sum(piece.shape[0] for piece in pieces) + 1, dtype=index_dtype)
@@ -304,7 +305,10 @@ def _stack_rows(pieces: list[sp.csr_matrix], n_features: int) -> sp.csr_matrix:
         rows = piece.shape[0]
         indptr[row + 1 : row + rows + 1] = piece.indptr[1:].astype(index_dtype) - piece.indptr[0] + offset
         row, offset = row + rows, offset + piece.indptr[-1] - piece.indptr[0]
-    return sp.csr_matrix((data, indices, indptr), shape=(row, n_features), copy=False)
+    matrix = sp.csr_matrix((data, indices, indptr), shape=(row, n_features), copy=False)
+    # scipy narrows indices that fit in int32; keep the chosen dtype (the real case does not fit).
+    matrix.indices, matrix.indptr = indices, indptr
+    return matrix
 
 
 def load_labels(directory: Path, split: str) -> pd.DataFrame:
