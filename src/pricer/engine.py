@@ -21,7 +21,7 @@ from pricer.errors import PricerError
 log = logging.getLogger(__name__)
 
 SCHEDULER_ENV = "PRICER_DASK_SCHEDULER"
-CONNECT_TIMEOUT_S = 20
+CONNECT_TIMEOUT_S = 10
 # Work items in flight per worker process: enough to keep each busy, few enough that memory
 # follows the window and not the data.
 IN_FLIGHT_PER_WORKER = 2
