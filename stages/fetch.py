@@ -11,7 +11,7 @@ import os
 import sys
 
 from pricer import layout
-from pricer.atomic import write_json
+from pricer.atomic import remove_stale_temporaries, write_json
 from pricer.console import progress_enabled, run_stage
 from pricer.memory import use_returning_memory_pool
 from pricer.params import load_params
@@ -28,6 +28,8 @@ def main() -> int:
         os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     data = params.data
+    # data/raw is written beside itself and renamed into place: a killed run leaves data/.raw.*.tmp
+    remove_stale_temporaries(layout.RAW_DIR, layout.FETCH_REPORT)
     log.info("fetching %s", data.source)
     report = write_raw_splits(
         layout.RAW_DIR,
