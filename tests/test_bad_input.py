@@ -299,7 +299,7 @@ def check_split_gets_no_rows(tmp_path: Path) -> None:
 @case("all-rows-invalid", "every row of a split is invalid", "error naming split and the counts per reason")
 def check_all_rows_invalid(tmp_path: Path) -> None:
     path = write_source(tmp_path, items().assign(price=-1.0))
-    raises(r"split 'train': no rows left after validation \(dropped: \{'non_positive_price': 24\}\)",
+    raises(r"split 'train': no rows left after validation \(dropped: \{'non_positive_price': \d+\}\)",
            lambda: fetch_splits(str(path)))
 
 

@@ -236,3 +236,16 @@ def test_tiny_catalogues(n_items: int) -> None:
     frame = generate_catalogue(n_items, SEED)
     assert len(frame) == n_items
     assert frame["id"].tolist() == list(range(n_items))
+
+
+def test_the_catalogue_streams_the_same_rows_for_any_batch_size() -> None:
+    from pricer.catalogue import BLOCK_ITEMS, catalogue_batches
+
+    n_items = BLOCK_ITEMS + 1_500  # crosses a block boundary
+    whole = generate_catalogue(n_items, SEED)
+    for batch_items in (1_000, 4_321, BLOCK_ITEMS):
+        batches = list(catalogue_batches(n_items, SEED, batch_items))
+        assert max(len(batch) for batch in batches) <= batch_items
+        pd.testing.assert_frame_equal(pd.concat(batches, ignore_index=True), whole)
+    pd.testing.assert_frame_equal(generate_catalogue(700, SEED), whole.head(700))  # a prefix is a catalogue
+    assert not whole.iloc[:BLOCK_ITEMS]["title"].equals(whole.iloc[BLOCK_ITEMS:]["title"])
