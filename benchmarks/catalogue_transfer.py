@@ -24,6 +24,8 @@ from scipy.stats import spearmanr
 
 import scoring
 
+from pricer.params import params_from_dict, with_overrides
+
 #: (model, section of params.yaml that holds its lr, learning rates): the grid.
 GRID = (
     ("mlp", "mlp", (0.003, 0.01, 0.03)),
@@ -53,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for model_name, section, rates in GRID:
         for lr in rates:
-            params_here = scoring.with_overrides(params, section, lr=lr)
+            params_here = params_from_dict(with_overrides(params.as_dict(), {f"{section}.lr" if section else "lr": lr}))
             started = time.perf_counter()
             maes = {name: scoring.model_test_mae(params_here, model_name, splits) for name, splits in datasets.items()}
             rows.append((f"{model_name} lr={lr:g}", maes["catalogue"], maes["real"]))

@@ -139,7 +139,7 @@ def model_and_recipe(params: Params, kind: str, n_features: int) -> tuple[dict[s
 
 
 def settings_of(params: Params) -> VectorizerSettings:
-    return VectorizerSettings.from_params(params.vectorize)
+    return VectorizerSettings.from_params(params.vectorize.model_dump())
 
 
 # ------------------------------------------------------------------------------------------

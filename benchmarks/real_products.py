@@ -113,7 +113,7 @@ def tuning_splits(workdir: Path, raw: dict) -> tuple[pd.DataFrame, pd.DataFrame]
 def validation_mae(raw: dict, train: pd.DataFrame, validation: pd.DataFrame, cache: dict) -> tuple[float, int, float]:
     """(best validation MAE, its epoch, seconds) of the residual network under ``raw``."""
     params = params_from_dict(raw)
-    settings = VectorizerSettings.from_params(params.vectorize)
+    settings = VectorizerSettings.from_params(params.vectorize.model_dump())
     if settings not in cache:
         cache.clear()  # one width in memory at a time
         cache[settings] = tuple(vectorize_texts(frame[settings.text_field].tolist(), settings, n_jobs=1)

@@ -56,7 +56,7 @@ def hashed_splits(source: str, params: Params, *, synthetic_items: int | None = 
         synthetic_items=synthetic_items or data.synthetic_items, validation_fraction=data.validation_fraction,
         test_fraction=data.test_fraction, max_train_items=data.max_train_items,
     )
-    settings = VectorizerSettings.from_params(params.vectorize)
+    settings = VectorizerSettings.from_params(params.vectorize.model_dump())
     return HashedSplits(
         features={name: vectorize_texts(frame[settings.text_field].tolist(), settings, n_jobs=1)
                   for name, frame in result.splits.items()},
@@ -102,10 +102,3 @@ def baseline_test_maes(splits: HashedSplits) -> dict[str, float]:
         "median": mean_absolute_error(test, np.full(len(test), np.median(train))),
         "mean": mean_absolute_error(test, np.full(len(test), train.mean())),
     }
-
-
-def with_overrides(params: Params, section: str, **values: object) -> Params:
-    """``params`` with some keys of one section (or the top level, section "") replaced."""
-    if not section:
-        return params.model_copy(update=values)
-    return params.model_copy(update={section: getattr(params, section).model_copy(update=values)})

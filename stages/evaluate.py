@@ -18,7 +18,7 @@ from pricer.evaluation import evaluate
 from pricer.features import load_labels, prices_of, read_raw_split
 from pricer.params import load_params
 from pricer.predictor import PricePredictor
-from pricer.run_inputs import read_fetch_report, split_datasets
+from pricer.tracking.inputs import read_fetch_report, split_datasets
 
 log = logging.getLogger("pricer.stages.evaluate")
 

@@ -22,7 +22,7 @@ log = logging.getLogger("pricer.stages.vectorize")
 def main() -> int:
     use_returning_memory_pool()  # text chunks freed while hashing leave the process
     params = load_params()
-    settings = VectorizerSettings.from_params(params.vectorize)
+    settings = VectorizerSettings.from_params(params.vectorize.model_dump())
     progress = progress_enabled(params.train.progress)
     for split in layout.SPLITS:
         started = time.perf_counter()

@@ -84,7 +84,7 @@ def log_tiny_model(root: Path, exp_name: str, seed: int) -> LoggedModel:
         patch.setenv("DVC_EXP_NAME", exp_name)
         tracker = tracking.start_run(enabled=True, experiment="pricer", run_name=f"resnet-{exp_name}", root=root,
                                      tags=tracking.run_tags("resnet", "synthetic", {"data_revision": ""}))
-        tracker.log_model_directory(directory, directory_md5(directory), {"best_val_mae": 12.5}, register=True)
+        tracker.log_model_directory(directory, {"best_val_mae": 12.5}, register=True)
         tracker.finish()
     (version,) = tracker.client.search_model_versions(f"run_id = '{tracker.run_id}'")
     return LoggedModel(root, directory, tracker.run_id, tracker.experiment_id, version.version,

@@ -14,69 +14,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from code_imports import REPO_ROOT, import_nodes, imported_modules, module_file
 
 from pricer import layout
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SOURCE_ROOT = REPO_ROOT / "src"
 PACKAGE_DATA_SUFFIXES = {".json", ".yaml", ".yml", ".txt", ".csv", ".parquet"}
 STAGES = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]
-
-
-def module_file(module: str) -> Path | None:
-    """The file that defines ``module`` (``pricer.a.b``) in this project, or None."""
-    base = SOURCE_ROOT.joinpath(*module.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-FACADE = SOURCE_ROOT / "pricer" / "__init__.py"
-
-
-def _import_nodes(path: Path) -> list[ast.stmt]:
-    """The import statements that may run when ``path`` is used: all of them, lazy imports in
-    functions included, except those under ``if TYPE_CHECKING:``, and except inside the
-    functions of the ``pricer`` facade (``pricer.load_model``/``pricer.predict``, the users'
-    API, which no stage calls: a test below checks that)."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    skipped: set[int] = set()
-    for node in ast.walk(tree):
-        is_type_checking = isinstance(node, ast.If) and ast.unparse(node.test).endswith("TYPE_CHECKING")
-        is_facade_function = path == FACADE and isinstance(node, ast.FunctionDef)
-        if is_type_checking or is_facade_function:
-            skipped.update(id(inner) for inner in ast.walk(node))
-    return [node for node in ast.walk(tree) if id(node) not in skipped and (
-        isinstance(node, (ast.Import, ast.ImportFrom)) or _dynamic_import(node) is not None)]
-
-
-def _dynamic_import(node: ast.AST) -> str | None:
-    """``importlib.import_module("pricer.x")``: the module named by a literal, else None."""
-    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "import_module"
-            and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
-        return node.args[0].value
-    return None
-
-
-def imported_modules(path: Path) -> set[str]:
-    """Every ``pricer`` module ``path`` imports, with the packages that importing each executes."""
-    found: set[str] = set()
-    for node in _import_nodes(path):
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
-        elif isinstance(node, ast.Call):
-            names = [_dynamic_import(node)]
-        else:
-            continue
-        for name in names:
-            if name.split(".")[0] != "pricer" or module_file(name) is None:
-                continue  # another library, or a name imported from a module rather than a module
-            parts = name.split(".")
-            found.update(".".join(parts[: i + 1]) for i in range(len(parts)))
-    return found
 
 
 def import_closure(script: Path) -> set[Path]:
@@ -132,7 +75,7 @@ def test_fetch_and_vectorize_do_not_import_torch():
 
 def _all_imports(path: Path) -> set[str]:
     names: set[str] = set()
-    for node in _import_nodes(path):
+    for node in import_nodes(path):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:

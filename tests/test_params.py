@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pricer.params import Params, ParamsError, load_params, params_from_dict
+from pricer.params import Params, ParamsError, flatten, load_params, params_from_dict
 
 REPO_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 
@@ -118,3 +118,9 @@ def test_errors_read_key_must_be_what_got_value():
     with pytest.raises(ParamsError) as raised:
         params_from_dict({"resnet": {"size": 3}})
     assert str(raised.value).startswith("unknown key resnet.size; known: hidden, layers,")
+
+
+def test_flatten_gives_the_names_dvc_exp_run_takes():
+    nested = {"seed": 42, "lr": 0.001, "mlp": {"lr": 0.01, "hidden_layers": [16, 8]}, "data": {"synthetic_items": 800}}
+    assert flatten(nested) == {"seed": 42, "lr": 0.001, "mlp.lr": 0.01, "mlp.hidden_layers": [16, 8],
+                               "data.synthetic_items": 800}

@@ -32,7 +32,7 @@ _loaded: dict[tuple[str, str, int], "PricePredictor"] = {}
 def load_model(path: Union[str, Path] = DEFAULT_MODEL, *, device: str = "cpu") -> "PricePredictor":
     """Load a trained model directory or an MLflow model URI (``runs:/<run id>/model``,
     ``models:/pricer-resnet@champion``); raises ``pricer.predictor.ModelLoadError`` with the reason."""
-    from pricer.registry import load_predictor
+    from pricer.tracking.registry import load_predictor
 
     return load_predictor(path, device=device)
 
@@ -49,7 +49,7 @@ def predict(
     file is unchanged) or an MLflow model URI (loaded on each call).
     """
     from pricer.predictor import PricePredictor
-    from pricer.registry import is_mlflow_uri
+    from pricer.tracking.registry import is_mlflow_uri
 
     if is_mlflow_uri(model):  # not cached: an alias such as @champion may move between calls
         model = load_model(model)

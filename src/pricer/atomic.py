@@ -35,6 +35,10 @@ _WRITE_FAILURES = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.E
 class OutputError(PricerError):
     """An output could not be written; the old one, if any, is untouched."""
 
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason  # the system's word for it: "No space left on device", ...
+
 
 @contextlib.contextmanager
 def _reported_as_output_error(destination: Path) -> Iterator[None]:
@@ -44,7 +48,7 @@ def _reported_as_output_error(destination: Path) -> Iterator[None]:
         if error.errno not in _WRITE_FAILURES:
             raise
         raise OutputError(f"{destination}: cannot write it ({error.strerror}); nothing was replaced, "
-                          "the previous version (if any) is intact") from None
+                          "the previous version (if any) is intact", error.strerror) from None
 
 
 TEMPORARY_MARK = ".tmp"  # every temporary file is named `.<destination name>.<random>.tmp<suffix>`

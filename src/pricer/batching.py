@@ -7,12 +7,14 @@ one subtraction. This keeps per-step Python overhead to a few tensor views at ba
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 import torch
+from torch import nn
 
 from pricer.models import SparseBatch
 
@@ -99,3 +101,29 @@ def iterate_batches(data: CSRTensors, batch_size: int) -> Iterator[tuple[SparseB
         stop = min(start + batch_size, data.rows)
         targets = None if data.targets is None else data.targets[start:stop]
         yield data.batch(start, stop), targets
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@torch.inference_mode()
+def model_outputs(
+    model: nn.Module,
+    data: CSRTensors,
+    device: torch.device,
+    *,
+    batch_rows: int = 8192,
+    precision: str = "fp32",
+) -> torch.Tensor:
+    """Raw model outputs for every row of ``data``, in large batches, on the CPU, float32."""
+    was_training = model.training
+    model.eval()
+    outputs = []
+    with autocast(device, precision):
+        for batch, _ in iterate_batches(data, batch_rows):
+            outputs.append(model(batch.to(device)).float().cpu())
+    model.train(was_training)
+    return torch.cat(outputs) if outputs else torch.empty(0)

@@ -13,8 +13,8 @@ import json
 import math
 import zipfile
 from collections import deque
-from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +31,6 @@ from pricer.atomic import atomic_directory, atomic_path
 from pricer.digests import file_md5
 from pricer.engine import ordered_map
 from pricer.layout import ArtifactError
-from pricer.params import VectorizeParams
-
-
-# Texts longer than this are cut, in training data and at prediction alike: no product
-# description is that long, and hashing one costs time and memory in proportion.
-MAX_TEXT_CHARS = 100_000
 
 
 @dataclass(frozen=True)
@@ -62,9 +56,9 @@ class VectorizerSettings:
         return asdict(self)
 
     @classmethod
-    def from_params(cls, vectorize: VectorizeParams) -> "VectorizerSettings":
-        return cls(n_features=vectorize.n_features, stop_words=vectorize.stop_words, binary=vectorize.binary,
-                   norm=vectorize.norm, text_field=vectorize.text_field)
+    def from_params(cls, vectorize: Mapping[str, Any]) -> VectorizerSettings:
+        """The settings among params.yaml's ``vectorize`` section (which also holds how to run)."""
+        return cls(**{setting.name: vectorize[setting.name] for setting in fields(cls)})
 
 
 def _hash_chunk(texts: Sequence[str], settings: VectorizerSettings) -> sp.csr_matrix:
@@ -188,7 +182,7 @@ class FeatureWriter:
         self._stack.close()
         return manifest
 
-    def __enter__(self) -> "FeatureWriter":
+    def __enter__(self) -> FeatureWriter:
         return self
 
     def __exit__(self, kind: object, error: BaseException | None, traceback: object) -> None:
@@ -269,7 +263,8 @@ def _read_part(path: Path, part: dict[str, Any], manifest: dict[str, Any]) -> sp
         raise ArtifactError(f"{path}: not a readable sparse matrix ({error}); rerun `dvc repro -f vectorize`") from None
     if matrix.shape != (part["rows"], manifest["n_features"]) or matrix.nnz != part["nnz"]:
         raise ArtifactError(f"{path}: shape {matrix.shape} with {matrix.nnz} non-zeros, but the manifest says "
-                            f"{(part['rows'], manifest['n_features'])} with {part['nnz']}; rerun `dvc repro -f vectorize`")
+                            f"{(part['rows'], manifest['n_features'])} with {part['nnz']}; "
+                            "rerun `dvc repro -f vectorize`")
     return matrix
 
 

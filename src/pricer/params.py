@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -245,6 +245,19 @@ def params_from_dict(raw: Any) -> Params:
     except ValidationError as error:
         # A value that fails several alternatives (``bool | 'auto'``) reports each; the first suffices.
         raise ParamsError(_message(error.errors()[0], raw)) from None
+
+
+def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"mlp": {"lr": 0.01}}`` → ``{"mlp.lr": 0.01}``: params under the dotted names that
+    ``dvc exp run -S`` takes and MLflow shows."""
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
 
 
 def with_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

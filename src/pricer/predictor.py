@@ -21,12 +21,11 @@ import torch
 from torch import nn
 
 from pricer.atomic import atomic_path, write_json
-from pricer.batching import CSRTensors
+from pricer.batching import CSRTensors, model_outputs
 from pricer.errors import PricerError
 from pricer.features import VectorizerSettings, vectorize_texts
 from pricer.models import build_model
 from pricer.target import TargetTransform
-from pricer.training.loop import model_outputs
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "weights.pt"

@@ -249,5 +249,6 @@ def test_the_catalogue_streams_the_same_rows_for_any_batch_size() -> None:
         pd.testing.assert_frame_equal(pd.concat(batches, ignore_index=True), whole)
     pd.testing.assert_frame_equal(generate_catalogue(700, SEED), whole.head(700))  # a prefix is a catalogue
     # each block has its own random stream: the second does not repeat the first
-    first, second = whole["title"].iloc[:1_000].tolist(), whole["title"].iloc[BLOCK_ITEMS : BLOCK_ITEMS + 1_000].tolist()
-    assert sum(a == b for a, b in zip(first, second)) < 10
+    first = whole["title"].iloc[:1_000].tolist()
+    second = whole["title"].iloc[BLOCK_ITEMS : BLOCK_ITEMS + 1_000].tolist()
+    assert sum(a == b for a, b in zip(first, second, strict=True)) < 10

@@ -11,7 +11,7 @@ import pytest
 from pricer.cli import main
 from pricer.cli.compare import compare_runs
 from pricer.cli.errors import CliError
-from pricer.cli.runs import Run
+from pricer.cli.experiments import Run
 
 from .conftest import PARAMS, commit_run, git, predictions
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from pricer.cli import main
-from pricer.features import MAX_TEXT_CHARS
+from pricer.text import MAX_TEXT_CHARS
 
 from .conftest import TEXTS, csv_rows, expected_prices
 

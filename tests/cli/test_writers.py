@@ -118,7 +118,7 @@ def test_output_the_system_refuses_is_a_one_line_error(project, capsys, monkeypa
     def refused(destination):
         raise PermissionError(13, "Permission denied", str(destination))
 
-    monkeypatch.setattr("pricer.cli.writers.create_temporary", refused)
+    monkeypatch.setattr("pricer.atomic.create_temporary", refused)
     assert main(["predict", "-o", str(root / "prices.csv"), *TEXTS]) == 1
     assert capsys.readouterr().err == f"pricer: -o {root / 'prices.csv'}: cannot write: Permission denied\n"
     assert not (root / "prices.csv").exists()

@@ -99,19 +99,18 @@ def test_a_training_seed_sweep_keeps_the_test_items(reproduced_project):
 def test_an_edit_to_any_module_a_stage_imports_makes_it_stale(reproduced_project):
     project = reproduced_project
     project.dvc("repro")  # the workspace up to date first
-    recipes = project.root / "src/pricer/training/recipes.py"
-    original = recipes.read_text()
-    try:
-        recipes.write_text(original + "# an edit\n")
-        status = project.dvc("status", "--json")
-        stale = set(json.loads(status.stdout))
-        assert stale == {"train_mlp", "train_resnet"}, status.stdout
-        features = project.root / "src/pricer/features.py"
-        features_original = features.read_text()
-        features.write_text(features_original + "# an edit\n")
-        stale = set(json.loads(project.dvc("status", "--json").stdout))
-        assert stale == {"fetch", "vectorize", "train_mlp", "train_resnet", "evaluate"}  # fetch: MAX_TEXT_CHARS
-        features.write_text(features_original)
-    finally:
-        recipes.write_text(original)
+    # An edit reruns exactly the stages whose code it touches: the training loop is not
+    # evaluate's (pricing needs no optimizer), the hashing is not fetch's.
+    for edited, expected in (("src/pricer/training/recipes.py", {"train_mlp", "train_resnet"}),
+                             ("src/pricer/training/loop.py", {"train_mlp", "train_resnet"}),
+                             ("src/pricer/features.py", {"vectorize", "train_mlp", "train_resnet", "evaluate"}),
+                             ("src/pricer/text.py", {"fetch"})):
+        source = project.root / edited
+        original = source.read_text()
+        try:
+            source.write_text(original + "# an edit\n")
+            status = project.dvc("status", "--json")
+            assert set(json.loads(status.stdout)) == expected, (edited, status.stdout)
+        finally:
+            source.write_text(original)
     assert json.loads(project.dvc("status", "--json").stdout) == {}

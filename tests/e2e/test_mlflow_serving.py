@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pricer import registry
+from pricer.tracking import registry
 from pricer.predictor import PricePredictor
 
 from .conftest import REPO_ROOT, Project, make_project

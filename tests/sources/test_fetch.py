@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pricer.sources import fetch_splits
 from pricer.layout import SPLITS
+from pricer.sources import fetch_splits
 from pricer.sources.validate import DROP_REASONS, MAX_TEXT_CHARS
 
 from .frames import all_ids, items
@@ -31,7 +31,7 @@ def test_real_sample_loads_splits_and_validates(real_sample_path: Path) -> None:
     sizes = [len(result.splits[split]) for split in SPLITS]
     # Placed by a hash of each id: binomial counts, within 4 standard deviations of 80/10/10%.
     assert sum(sizes) == 11_816
-    for size, fraction in zip(sizes, (0.8, 0.1, 0.1)):
+    for size, fraction in zip(sizes, (0.8, 0.1, 0.1), strict=True):
         assert abs(size - 11_816 * fraction) < 4 * (11_816 * fraction * (1 - fraction)) ** 0.5
     assert all(report["splits"][split]["dropped"] == dict.fromkeys(DROP_REASONS, 0) for split in SPLITS)
     import pyarrow.parquet as pq

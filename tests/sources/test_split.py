@@ -10,11 +10,9 @@ import datasets
 import pandas as pd
 import pytest
 
-from pricer.sources import DataError, fetch_splits
-from pricer.params import check_split_fractions
 from pricer.layout import SPLITS
-
-from pricer.sources import batches, local
+from pricer.params import check_split_fractions
+from pricer.sources import DataError, batches, fetch_splits, local
 from pricer.sources.split import unit_hash
 
 from .frames import hub_layout, items
@@ -32,13 +30,15 @@ def test_single_split_is_deterministic_in_the_seed(tmp_path: Path) -> None:
     id_sets = [set(first.splits[split]["id"]) for split in SPLITS]
     assert not (id_sets[0] & id_sets[1] or id_sets[0] & id_sets[2] or id_sets[1] & id_sets[2])
     # Each row's split is a function of (seed, id): exactly the ids unit_hash places there.
-    unit = dict(zip(range(200), unit_hash(1, range(200))))
+    unit = dict(zip(range(200), unit_hash(1, range(200)), strict=True))
     assert set(first.splits["test"]["id"]) == {i for i, u in unit.items() if u < 0.1}
     assert set(first.splits["validation"]["id"]) == {i for i, u in unit.items() if 0.1 <= u < 0.2}
     assert first.splits["train"]["id"].tolist() == sorted(first.splits["train"]["id"])  # the source's order
 
 
-def test_a_row_s_split_depends_on_its_id_not_on_order_or_batching(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_row_s_split_depends_on_its_id_not_on_order_or_batching(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     frame = items(300)
     frame.to_parquet(tmp_path / "items.parquet")
     frame.iloc[::-1].to_parquet(tmp_path / "reversed.parquet")
@@ -57,7 +57,7 @@ def test_fractions_size_the_splits(tmp_path: Path) -> None:
     result = fetch_splits(str(tmp_path / "items.parquet"), validation_fraction=0.2, test_fraction=0.05)
     sizes = [len(result.splits[split]) for split in SPLITS]
     # Binomial counts: within 4 standard deviations of 7,500 / 2,000 / 500.
-    for size, fraction in zip(sizes, (0.75, 0.2, 0.05)):
+    for size, fraction in zip(sizes, (0.75, 0.2, 0.05), strict=True):
         assert abs(size - 10_000 * fraction) < 4 * (10_000 * fraction * (1 - fraction)) ** 0.5
     assert sum(sizes) == 10_000
 

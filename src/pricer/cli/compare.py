@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from pricer.cli.errors import CliError
-from pricer.cli.runs import WORKSPACE, Run, differing_params, items_differ, load_run
-from pricer.cli.writers import text_table
+from pricer.cli.experiments import WORKSPACE, Run, differing_params, items_differ, load_run
+from pricer.cli.table import text_table
 from pricer.comparison import DEFAULT_RESAMPLES, mae_interval, paired_difference, seed_spread
 from pricer.metrics import mean_absolute_error
 

@@ -17,13 +17,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pricer.cli.errors import CliError
+from pricer.cli.table import text_table
+from pricer.layout import MODEL_NAMES, model_dir
 
 if TYPE_CHECKING:  # importing torch is slow: loading imports it when first needed
     from pricer.predictor import PricePredictor
 
 log = logging.getLogger("pricer.cli")
 
-DEFAULT_MODELS = ("models/mlp", "models/resnet")
+DEFAULT_MODELS = tuple(model_dir(name).as_posix() for name in MODEL_NAMES)
 
 
 @dataclass
@@ -63,15 +65,15 @@ class LoadedModel:
 def _training_run(directory: Path, model_name: str) -> str | None:
     """The MLflow run that trained ``directory``, found by its content digest in the project's
     store; None for a model this store did not train (pulled, copied, saved by hand)."""
-    from pricer import tracking
+    from pricer import tracking  # imports MLflow: seconds, and only a listing needs it
 
     return tracking.training_run_of(directory, model_name)
 
 
 def load_models(paths: Sequence[str] | None, *, device: str = "cpu") -> list[LoadedModel]:
     """Load ``paths`` (default: the pipeline's models/mlp and models/resnet, whichever exist)."""
-    from pricer.predictor import ModelLoadError
-    from pricer.registry import is_mlflow_uri, load_predictor
+    from pricer.predictor import ModelLoadError  # imports torch: seconds, and `pricer --help` needs none of it
+    from pricer.tracking.registry import is_mlflow_uri, load_predictor
 
     explicit = bool(paths)
     candidates = list(paths) if explicit else list(DEFAULT_MODELS)
@@ -112,8 +114,6 @@ def cmd_models(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(described, indent=2) + "\n")
         return 0
     keys = ["label", "version", "path", "kind", "parameters", "text_field", "best_epoch", "best_val_mae", "mlflow_run_id"]
-    from pricer.cli.writers import text_table  # writers imports this module
-
     lines = [keys] + [["" if entry[key] is None else str(entry[key]) for key in keys] for entry in described]
     sys.stdout.write(text_table(lines))
     return 0

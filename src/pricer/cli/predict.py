@@ -13,7 +13,7 @@ from pricer.cli.readers import (
     INPUT_FORMATS, Record, batched, cut_text, parquet_rows, read_records, resolve_source, text_problem,
 )
 from pricer.cli.writers import FORMATS, WRITERS, Result, check_output, open_output, output_format, plain
-from pricer.features import MAX_TEXT_CHARS
+from pricer.text import MAX_TEXT_CHARS
 
 log = logging.getLogger("pricer.cli")
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pricer.layout import MODEL_NAMES
+
 
 def cmd_promote(args: argparse.Namespace) -> int:
-    from pricer.registry import promote
+    from pricer.tracking.registry import promote  # imports torch and MLflow: only when promoting
 
     promotion = promote(args.model, exp=args.exp, version=args.version)
     sys.stdout.write(promotion.describe() + "\n")
@@ -25,7 +27,7 @@ def add_parser(commands: argparse._SubParsersAction, parents: list[argparse.Argu
                     "experiment trained (--exp NAME) or a version number (--version N). Each train stage "
                     "registers a new version (tracking.register); the alias moves only when you say so.",
     )
-    parser.add_argument("model", choices=("mlp", "resnet"), help="which model")
+    parser.add_argument("model", choices=MODEL_NAMES, help="which model")
     chosen = parser.add_mutually_exclusive_group(required=True)
     chosen.add_argument("--exp", metavar="NAME", help="the DVC experiment whose model to promote (dvc exp show)")
     chosen.add_argument("--version", type=int, metavar="N", help="the registered version to promote")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from pricer.cli.errors import CliError
-from pricer.features import MAX_TEXT_CHARS
+from pricer.text import MAX_TEXT_CHARS
 
 INPUT_FORMATS = ("auto", "csv", "jsonl", "json", "parquet", "lines", "text")
 EXTENSIONS = {

@@ -20,9 +20,10 @@ from typing import IO, Any
 
 import pandas as pd
 
-from pricer.atomic import create_temporary
+from pricer.atomic import OutputError, atomic_path
 from pricer.cli.errors import CliError
 from pricer.cli.models import LoadedModel
+from pricer.cli.table import text_table
 
 FORMATS = ("table", "csv", "json", "jsonl")
 OUTPUT_EXTENSIONS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
@@ -143,16 +144,6 @@ class TableWriter(Writer):
         self.stream.write(text_table(lines, right=numeric))
 
 
-def text_table(lines: Sequence[Sequence[str]], right: set[int] = frozenset()) -> str:
-    """Aligned columns two spaces apart; the columns numbered in ``right`` are right-aligned."""
-    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
-    return "".join(
-        "  ".join(cell.rjust(width) if i in right else cell.ljust(width)
-                  for i, (cell, width) in enumerate(zip(line, widths))).rstrip() + "\n"
-        for line in lines
-    )
-
-
 WRITERS = {"table": TableWriter, "csv": CsvWriter, "json": JsonWriter, "jsonl": JsonLinesWriter}
 
 
@@ -193,14 +184,7 @@ def open_output(output: Path | None) -> Iterator[IO[str]]:
         sys.stdout.flush()
         return
     try:
-        tmp = create_temporary(output)
-    except OSError as error:
-        raise CliError(f"-o {output}: cannot write: {error.strerror}") from None
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as stream:
+        with atomic_path(output, make_parents=False) as tmp, open(tmp, "w", encoding="utf-8", newline="") as stream:
             yield stream
-        os.replace(tmp, output)
-    except OSError as error:  # disk full, or the directory became unwritable part-way
-        raise CliError(f"-o {output}: cannot write: {error.strerror}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
+    except OutputError as error:  # refused, disk full, or the directory became unwritable part-way
+        raise CliError(f"-o {output}: cannot write: {error.reason}") from None

@@ -10,4 +10,6 @@ from pricer.sources.errors import DataError
 from pricer.sources.fetch import FetchResult, fetch_splits, stream_splits, write_raw_splits
 from pricer.sources.resolve import ResolvedSource, resolve_source
 
-__all__ = ["DataError", "FetchResult", "ResolvedSource", "fetch_splits", "resolve_source", "stream_splits", "write_raw_splits"]
+__all__ = [
+    "DataError", "FetchResult", "ResolvedSource", "fetch_splits", "resolve_source", "stream_splits", "write_raw_splits",
+]

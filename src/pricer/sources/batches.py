@@ -26,7 +26,7 @@ class SplitBatches:
     materialise: Callable[[Any], pd.DataFrame]
 
     @classmethod
-    def of_frame(cls, frame: pd.DataFrame) -> "SplitBatches":
+    def of_frame(cls, frame: pd.DataFrame) -> SplitBatches:
         """A split already in memory (an empty one, or a test's)."""
         step = SOURCE_BATCH_ROWS
         return cls(len(frame), lambda: ((frame.iloc[start : start + step], start)

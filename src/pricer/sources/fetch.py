@@ -94,7 +94,7 @@ class RawWriters:
         while self._writers:
             self._writers.popitem()[1].close()
 
-    def __enter__(self) -> "RawWriters":
+    def __enter__(self) -> RawWriters:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -269,7 +269,8 @@ class _Tally:
             if tally["rows_out"]:
                 continue
             if not tally["rows_in"]:
-                raise DataError(empty_split_message(source, plan, split, sum(c["rows_in"] for c in self.counts.values())))
+                rows_read = sum(counts["rows_in"] for counts in self.counts.values())
+                raise DataError(empty_split_message(source, plan, split, rows_read))
             dropped = {reason: tally[reason] for reason in DROP_REASONS if tally[reason]}
             raise DataError(f"{source}: split '{split}': no rows left after validation (dropped: {dropped})")
 

@@ -12,9 +12,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-
-from pricer.sources.errors import DataError, describe_error
 from pricer.sources.batches import SplitBatches
+from pricer.sources.errors import DataError, describe_error
 from pricer.sources.local import dataset_batches, load_hub_layout_dir, parquet_files
 
 logger = logging.getLogger(__name__)

@@ -10,8 +10,8 @@ Everything is read through the ``datasets`` library (``load_dataset("parquet"/"j
 
 from __future__ import annotations
 
-import logging
 import functools
+import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pricer.features import MAX_TEXT_CHARS
 from pricer.sources.errors import DataError
+from pricer.text import MAX_TEXT_CHARS
 
 logger = logging.getLogger(__name__)
 
@@ -117,9 +117,9 @@ def _id_key(value: Any) -> int | str | None:
     if isinstance(value, (float, np.floating)) and float(value).is_integer():
         return int(value)
     text = str(value)
-    if text.isascii() and (text.isdigit() or (text[:1] == "-" and text[1:].isdigit())):
-        if str(int(text)) == text:
-            return int(text)
+    spells_integer = text.isascii() and (text.isdigit() or (text[:1] == "-" and text[1:].isdigit()))
+    if spells_integer and str(int(text)) == text:
+        return int(text)
     return text
 
 

@@ -1,19 +1,23 @@
-"""MLflow tracking: the store a project's runs go to (``store``) and the runs themselves
-(``runs``). Everything the stages, the CLI and the tests use is importable from here."""
+"""Everything pricer does with MLflow, and the one home of it: the store a project's runs go to
+(``store``), the runs (``runs``), the data they read as dataset inputs (``inputs``), the trained
+model as a ``pyfunc`` MLflow Model (``pyfunc``, loaded through ``model_code``) and the model
+registry (``registry``). The stages, the CLI and the tests import from here.
+"""
 
 from pricer.tracking.runs import (
     EVALUATED_DIGEST_TAG,
     KEY_LIBRARIES,
+    LOCK_DIGEST_TAG,
     MODEL_DIGEST_TAG,
     Tracker,
     find_training_run,
-    flatten,
     library_versions,
     log_test_figures,
     reopen_training_run,
+    run_name,
     run_tags,
     start_run,
-    tracked_run,
+    training_run,
     training_run_of,
 )
 from pricer.tracking.store import (
@@ -31,6 +35,7 @@ from pricer.tracking.store import (
     connect,
     default_tracking_uri,
     is_server_uri,
+    mlflow_client,
     open_store,
     project_root,
     resolve_tracking_uri,
@@ -40,10 +45,10 @@ from pricer.tracking.store import (
 )
 
 __all__ = [
-    "ARTIFACTS_DIR", "EVALUATED_DIGEST_TAG", "EXPERIMENT_KIND_TAG", "KEY_LIBRARIES", "MODEL_DIGEST_TAG",
-    "MODEL_TRAINING_KIND", "RUNS_TABLE_METRICS", "RUNS_VIEW_KEY", "RUNS_VIEW_NAME",
-    "SHARED_VIEW_TAG_PREFIX", "SQLITE_BUSY_TIMEOUT_S", "STORE_FILE", "UI_PORT", "Tracker", "TrackingError", "connect",
-    "default_tracking_uri", "find_training_run", "flatten", "is_server_uri", "library_versions", "log_test_figures",
-    "open_store", "project_root", "reopen_training_run", "resolve_tracking_uri", "run_tags", "runs_view_state", "runs_view_tag", "start_run",
-    "tracked_run", "training_run_of", "ui_address",
+    "ARTIFACTS_DIR", "EVALUATED_DIGEST_TAG", "EXPERIMENT_KIND_TAG", "KEY_LIBRARIES", "LOCK_DIGEST_TAG", "MODEL_DIGEST_TAG",
+    "MODEL_TRAINING_KIND", "RUNS_TABLE_METRICS", "RUNS_VIEW_KEY", "RUNS_VIEW_NAME", "SHARED_VIEW_TAG_PREFIX",
+    "SQLITE_BUSY_TIMEOUT_S", "STORE_FILE", "UI_PORT", "Tracker", "TrackingError", "connect", "default_tracking_uri",
+    "find_training_run", "is_server_uri", "library_versions", "log_test_figures", "mlflow_client", "open_store",
+    "project_root", "reopen_training_run", "resolve_tracking_uri", "run_name", "run_tags", "runs_view_state",
+    "runs_view_tag", "start_run", "training_run", "training_run_of", "ui_address",
 ]

@@ -1,5 +1,8 @@
 """MLflow runs: one per trained model per pipeline run, always ended, found again by the
-content digest of the model directory it trained."""
+content digest of the model directory it trained.
+
+A :class:`Tracker` is a context manager: leaving it ends its run FINISHED, FAILED (with a
+pricer error's message as a tag), or KILLED after Ctrl-C or SIGTERM, so no run stays RUNNING."""
 
 from __future__ import annotations
 
@@ -15,13 +18,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pricer.digests import directory_md5, file_md5
 from pricer.errors import PricerError
 from pricer.layout import project_root
+from pricer.params import Params, TrackingParams, flatten
+from pricer.tracking import registry
+from pricer.tracking.inputs import read_fetch_report, split_datasets
 from pricer.tracking.store import (
-    STORE_FILE,
     SQLITE_BUSY_TIMEOUT_S,
+    STORE_FILE,
     TrackingError,
     is_server_uri,
+    mlflow_client,
     open_store,
     resolve_tracking_uri,
     ui_address,
@@ -35,6 +43,9 @@ MODEL_DIGEST_TAG = "pricer.model_digest"
 
 
 EVALUATED_DIGEST_TAG = "pricer.evaluated_model_digest"  # an evaluate-only run: the model it priced
+# The environment a run had: the md5 of the project's requirements.lock (tools/relock makes it).
+LOCK_DIGEST_TAG = "pricer.lock_md5"
+LOCK_FILE = "requirements.lock"
 
 
 KEY_LIBRARIES = ("torch", "numpy", "scipy", "scikit-learn", "pandas", "datasets", "dvc", "mlflow")
@@ -50,18 +61,6 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """``{"mlp": {"lr": 0.01}}`` → ``{"mlp.lr": "0.01"}`` (MLflow params are flat strings)."""
-    flat: dict[str, str] = {}
-    for key, value in mapping.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = str(value)
-    return flat
-
-
 @dataclass
 class Tracker:
     """A thin wrapper over ``MlflowClient`` for one run; ``run_id`` is None when disabled."""
@@ -74,12 +73,26 @@ class Tracker:
     def enabled(self) -> bool:
         return self.client is not None and self.run_id is not None
 
+    def __enter__(self) -> Tracker:
+        return self
+
+    def __exit__(self, error_type: type[BaseException] | None, error: BaseException | None, _: Any) -> None:
+        if error is None:
+            self.finish()
+            if self.enabled:
+                log.info("MLflow UI: %s", ui_address(self.client.tracking_uri, self.experiment_id))
+            return
+        with contextlib.suppress(Exception):  # the error being raised matters more than the run's status
+            if isinstance(error, PricerError):
+                self.set_tags({"error": str(error)[:5000]})
+            self.finish("KILLED" if isinstance(error, (KeyboardInterrupt, SystemExit)) else "FAILED")
+
     def log_params(self, params: Mapping[str, Any]) -> None:
         if not self.enabled:
             return
         from mlflow.entities import Param
 
-        items = [Param(k, v[:6000]) for k, v in sorted(flatten(params).items())]
+        items = [Param(k, str(v)[:6000]) for k, v in sorted(flatten(params).items())]  # MLflow params are strings
         for start in range(0, len(items), 100):  # log_batch takes at most 100 params
             self.client.log_batch(self.run_id, params=items[start : start + 100])
 
@@ -116,24 +129,23 @@ class Tracker:
         """MLflow datasets (``{context: dataset}``: training, validation, testing) as run inputs."""
         if not self.enabled or not datasets:
             return
-        from mlflow.entities import DatasetInput, InputTag
+        from mlflow.entities import Dataset, DatasetInput, InputTag
         from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
-        inputs = [DatasetInput(dataset._to_mlflow_entity(), [InputTag(MLFLOW_DATASET_CONTEXT, context)])
+        inputs = [DatasetInput(Dataset(**dataset.to_dict()), [InputTag(MLFLOW_DATASET_CONTEXT, context)])
                   for context, dataset in datasets.items()]
         self.client.log_inputs(self.run_id, inputs)
 
-    def log_model_directory(self, directory: Path, digest: str, summary: Mapping[str, float], *,
-                            register: bool = False) -> None:
+    def log_model_directory(self, directory: Path, summary: Mapping[str, float], *, register: bool = False) -> None:
         """The trained model as an MLflow Model (``runs:/<run_id>/model``), its summary figures,
         the content tag that finds this run again, and with ``register`` a new registry version."""
         if not self.enabled:
             return
-        from pricer import registry, serving
+        from pricer.tracking import pyfunc  # imports mlflow's model flavours: slow, and only training logs models
 
         self.log_metrics(summary)
-        self.set_tags({MODEL_DIGEST_TAG: digest})
-        logged = serving.log_pyfunc_model(self.client, directory, experiment_id=self.experiment_id, run_id=self.run_id)
+        self.set_tags({MODEL_DIGEST_TAG: directory_md5(directory)})
+        logged = pyfunc.log_pyfunc_model(self.client, directory, experiment_id=self.experiment_id, run_id=self.run_id)
         if not register:
             return
         try:
@@ -143,24 +155,6 @@ class Tracker:
             log.warning("%s: not registered (%s: %s); register it later with "
                         "`mlflow.register_model('runs:/%s/model', ...)`, or set tracking.register: false",
                         directory, type(error).__name__, str(error).splitlines()[0] if str(error) else "", self.run_id)
-
-
-@contextmanager
-def tracked_run(start: Any) -> Iterator[Tracker]:
-    """Yield ``start()``'s tracker and always end its run: FINISHED, FAILED (with the error as a
-    tag), or KILLED after Ctrl-C or SIGTERM, so that no run stays RUNNING."""
-    tracker = start()
-    try:
-        yield tracker
-    except BaseException as error:
-        with contextlib.suppress(Exception):
-            if isinstance(error, PricerError):
-                tracker.set_tags({"error": str(error)[:5000]})
-            tracker.finish("KILLED" if isinstance(error, (KeyboardInterrupt, SystemExit)) else "FAILED")
-        raise
-    tracker.finish()
-    if tracker.enabled:
-        log.info("MLflow UI: %s", ui_address(tracker.client.tracking_uri, tracker.experiment_id))
 
 
 def find_training_run(client: Any, experiment_id: str, model_name: str, digest: str) -> str | None:
@@ -221,16 +215,12 @@ def reopen_training_run(
 def training_run_of(directory: Path, model_name: str, experiment: str = "pricer") -> str | None:
     """The id of the run that trained the model ``directory`` holds, for a listing: None when
     there is no store yet, no such run, or the store cannot be read (the listing goes on)."""
-    from pricer.digests import directory_md5
-
     root = project_root()
     uri = resolve_tracking_uri(root)
     if not is_server_uri(uri) and not (root / STORE_FILE).exists():
         return None
     try:
-        from mlflow.tracking import MlflowClient
-
-        client = MlflowClient(tracking_uri=uri)
+        client = mlflow_client(uri)
         found = client.get_experiment_by_name(experiment)
         if found is None:
             return None
@@ -241,7 +231,7 @@ def training_run_of(directory: Path, model_name: str, experiment: str = "pricer"
 
 
 def log_test_figures(
-    settings: Any, model_name: str, model_digest: str, figures: Mapping[str, float], *,
+    settings: TrackingParams, model_name: str, model_digest: str, figures: Mapping[str, float], *,
     data_source: str, params: Mapping[str, Any], datasets: Mapping[str, Any] | None = None,
 ) -> None:
     """Add the evaluate stage's test figures to the run that trained the model, or to a new run
@@ -258,11 +248,32 @@ def log_test_figures(
                 "trained against another MLFLOW_TRACKING_URI); logging the test figures to a new run", model_name)
     tags = run_tags(model_name, data_source, {"stage": "evaluate", EVALUATED_DIGEST_TAG: model_digest},
                     source_name="stages/evaluate.py")
-    with tracked_run(lambda: start_run(enabled=True, run_name=f"{model_name}-{os.environ.get('DVC_EXP_NAME', 'workspace')}",
-                                       tags=tags, **store)) as tracker:
+    with start_run(enabled=True, run_name=run_name(model_name), tags=tags, **store) as tracker:
         tracker.log_params({"params": params})
         tracker.log_metrics(figures)
         tracker.log_inputs(datasets or {})
+
+
+def run_name(model_name: str) -> str:
+    """``resnet-<DVC experiment>``: the run's name in the UI says which experiment it belongs to."""
+    return f"{model_name}-{os.environ.get('DVC_EXP_NAME', 'workspace')}"
+
+
+@contextmanager
+def training_run(params: Params, model_name: str, file_md5s: Mapping[str, str], *, is_main: bool) -> Iterator[Tracker]:
+    """The run of one train stage (only the main data-parallel rank tracks): tagged with its DVC
+    experiment, code and data, the data it read logged as inputs, and always ended."""
+    report = read_fetch_report()
+    tags = run_tags(model_name, params.data.source, source_name="stages/train.py", extra={
+        "data_kind": report.get("kind", ""),
+        "data_revision": report.get("resolved_revision") or params.data.revision or "",
+        **{f"input_md5.{path}": md5 for path, md5 in file_md5s.items()},
+    })
+    settings = params.tracking
+    with start_run(enabled=settings.enabled and is_main, experiment=settings.experiment, tags=tags,
+                   busy_timeout_s=settings.busy_timeout_s, run_name=run_name(model_name)) as tracker:
+        tracker.log_inputs(split_datasets(params.data.source, report, file_md5s))
+        yield tracker
 
 
 def run_tags(model_name: str, data_source: str, extra: Mapping[str, Any] | None = None,
@@ -280,6 +291,8 @@ def run_tags(model_name: str, data_source: str, extra: Mapping[str, Any] | None 
         "mlflow.source.name": source_name,
         "mlflow.source.type": "LOCAL",
     }
+    lock = project_root() / LOCK_FILE
+    tags[LOCK_DIGEST_TAG] = file_md5(lock) if lock.is_file() else "none"
     tags.update({f"version.{k}": v for k, v in library_versions().items()})
     tags["version.python"] = platform.python_version()
     tags.update({k: str(v) for k, v in (extra or {}).items()})

@@ -213,15 +213,20 @@ def _check_artifact_location(uri: str, experiment: Any, root: Path) -> None:
             "or run with -S tracking.enabled=false")
 
 
+def mlflow_client(uri: str) -> Any:
+    """The one place pricer opens an MLflow client; the registry lives in the same store as the runs."""
+    from mlflow.tracking import MlflowClient  # importing mlflow takes seconds: only when a store is used
+
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
 def connect(uri: str, experiment: str, root: Path, lock_timeout_s: float = SQLITE_BUSY_TIMEOUT_S) -> tuple[Any, str]:
     """Open the store and make sure ``experiment`` exists; return (client, experiment_id)."""
     _check_reachable(uri)
-    from mlflow.tracking import MlflowClient
-
     try:
         with _store_lock(root, lock_timeout_s):
             _check_sqlite_integrity(uri)
-            client = MlflowClient(tracking_uri=uri, registry_uri=uri)  # the registry lives in the same store
+            client = mlflow_client(uri)
             found = client.get_experiment_by_name(experiment)
             if found is not None:
                 _check_artifact_location(uri, found, root)

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from pricer.batching import CSRTensors, epoch_order, iterate_batches
+from pricer.batching import CSRTensors, autocast, epoch_order, iterate_batches, model_outputs
 from pricer.models import SparseLinear
 from pricer.errors import PricerError
 from pricer.target import TargetTransform
@@ -106,12 +106,6 @@ def select_device(requested: str) -> torch.device:
     if requested == "mps" and not torch.backends.mps.is_available():
         raise RuntimeError("train.device is 'mps' but MPS is not available")
     return torch.device(requested)
-
-
-def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    if precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def _loss_function(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
@@ -206,26 +200,6 @@ def make_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe) -> torch.op
     return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
 
 
-@torch.inference_mode()
-def model_outputs(
-    model: nn.Module,
-    data: CSRTensors,
-    device: torch.device,
-    *,
-    batch_rows: int = 8192,
-    precision: str = "fp32",
-) -> torch.Tensor:
-    """Raw model outputs for every row of ``data``, in large batches, on the CPU, float32."""
-    was_training = model.training
-    model.eval()
-    outputs = []
-    with _autocast(device, precision):
-        for batch, _ in iterate_batches(data, batch_rows):
-            outputs.append(model(batch.to(device)).float().cpu())
-    model.train(was_training)
-    return torch.cat(outputs) if outputs else torch.empty(0)
-
-
 def _train_epoch(
     model: nn.Module,
     shuffled: CSRTensors,
@@ -250,7 +224,7 @@ def _train_epoch(
                unit="batch", disable=not progress, leave=False)
     for step, (batch, targets) in enumerate(bar, start=1):
         batch, targets = batch.to(device), targets.to(device, non_blocking=True)
-        with _autocast(device, recipe.precision):
+        with autocast(device, recipe.precision):
             predictions = model(batch)
         loss = loss_fn(predictions.float(), targets)
         optimizer.zero_grad(set_to_none=True)

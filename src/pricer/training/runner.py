@@ -79,7 +79,7 @@ def plan_training(params: Params, model_name: str, data: TrainingData, device: t
     torch.manual_seed(params.seed)
     model = build_model(arch).to(device)
     plan = TrainingPlan(model_name, arch, recipe(params, model_name), target,
-                        VectorizerSettings.from_params(params.vectorize), model)
+                        VectorizerSettings.from_params(params.vectorize.model_dump()), model)
     log.info("%s: %s parameters, recipe %s, device %s", model_name, f"{plan.parameters:,}", plan.recipe, device)
     return plan
 

@@ -14,7 +14,8 @@ import yaml
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model
 
-from pricer import serving, tracking
+from pricer import tracking
+from pricer.tracking import pyfunc
 from pricer.predictor import PricePredictor
 
 
@@ -52,18 +53,18 @@ def test_signature_and_input_example(loaded, model_files):
     assert metadata.get_output_schema().input_names() == ["price"]
     assert [spec.type.name for spec in metadata.get_output_schema().inputs] == ["double"]
     example = Model.load(model_files).load_input_example(model_files)
-    assert example["summary"].tolist() == list(serving.EXAMPLE_TEXTS)
+    assert example["summary"].tolist() == list(pyfunc.EXAMPLE_TEXTS)
 
 
 def test_logged_from_code_with_pricer_shipped_and_nothing_pickled(model_files):
     files = {path.relative_to(model_files).as_posix() for path in model_files.rglob("*") if path.is_file()}
     assert not [name for name in files if name.endswith((".pkl", ".pickle", ".cloudpickle"))]
-    assert {"mlflow_model.py", "code/pricer/serving.py", "code/pricer/predictor.py",
+    assert {"model_code.py", "code/pricer/tracking/pyfunc.py", "code/pricer/predictor.py",
             "artifacts/resnet/weights.pt", "artifacts/resnet/model.json"} <= files
     flavour = yaml.safe_load((model_files / "MLmodel").read_text())["flavors"]["python_function"]
     assert flavour["loader_module"] == "mlflow.pyfunc.loaders.code_model" and "python_model" not in flavour
     requirements = (model_files / "requirements.txt").read_text().split()
-    assert {line.split("==")[0] for line in requirements} == set(serving.REQUIRED_LIBRARIES)
+    assert {line.split("==")[0] for line in requirements} == set(pyfunc.REQUIRED_LIBRARIES)
     assert f"torch=={torch.__version__.split('+')[0]}" in requirements and not [r for r in requirements if "+" in r]
 
 
@@ -78,7 +79,7 @@ def test_bad_input_is_refused_with_the_column_named(loaded, frame, message):
 
 
 def test_python_model_checks_its_input_itself(logged_model):
-    model = serving.PricerModel()
+    model = pyfunc.PricerModel()
     model.predictor = PricePredictor.load(logged_model.directory)
     with pytest.raises(MlflowException, match="needs a column 'summary'.*found \\['text'\\]"):
         model.predict(None, pd.DataFrame({"text": ["a"]}))
@@ -89,7 +90,7 @@ def test_python_model_checks_its_input_itself(logged_model):
 
 def test_the_global_store_is_put_back_with_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///elsewhere.db")
-    with serving.global_store(f"sqlite:///{tmp_path}/mlflow.db"):
+    with pyfunc.global_store(f"sqlite:///{tmp_path}/mlflow.db"):
         assert mlflow.get_tracking_uri() == f"sqlite:///{tmp_path}/mlflow.db"
     assert mlflow.get_tracking_uri() == "sqlite:///elsewhere.db"
     assert os.environ["MLFLOW_TRACKING_URI"] == "sqlite:///elsewhere.db"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import log_tiny_model
 
-from pricer import registry
+from pricer.tracking import registry
 from pricer.predictor import ModelLoadError, PricePredictor
 
 
@@ -45,7 +45,7 @@ def test_promote_by_version_then_by_experiment_moves_the_alias(two_versions, cap
     promoted = registry.promote("resnet", version=int(first.version), root=root)
     assert (promoted.registered_name, promoted.version, promoted.previous_version) == ("pricer-resnet", 1, None)
     assert client.get_model_version_by_alias("pricer-resnet", "champion").version == first.version
-    with caplog.at_level(logging.INFO, logger="pricer.registry"):
+    with caplog.at_level(logging.INFO, logger="pricer.tracking.registry"):
         promoted = registry.promote("pricer-resnet", exp="second", root=root)
     assert (promoted.version, promoted.dvc_exp_name, promoted.previous_version) == (2, "second", 1)
     assert client.get_model_version_by_alias("pricer-resnet", "champion").version == second.version

@@ -7,14 +7,9 @@ import pandas as pd
 import pytest
 
 from pricer.cli.errors import CliError
-from pricer.cli.runs import Run, differing_params, flatten, items_differ, load_run, resolve_revision
+from pricer.cli.experiments import Run, differing_params, items_differ, load_run, resolve_revision
 
 from .conftest import PARAMS, commit_run, git, predictions
-
-def test_flatten_gives_the_names_dvc_exp_run_takes():
-    assert flatten(PARAMS) == {"seed": 42, "lr": 0.001, "mlp.lr": 0.01, "mlp.hidden_layers": [16, 8],
-                               "data.synthetic_items": 800}
-
 
 def test_workspace_revision_and_experiment_ref(repo, prices):
     first = commit_run(repo, predictions(prices, {"mlp": 5.0}), PARAMS, "first")

@@ -1,4 +1,5 @@
-"""The runs ``pricer compare`` reads: the workspace, a git revision, or a DVC experiment.
+"""The pipeline runs ``pricer compare`` reads: the workspace, a git revision, or a DVC experiment
+(not MLflow runs: those are :mod:`pricer.tracking`'s).
 
 Each run's per-item test predictions are ``metrics/predictions.csv`` (id, price, a column per
 model), read at the run's commit with ``dvc.api.read`` (the workspace: as it is on disk); its
@@ -12,7 +13,6 @@ import io
 import logging
 import re
 import subprocess
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,9 +21,11 @@ import numpy as np
 import pandas as pd
 
 from pricer.cli.errors import CliError
+from pricer.layout import PREDICTIONS_CSV
+from pricer.params import flatten
 
 WORKSPACE = "workspace"
-PREDICTIONS = "metrics/predictions.csv"
+PREDICTIONS = PREDICTIONS_CSV.as_posix()
 ITEM_COLUMNS = ("id", "price")
 # refs/exps/<first 2 hex digits of the baseline commit>/<the other 38>/<name>; not the queue's refs/exps/celery/...
 EXPERIMENT_REF = re.compile(r"^refs/exps/[0-9a-f]{2}/[0-9a-f]{38}/(?P<name>[^/]+)$")
@@ -45,17 +47,6 @@ class Run:
     @property
     def label(self) -> str:
         return self.name if self.rev is None or self.rev.startswith(self.name) else f"{self.name} ({self.rev[:7]})"
-
-
-def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{"mlp": {"lr": 0.01}} as {"mlp.lr": 0.01}: the names `dvc exp run -S` takes."""
-    flat: dict[str, Any] = {}
-    for key, value in params.items():
-        if isinstance(value, Mapping):
-            flat |= flatten(value, f"{prefix}{key}.")
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess:

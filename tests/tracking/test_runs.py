@@ -12,9 +12,7 @@ def test_tracking_uri_defaults_to_sqlite_at_the_root_and_env_overrides(tmp_path)
     assert tracking.resolve_tracking_uri(tmp_path, environ={"MLFLOW_TRACKING_URI": "http://mlflow:5000"}) == "http://mlflow:5000"
 
 
-def test_flatten_and_versions():
-    assert tracking.flatten({"mlp": {"lr": 0.01, "hidden": [1, 2]}, "seed": 4}) == {
-        "mlp.lr": "0.01", "mlp.hidden": "[1, 2]", "seed": "4"}
+def test_library_versions():
     versions = tracking.library_versions()
     assert versions["torch"].startswith("2.13") and set(versions) == set(tracking.KEY_LIBRARIES)
 
@@ -86,9 +84,8 @@ def test_a_run_ends_killed_after_sigterm_or_ctrl_c_and_failed_after_an_error(tmp
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     statuses = {}
     for label, error in (("sigterm", SystemExit(143)), ("ctrl-c", KeyboardInterrupt()), ("error", RuntimeError("x"))):
-        start = lambda: tracking.start_run(enabled=True, experiment="pricer", run_name=label, tags={}, root=tmp_path)  # noqa: E731
         with pytest.raises(type(error)):
-            with tracking.tracked_run(start) as tracker:
+            with tracking.start_run(enabled=True, experiment="pricer", run_name=label, tags={}, root=tmp_path) as tracker:
                 raise error
         statuses[label] = tracker.client.get_run(tracker.run_id).info.status
     assert statuses == {"sigterm": "KILLED", "ctrl-c": "KILLED", "error": "FAILED"}
@@ -144,3 +141,13 @@ def test_the_experiment_keeps_the_runs_view_the_ui_address_names(tmp_path, monke
     client.set_experiment_tag(experiment_id, key, '{"selectedColumns": []}')  # an older view of another shape
     client, _ = tracking.connect(uri, "pricer", tmp_path)
     assert json.loads(json.loads(client.get_experiment(experiment_id).tags[key])["state"]) == view
+
+
+def test_a_run_records_the_digest_of_the_lock_file_it_ran_with(tmp_path, monkeypatch):
+    from pricer.digests import file_md5
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    assert tracking.run_tags("mlp", "synthetic")[tracking.LOCK_DIGEST_TAG] == "none"
+    (tmp_path / "requirements.lock").write_text("numpy==2.0.0 \\\n    --hash=sha256:00\n")
+    assert tracking.run_tags("mlp", "synthetic")[tracking.LOCK_DIGEST_TAG] == file_md5(tmp_path / "requirements.lock")

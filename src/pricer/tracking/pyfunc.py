@@ -1,6 +1,6 @@
 """A trained pricer model as an MLflow Model: the ``pyfunc`` flavour wrapping PricePredictor.
 
-Logged with MLflow's models-from-code (``python_model`` is the path of ``mlflow_model.py``, a file
+Logged with MLflow's models-from-code (``python_model`` is the path of ``model_code.py``, a file
 MLflow runs at load time), never as a cloudpickled object, so loading a logged model executes
 only pricer's own source, which travels with the model (``code_paths``: ``code/pricer``). The
 weights and ``model.json`` are the model directory the train stage wrote, logged as the artifact
@@ -25,15 +25,18 @@ import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
-from mlflow.models import ModelSignature
+from mlflow.models import Model, ModelSignature
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.types import ColSpec, DataType, Schema
+
+from pricer.predictor import CONFIG_FILE, PricePredictor
 
 MODEL_ARTIFACT = "pricer_model"  # the key of the model directory in the logged model's artifacts
 OUTPUT_COLUMN = "price"
 TRACKING_URI_VARIABLE = "MLFLOW_TRACKING_URI"
-MODEL_CODE_FILE = Path(__file__).with_name("mlflow_model.py")
-PACKAGE_DIR = Path(__file__).parent
+REGISTRY_URI_VARIABLE = "MLFLOW_REGISTRY_URI"
+MODEL_CODE_FILE = Path(__file__).with_name("model_code.py")
+PACKAGE_DIR = Path(__file__).parents[1]  # pricer itself, shipped as the model's code
 # The libraries a logged model imports when it loads and predicts (pricer itself ships as code).
 REQUIRED_LIBRARIES = ("mlflow", "torch", "numpy", "scipy", "scikit-learn", "pandas")
 EXAMPLE_TEXTS = (
@@ -66,8 +69,6 @@ class PricerModel(mlflow.pyfunc.PythonModel):
     """Prices product texts with the pricer model logged as the ``pricer_model`` artifact."""
 
     def load_context(self, context: Any) -> None:
-        from pricer.predictor import PricePredictor
-
         self.predictor = PricePredictor.load(context.artifacts[MODEL_ARTIFACT])
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
@@ -92,25 +93,25 @@ class PricerModel(mlflow.pyfunc.PythonModel):
 def global_store(tracking_uri: str) -> Iterator[None]:
     """Make ``tracking_uri`` MLflow's global store for the duration: model logging and model
     registration resolve ``models:/`` URIs there, not through the client they are called on.
-    MLflow's own context manager unsets MLFLOW_TRACKING_URI on the way out; it is put back."""
-    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
-    environment = os.environ.get(TRACKING_URI_VARIABLE)
+    Through the environment variable MLflow reads when no URI was set in-process: MLflow 3.17 has
+    no public way to restore "no URI set" after ``mlflow.set_tracking_uri`` (its own context
+    manager for this is private), and pricer never sets one in-process."""
+    saved = {name: os.environ.get(name) for name in (TRACKING_URI_VARIABLE, REGISTRY_URI_VARIABLE)}
+    os.environ[TRACKING_URI_VARIABLE] = os.environ[REGISTRY_URI_VARIABLE] = tracking_uri
     try:
-        with _use_tracking_uri(tracking_uri):
-            yield
+        yield
     finally:
-        if environment is not None:
-            os.environ[TRACKING_URI_VARIABLE] = environment
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def log_pyfunc_model(client: Any, directory: Path, *, experiment_id: str, run_id: str, name: str = "model") -> Any:
     """Log the model directory of one run as an MLflow Model (``runs:/<run_id>/<name>``), through
     ``client``'s store; its ``ModelInfo`` (``model_uri``, ``model_id``)."""
-    from mlflow.models import Model
-
-    from pricer.predictor import CONFIG_FILE
-
     text_field = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))["vectorizer"]["text_field"]
 
     # MLflow's model logging reads the global experiment, not a client's: the logged model is

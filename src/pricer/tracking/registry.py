@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from pricer.errors import PricerError
-from pricer.layout import MODEL_NAMES
+from pricer.layout import MODEL_NAMES, project_root
+from pricer.predictor import ModelLoadError, PricePredictor
+from pricer.tracking.store import STORE_FILE, mlflow_client, resolve_tracking_uri
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +64,7 @@ def register_version(client: Any, *, run_id: str, logged_model: Any, extra_tags:
     from mlflow.exceptions import MlflowException
     from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 
-    from pricer.serving import global_store
+    from pricer.tracking.pyfunc import global_store  # imports mlflow: slow, and only training registers
 
     run_tags = client.get_run(run_id).data.tags
     name = registered_name(run_tags["model"])
@@ -83,24 +85,18 @@ def register_version(client: Any, *, run_id: str, logged_model: Any, extra_tags:
 
 def store_uri(root: Path | None = None) -> str:
     """The project's store (or MLFLOW_TRACKING_URI's): it holds the registry too."""
-    from pricer.tracking import project_root, resolve_tracking_uri
-
     return resolve_tracking_uri(root or project_root())
 
 
 def registry_client(root: Path | None = None) -> Any:
     """A client of the project's registry; a RegistryError (and no new empty store) where the
     project has no store yet."""
-    from mlflow.tracking import MlflowClient
-
-    from pricer.tracking import STORE_FILE, project_root
-
     uri = store_uri(root)
     store = (root or project_root()) / STORE_FILE
     if uri.startswith("sqlite:///") and uri.split("?", 1)[0] == f"sqlite:///{store}" and not store.exists():
         raise RegistryError(f"no MLflow store at {store}: run `dvc repro` here first (each train stage "
                             "registers its model), or set MLFLOW_TRACKING_URI to the store that has them")
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    return mlflow_client(uri)
 
 
 def _versions(client: Any, name: str) -> list[Any]:
@@ -147,18 +143,16 @@ def is_mlflow_uri(location: str | Path) -> bool:
     return str(location).startswith(MLFLOW_URI_SCHEMES)
 
 
-def load_predictor(location: str | Path, *, device: str = "cpu", root: Path | None = None) -> Any:
+def load_predictor(location: str | Path, *, device: str = "cpu", root: Path | None = None) -> PricePredictor:
     """A PricePredictor from a model directory or an MLflow model URI (``runs:/<run_id>/model``,
     ``models:/pricer-resnet@champion``, ``models:/pricer-mlp/3``). Raises ModelLoadError."""
-    from pricer.predictor import ModelLoadError, PricePredictor
-
     if not is_mlflow_uri(location):
         return PricePredictor.load(location, device=device)
     import mlflow
     from mlflow.exceptions import MlflowException
     from mlflow.models import Model
 
-    from pricer.serving import MODEL_ARTIFACT, global_store
+    from pricer.tracking.pyfunc import MODEL_ARTIFACT, global_store
 
     uri, store = str(location), store_uri(root)
     with tempfile.TemporaryDirectory(prefix="pricer-model-") as scratch, global_store(store):
