@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 from pricer import layout, tracking
-from pricer.atomic import atomic_path, write_json
+from pricer.atomic import atomic_path, refuse_outputs_outside, write_json
 from pricer.console import progress_enabled, run_stage
 from pricer.digests import directory_md5, file_md5
 from pricer.evaluation import evaluate
@@ -24,6 +25,7 @@ log = logging.getLogger("pricer.stages.evaluate")
 
 
 def main() -> int:
+    refuse_outputs_outside(Path.cwd(), layout.stage_outputs("evaluate"))  # before anything is written
     params = load_params()
     test = read_raw_split("test")
     train_prices = prices_of(load_labels(layout.FEATURES_DIR, "train"))

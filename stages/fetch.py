@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from pathlib import Path
 
 from pricer import layout
-from pricer.atomic import remove_stale_temporaries, write_json
+from pricer.atomic import refuse_outputs_outside, remove_stale_temporaries, write_json
 from pricer.console import progress_enabled, run_stage
 from pricer.memory import use_returning_memory_pool
 from pricer.params import load_params
@@ -21,6 +22,7 @@ log = logging.getLogger("pricer.stages.fetch")
 
 
 def main() -> int:
+    refuse_outputs_outside(Path.cwd(), layout.stage_outputs("fetch"))  # before anything is written
     use_returning_memory_pool()  # batches freed while validating leave the process
     params = load_params()
     if not progress_enabled(params.train.progress):
@@ -35,6 +37,7 @@ def main() -> int:
         layout.RAW_DIR,
         data.source,
         text_field=params.vectorize.text_field,
+        stop_words=params.vectorize.stop_words,
         revision=data.revision,
         seed=data.seed,
         synthetic_items=data.synthetic_items,

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import functools
 import sys
+from pathlib import Path
 
 from pricer import layout, tracking
-from pricer.atomic import remove_stale_temporaries
+from pricer.atomic import refuse_outputs_outside, remove_stale_temporaries
 from pricer.console import progress_enabled, run_stage
+from pricer.cores import check_at_most_cores
 from pricer.params import load_params
 from pricer.training.distributed import needs_relaunch, process_group, relaunch_under_torchrun
 from pricer.training.runner import (
@@ -26,7 +28,9 @@ from pricer.training.runner import (
 def main(model_name: str) -> int:
     if model_name not in layout.MODEL_NAMES:
         raise SystemExit(f"usage: train.py {{{'|'.join(layout.MODEL_NAMES)}}}")
+    refuse_outputs_outside(Path.cwd(), layout.stage_outputs(f"train_{model_name}"))  # before anything is written
     params = load_params()
+    check_at_most_cores("train.threads", params.train.threads)
     if needs_relaunch(params.train):
         return relaunch_under_torchrun(__file__, [model_name], params.train)
     with process_group(params.train) as processes:

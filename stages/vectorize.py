@@ -9,9 +9,12 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from pathlib import Path
 
 from pricer import layout
+from pricer.atomic import refuse_outputs_outside
 from pricer.console import progress_enabled, run_stage
+from pricer.cores import check_at_most_cores
 from pricer.features import VectorizerSettings, vectorize_split
 from pricer.memory import use_returning_memory_pool
 from pricer.params import load_params
@@ -20,8 +23,10 @@ log = logging.getLogger("pricer.stages.vectorize")
 
 
 def main() -> int:
+    refuse_outputs_outside(Path.cwd(), layout.stage_outputs("vectorize"))  # before anything is written
     use_returning_memory_pool()  # text chunks freed while hashing leave the process
     params = load_params()
+    check_at_most_cores("vectorize.n_jobs", params.vectorize.n_jobs)  # each job a process
     settings = VectorizerSettings.from_params(params.vectorize.model_dump())
     progress = progress_enabled(params.train.progress)
     for split in layout.SPLITS:

@@ -14,10 +14,10 @@ from pathlib import Path
 from code_imports import REPO_ROOT, direct_imports, package_modules
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "digests", "memory", "text"),
-    ("atomic", "layout", "console", "engine"),
+    ("errors", "digests", "memory"),
+    ("atomic", "layout", "console", "text", "engine"),
     ("params",),
-    ("catalogue",),
+    ("catalogue", "cores"),
     ("sources", "features"),
     ("models", "target", "metrics", "comparison"),
     ("batching",),

@@ -85,3 +85,20 @@ def test_written_files_and_directories_follow_the_umask(tmp_path, umask, file_mo
     assert stat.S_IMODE((tmp_path / "m.json").stat().st_mode) == file_mode
     assert stat.S_IMODE((tmp_path / "model").stat().st_mode) == directory_mode
     assert stat.S_IMODE((tmp_path / "model" / "weights.pt").stat().st_mode) == file_mode
+
+
+def test_outputs_resolving_outside_the_root_are_refused_and_links_inside_are_not(tmp_path):
+    from pricer.atomic import refuse_outputs_outside
+
+    root, other = tmp_path / "project", tmp_path / "other"
+    (root / "data" / "real").mkdir(parents=True)
+    other.mkdir()
+    (root / "data" / "raw").symlink_to(root / "data" / "real")  # a link within the project is fine
+    (root / "models").symlink_to(other)
+    (root / "loop").symlink_to(root / "loop")
+    refuse_outputs_outside(root, ["data/raw", "metrics/mlp.json", "checkpoints/mlp.pt"])
+    with pytest.raises(OutputError, match=rf"^models/mlp: resolves to {other}/mlp, outside the project {root} "):
+        refuse_outputs_outside(root, ["data/raw", "models/mlp"])
+    with pytest.raises(OutputError, match=r"^loop/x: "):
+        refuse_outputs_outside(root, ["loop/x"])
+    assert sorted(p.name for p in other.iterdir()) == []

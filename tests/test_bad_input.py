@@ -42,15 +42,17 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 import yaml
-
 from helpers import deep_merge, not_found_hub
+
 from pricer import tracking
+from pricer.digests import directory_md5
+from pricer.features import ArtifactError, load_features, save_features
+from pricer.params import ParamsError, params_from_dict
+from pricer.predictor import ModelLoadError, PricePredictor
 from pricer.sources import DataError, FetchResult, fetch_splits, hub
 from pricer.sources.split import SPLITS
 from pricer.sources.validate import DROP_REASONS, MAX_PRICE, MAX_TEXT_CHARS, validate_split
-from pricer.params import ParamsError, params_from_dict
-from pricer.features import ArtifactError, load_features, save_features
-from pricer.predictor import ModelLoadError, PricePredictor
+from pricer.text import NO_WORDS, TextError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GUARANTEES = REPO_ROOT / "docs" / "guarantees.md"
@@ -670,6 +672,79 @@ def check_params_through_stage(tmp_path: Path) -> None:
     assert_nothing_written(project)
 
 
+@case("params-yaml-1-1-values", "a value YAML 1.1 reads otherwise than YAML 1.2: `lr: 1:30` (1.1: base-60 90; what "
+      "`dvc exp run -S lr=1:30` writes), `resume: yes` or `on`, `lr: '0.5'` in quotes; also `1e-3`, `0o17`",
+      "read as DVC reads params.yaml (ruamel.yaml, YAML 1.2), so what trains is what DVC records: `1:30`, `yes`, "
+      "`'0.5'` are text, refused naming the key (`lr must be a number (this is text in YAML 1.2, as DVC reads it), "
+      "got '1:30'`); `1e-3` and `0o17` are the numbers DVC records")
+def check_params_yaml_11_forms(tmp_path: Path) -> None:
+    from dvc.utils.hydra import apply_overrides
+    from dvc.utils.serialize import load_yaml
+
+    from pricer.params import load_params
+
+    path = tmp_path / "params.yaml"
+    for override, key, recorded in [("lr=1:30", "lr", "1:30"), ("train.resume=yes", "train.resume", "yes"),
+                                    ("train.resume=on", "train.resume", "on"), ("lr='0.5'", "lr", "0.5")]:
+        path.write_text("lr: 0.001\ntrain:\n  resume: false\n")
+        apply_overrides(path, [override])  # what `dvc exp run -S` does to params.yaml
+        section, _, name = key.rpartition(".")
+        dvc_reads = load_yaml(path)
+        assert (dvc_reads[section] if section else dvc_reads)[name] == recorded  # DVC records text
+        raises(rf"params.yaml: {re.escape(key)} must be .*, got '{re.escape(recorded)}'", lambda: load_params(path),
+               ParamsError)
+    path.write_text("lr: 1e-3\nseed: 0o17\n")
+    read = load_params(path)
+    assert (read.lr, read.seed) == (load_yaml(path)["lr"], load_yaml(path)["seed"]) == (0.001, 15)
+
+
+@case("params-alias-bomb", "a YAML alias bomb in params.yaml (lists of ten aliases of the list before, 8 deep: "
+      "10^8 values in 10 lines), or an alias that contains itself",
+      "`ParamsError` naming the key in well under a second, in bounded memory (the value is never expanded, nor "
+      "written out in the message)")
+def check_params_alias_bomb(tmp_path: Path) -> None:
+    import tracemalloc
+
+    from pricer.params import load_params
+
+    levels = ["  n0: &n0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    levels += [f"  n{i}: &n{i} [{', '.join([f'*n{i - 1}'] * 10)}]" for i in range(1, 9)]
+    path = tmp_path / "params.yaml"
+    path.write_text("lr: 0.001\n")
+    load_params(path)  # the YAML library imported before the clock starts
+    for text, key in [("mlp:\n" + "\n".join(levels[:-1]) + "\n  hidden_layers: *n7\n", "mlp.n3"),
+                      ("seed: &loop [*loop]\n", "seed")]:
+        path.write_text(text)
+        tracemalloc.start()
+        started = time.monotonic()
+        message = raises(rf"params.yaml: {re.escape(key)} stands for more than 10,000 values",
+                         lambda: load_params(path), ParamsError)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        # (the unbounded expansion took 50 s and 3 GB; a loaded machine gets a generous bound)
+        assert time.monotonic() - started < 5.0 and peak < 20 * 2**20 and len(message) < 300
+
+
+@case("params-workers-above-cores", "`vectorize.n_jobs` (processes) or `train.threads` above the CPU cores this "
+      "process may use (its affinity), e.g. `vectorize.n_jobs: 24` on 2 cores",
+      "`ParamsError` naming the key and the cores before any worker starts: the stage exits 1 and writes nothing "
+      "(`train.processes`: `processes-more-than-cores`)")
+def check_params_workers_above_cores(tmp_path: Path, features_dir: Path) -> None:
+    from pricer.cores import available_cores
+
+    cores = available_cores()
+    for script, overrides, key in [("vectorize.py", {"vectorize": {"n_jobs": cores + 1}}, "vectorize.n_jobs"),
+                                   ("train.py", {"train": {"threads": cores + 1}}, "train.threads")]:
+        project = stage_dir(tmp_path / script, overrides, features=features_dir if script == "train.py" else None)
+        before = listing(project)
+        done = run_stage(project, script, *(["mlp"] if script == "train.py" else []))
+        assert done.returncode == 1, done.stderr
+        expected = (f"params.yaml: {key} is {cores + 1} but this machine has {cores} CPU core"
+                    f"{'s' if cores != 1 else ''}; use at most {cores}")
+        assert expected in done.stderr and done.stderr.count(" ERROR ") == 1 and "Traceback" not in done.stderr
+        assert listing(project) == before
+
+
 @case("device-unavailable", "`train.device: cuda` on a machine without CUDA", "the train stage exits 1 naming the key; writes nothing")
 def check_device_unavailable(tmp_path: Path) -> None:
     if torch.cuda.is_available():
@@ -735,9 +810,11 @@ def check_model_incompatible(tmp_path: Path, predictor: PricePredictor) -> None:
     raises(r"gone: not a pricer model directory", lambda: PricePredictor.load(tmp_path / "gone"), ModelLoadError)
 
 
-@case("checkpoint-other-config", "with `train.resume: true`, a checkpoint written for other params or data "
-      "(more: tests/test_training.py::test_checkpoint_of_another_configuration_is_ignored)",
-      "ignored with a warning naming it; training starts from epoch 1")
+@case("checkpoint-other-config", "with `train.resume: true`, a checkpoint written for other params or data, or "
+      "another `train.processes` "
+      "(more: tests/training/test_loop.py::test_checkpoint_of_another_configuration_is_ignored)",
+      "ignored with a warning naming it and the first key that differs, with both values; training starts from "
+      "epoch 1")
 def check_checkpoint_other_config(tmp_path: Path, catalogue_features, caplog: pytest.LogCaptureFixture) -> None:
     from pricer.batching import CSRTensors
     from pricer.models import build_model
@@ -757,9 +834,9 @@ def check_checkpoint_other_config(tmp_path: Path, catalogue_features, caplog: py
                      checkpoint_key=key, resume=True)
         return len(result.history)
 
-    assert train({"train_rows": 1000}) == 2
-    assert train({"train_rows": 999}) == 2  # not resumed after epoch 2: trained both epochs again
-    assert f"checkpoint {checkpoint} is from another configuration; starting afresh" in caplog.text
+    assert train({"train_rows": 1000, "train.processes": 2}) == 2
+    assert train({"train_rows": 1000, "train.processes": 1}) == 2  # not resumed: trained both epochs again
+    assert f"checkpoint {checkpoint} ignored: train.processes differs (2 vs 1); training from epoch 1" in caplog.text
 
 
 @case("checkpoint-other-features", "with `train.resume: true`, a checkpoint from features with the same rows and "
@@ -782,11 +859,61 @@ def check_checkpoint_other_features(tmp_path: Path, catalogue_features, caplog: 
     assert train(1.0, "binary-features") == 2
     caplog.clear()
     assert train(3.0, "count-features") == 2  # the same shapes and non-zeros: only the md5 tells them apart
-    assert f"checkpoint {checkpoint} is from another configuration; starting afresh" in caplog.text
-    caplog.clear()
+    assert (f"checkpoint {checkpoint} ignored: features_md5.data/features/train.npz differs ('binary-features' vs "
+            "'count-features')") in caplog.text
+
+
+def _train_tiny_mlp(checkpoint: Path, catalogue_features: Any, *, killed_in_epoch: int | None = None) -> list[float]:
+    """Train a tiny 2-epoch MLP through the train stage's runner with ``train.resume``; its
+    validation MAEs. ``killed_in_epoch`` stops it there, as a kill would (the checkpoint stays)."""
+    from pricer.training.distributed import Processes
+    from pricer.training.runner import TrainingData, plan_training, run_training
+
+    _, train_x, train_y, val_x, val_y, _ = catalogue_features
+    params = params_from_dict({"mlp": {"epochs": 2, "hidden_layers": [8]}, "vectorize": {"n_features": 512}})
+    data = TrainingData(train_x, train_y, val_x, val_y, {"data/features/train.npz": "md5"})
+    plan = plan_training(params, "mlp", data, torch.device("cpu"))
+
+    def kill(record: Any) -> None:
+        if record.epoch == killed_in_epoch:
+            raise KeyboardInterrupt
+
+    fitted = run_training(plan, data, Processes(torch.device("cpu")), on_epoch=kill, checkpoint_path=checkpoint,
+                          resume=True).fit
+    return [record.val_mae for record in fitted.history]
+
+
+@case("checkpoint-code-changed", "with `train.resume: true`, pricer's code changed since the checkpoint was written "
+      "(e.g. the loss in `training/loop.py`: DVC reruns the stage)",
+      "ignored, naming `code`: the checkpoint's identity holds the md5 of pricer's source files; training starts "
+      "from epoch 1")
+def check_checkpoint_code_changed(tmp_path: Path, catalogue_features, caplog: pytest.LogCaptureFixture,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from pricer.training import runner
+
+    checkpoint = tmp_path / "mlp.pt"
+    with pytest.raises(KeyboardInterrupt):
+        _train_tiny_mlp(checkpoint, catalogue_features, killed_in_epoch=2)  # leaves the epoch-1 checkpoint
+    monkeypatch.setattr(runner, "package_source_md5", lambda: "edited-source")
     with caplog.at_level("INFO", logger="pricer"):
-        train(3.0, "count-features")  # the same data again: resumed after its last epoch, nothing retrained
-    assert "resuming after epoch 2" in caplog.text
+        history = _train_tiny_mlp(checkpoint, catalogue_features)
+    assert len(history) == 2 and "resuming" not in caplog.text
+    assert re.search(r"checkpoint .* ignored: code differs \('[0-9a-f]{32}' vs 'edited-source'\)", caplog.text)
+
+
+@case("checkpoint-complete", "with `train.resume: true`, a checkpoint whose run is complete (the stage reruns all "
+      "the same: `dvc repro --force`, other library versions, outputs removed)",
+      "not resumed with zero epochs: logged as a complete run, not an interrupted one, and trained afresh from "
+      "epoch 1 (to the same weights on CPU)")
+def check_checkpoint_complete(tmp_path: Path, catalogue_features, caplog: pytest.LogCaptureFixture) -> None:
+    checkpoint = tmp_path / "mlp.pt"
+    first = _train_tiny_mlp(checkpoint, catalogue_features)
+    with caplog.at_level("INFO", logger="pricer"):
+        again = _train_tiny_mlp(checkpoint, catalogue_features)
+    assert again == first and len(again) == 2
+    assert "resuming" not in caplog.text
+    assert (f"checkpoint {checkpoint} holds a complete run (2 of 2 epochs), not an interrupted one; training afresh "
+            "from epoch 1") in caplog.text
 
 
 @case("checkpoint-corrupt", "with `train.resume: true`, a truncated `checkpoints/<model>.pt`",
@@ -824,8 +951,9 @@ def check_model_not_a_model(tmp_path: Path, predictor: PricePredictor) -> None:
     assert not marker.exists()
 
 
-@case("loads-never-run-code", "any model, checkpoint or feature file", "loaded as data only: every `torch.load` "
-      "passes `weights_only=True`, no `allow_pickle=True`, no `trust_remote_code`")
+@case("loads-never-run-code", "any model, checkpoint or feature file", "loaded by pricer as data only: every "
+      "`torch.load` passes `weights_only=True`, no `allow_pickle=True`, no `trust_remote_code` (`mlflow.pyfunc."
+      "load_model` and `mlflow models serve` run the code logged with a model: `logged-model-swapped`)")
 def check_loads_never_run_code(tmp_path: Path) -> None:
     loads = 0
     for path in source_files():
@@ -1062,6 +1190,111 @@ def check_predict_format_mismatch(tmp_path: Path, predictor: PricePredictor, cap
     assert sorted(p.name for p in tmp_path.iterdir()) == ["items.csv", "model"]
 
 
+@case("blank-text-every-way", "an empty, blank, NUL-only or zero-width-only text, or a non-text value, priced "
+      "through the Python API (`pricer.load_model().predict`), the pyfunc model or `mlflow models serve`",
+      "refused as `pricer predict` and training refuse it (one set of text rules, `pricer.text`), naming the row "
+      "and the reason: `TextError` from the API, HTTP 400 with that line from the server; never a price")
+def check_blank_text_every_way(logged_model: Any, predictor: PricePredictor, capsys: pytest.CaptureFixture,
+                               tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.pyfunc import scoring_server
+
+    from pricer.text import TextError
+
+    blank = ["", "   \n", "\x00\x00", "\u200b\ufeff"]
+    for text in blank:
+        with pytest.raises(TextError, match=r"^1 of 2 texts cannot be priced: texts\[1\]: empty text$"):
+            predictor.predict(["Title: Desk lamp", text])
+    raises(r"texts\[0\]: missing text; texts\[1\]: text is not a string \(got int: '3'\)",
+           lambda: predictor.predict([None, 3]), TextError)
+    predictor.save(tmp_path / "model")
+    status, _, err = predict_cli(tmp_path / "model", capsys, "-f", "csv", "\x00\x00")
+    assert status == 1 and "row 1: empty text" in err  # the CLI: the same rule, the same words
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking.resolve_tracking_uri(logged_model.root))
+    served = mlflow.pyfunc.load_model(f"runs:/{logged_model.run_id}/model")
+    schema = served.metadata.get_input_schema()
+    for text in blank:
+        body = json.dumps({"dataframe_records": [{"summary": "Title: Desk lamp"}, {"summary": text}]})
+        with pytest.raises(MlflowException) as refused:  # what the server's /invocations answers with
+            scoring_server.invocations(body, "application/json", served, schema)
+        assert refused.value.get_http_status_code() == 400
+        assert "column 'summary': 1 of 2 texts cannot be priced: row 1: empty text" in refused.value.message
+    fine = scoring_server.invocations(json.dumps({"dataframe_records": [{"summary": "Title: Desk lamp"}]}),
+                                      "application/json", served, schema)
+    assert fine.status == 200 and json.loads(fine.response)["predictions"][0]["price"] > 0
+
+
+def _logged_model_files(logged_model: Any) -> Path:
+    """The logged model's copy of the model directory in the store's artifact root."""
+    (weights,) = (logged_model.root / "mlartifacts").rglob("artifacts/resnet/weights.pt")
+    return weights.parent
+
+
+@case("logged-model-swapped", "a logged model whose files were swapped or edited in the artifact store (e.g. "
+      "`artifacts/resnet` holding another model's weights)",
+      "refused in one line: the files' digest is not the training run's `pricer.model_digest` tag (`pricer "
+      "predict -m runs:/…`, `pricer.load_model`) nor the digest logged with the model (`mlflow.pyfunc.load_model`, "
+      "`mlflow models serve`)")
+def check_logged_model_swapped(logged_model: Any, predictor: PricePredictor, tmp_path: Path,
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlflow
+
+    from pricer.tracking import registry
+
+    files = _logged_model_files(logged_model)
+    original = (files / "weights.pt").read_bytes()
+    with torch.no_grad():  # same architecture, other weights: it would price "fine"
+        next(predictor.model.parameters()).add_(0.5)
+    predictor.save(tmp_path / "other")
+    uri = f"runs:/{logged_model.run_id}/model"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking.resolve_tracking_uri(logged_model.root))
+    try:
+        (files / "weights.pt").write_bytes((tmp_path / "other" / "weights.pt").read_bytes())
+        message = raises(rf"^{re.escape(uri)}: these model files \(digest [0-9a-f]{{32}}\) are not the ones their "
+                         rf"training run logged \(pricer.model_digest [0-9a-f]{{32}}, the tag of run "
+                         rf"{logged_model.run_id}\); refusing to price with them$",
+                         lambda: registry.load_predictor(uri, root=logged_model.root), ModelLoadError)
+        assert "\n" not in message
+        raises(r"are not the ones their training run logged .*the digest logged with the model",
+               lambda: mlflow.pyfunc.load_model(uri), ModelLoadError)
+    finally:
+        (files / "weights.pt").write_bytes(original)
+    assert registry.load_predictor(uri, root=logged_model.root).predict(["Title: Desk lamp"])[0] > 0
+
+
+@case("model-uri-without-version", "`-m models:/pricer-resnet` (a registered model with neither a version nor an "
+      "alias)",
+      "one line saying how to name one: `models:/pricer-resnet@champion` or `models:/pricer-resnet/<version>`")
+def check_model_uri_without_version(capsys: pytest.CaptureFixture) -> None:
+    status, _, err = predict_cli(Path("models:/pricer-resnet"), capsys, "a lamp")
+    assert_one_line_error(status, err, r"models:/pricer-resnet names no version: use "
+                                       r"models:/pricer-resnet@champion \(the version `pricer promote` chose\) or "
+                                       r"models:/pricer-resnet/<version number>")
+
+
+@case("model-of-deleted-run", "`-m runs:/<id>/model` whose run was deleted (`mlflow runs delete`), or a registered "
+      "version whose run was", "`runs:/`: refused in one line naming the run and `mlflow runs restore`; "
+      "`models:/`: priced, with a one-line warning saying so (the registered version stands on its own)")
+def check_model_of_deleted_run(logged_model: Any, caplog: pytest.LogCaptureFixture) -> None:
+    from pricer.tracking import registry
+
+    client = registry.registry_client(logged_model.root)
+    run_id = logged_model.run_id
+    client.delete_run(run_id)
+    try:
+        raises(rf"^runs:/{run_id}/model: run {run_id} is deleted; restore it with `mlflow runs restore --run-id "
+               rf"{run_id}` to price with its model$",
+               lambda: registry.load_predictor(f"runs:/{run_id}/model", root=logged_model.root), ModelLoadError)
+        with caplog.at_level("WARNING", logger="pricer.tracking.registry"):
+            version = registry.load_predictor(f"models:/pricer-resnet/{logged_model.version}", root=logged_model.root)
+        assert version.predict(["Title: Desk lamp"])[0] > 0
+        assert f"the run that trained this version ({run_id}) is deleted" in caplog.text
+    finally:
+        client.restore_run(run_id)
+
+
 # --------------------------------------------------------------------------------------------
 # Outputs, processes and copies of the project
 
@@ -1164,6 +1397,224 @@ def check_source_untracked_in_temp_run(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.chdir(temp_copy)
     raises(r"queued experiment, whose copy of the project holds only the files git or DVC track",
            lambda: fetch_splits("items_lite"))
+
+
+# --------------------------------------------------------------------------------------------
+# Runs, names, outputs and evidence (issue 21)
+
+
+@case("evaluate-in-another-experiments-run", "`dvc exp run -n hit1 -S evaluate.hit_dollars=1` reruns only evaluate, "
+      "on models a run of another experiment trained (also: a rerun with other evaluate params, a second evaluation) "
+      "(e2e: tests/e2e/test_reliability.py::test_an_evaluate_only_experiment_records_its_own_run)",
+      "the test figures go to a new run of this experiment, tagged with the training run and taking its logged model "
+      "as input; the training run is not written to")
+def check_evaluate_in_another_experiments_run(tmp_path: Path, predictor: PricePredictor,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    for variable in ("MLFLOW_TRACKING_URI", "DVC_ROOT", "DVC_EXP_NAME", "DVC_EXP_BASELINE_REV"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.chdir(tmp_path)
+    params = params_from_dict({})
+    predictor.save(tmp_path / "models" / "resnet")
+    with tracking.start_run(enabled=True, experiment="pricer", run_name="resnet-workspace",
+                            tags=tracking.run_tags("resnet", "synthetic")) as trained:
+        trained.log_params({"params": params.as_dict()})
+        trained.log_model_directory(tmp_path / "models" / "resnet", {"best_val_mae": 20.0})
+    digest = directory_md5(tmp_path / "models" / "resnet")
+    client = trained.client
+    same_run = {"data_source": "synthetic", "params": params.as_dict()}
+    # `dvc repro`: training then evaluate in the same experiment with the same params: the training run
+    tracking.log_test_figures(params.tracking, "resnet", digest, {"test_mae": 30.0}, **same_run)
+    assert client.get_metric_history(trained.run_id, "test_mae")[0].value == 30.0
+    hit1 = params_from_dict({"evaluate": {"hit_dollars": 1}})
+    monkeypatch.setenv("DVC_EXP_NAME", "hit1")
+    tracking.log_test_figures(params.tracking, "resnet", digest, {"test_mae": 30.0, "test_hit_rate": 0.1},
+                              data_source="synthetic", params=hit1.as_dict())
+    monkeypatch.delenv("DVC_EXP_NAME")
+    tracking.log_test_figures(params.tracking, "resnet", digest, {"test_mae": 30.0, "test_hit_rate": 0.2},
+                              data_source="synthetic", params=hit1.as_dict())  # the workspace, other params
+    assert [m.value for m in client.get_metric_history(trained.run_id, "test_mae")] == [30.0]
+    assert "test_hit_rate" not in client.get_run(trained.run_id).data.metrics
+    runs = {run.data.tags["dvc_exp_name"]: run for run in client.search_runs(
+        [trained.experiment_id], filter_string="tags.stage = 'evaluate'")}
+    assert set(runs) == {"hit1", "workspace"}
+    assert runs["hit1"].data.metrics["test_hit_rate"] == 0.1 and runs["workspace"].data.metrics["test_hit_rate"] == 0.2
+    assert runs["hit1"].info.run_name == "resnet-hit1-evaluate"
+    assert runs["hit1"].data.params["params.evaluate.hit_dollars"] == "1.0"
+    assert runs["hit1"].data.tags[tracking.TRAINING_RUN_TAG] == trained.run_id
+    logged = client.search_logged_models([trained.experiment_id], filter_string=f"source_run_id = '{trained.run_id}'")
+    model_inputs = client.get_run(runs["hit1"].info.run_id).inputs.model_inputs
+    assert [model.model_id for model in model_inputs] == [logged[0].model_id]
+
+
+def git_in(root: Path, *args: str) -> str:
+    environment = os.environ | {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
+                                "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid"}
+    return subprocess.run(["git", *args], cwd=root, env=environment, capture_output=True, text=True, check=True,
+                          timeout=60).stdout.strip()
+
+
+def commit_predictions(root: Path, offset: float) -> str:
+    prices = np.round(np.random.default_rng(0).lognormal(3.5, 1.0, size=100), 2)
+    (root / "metrics").mkdir(exist_ok=True)
+    pd.DataFrame({"id": np.arange(100), "price": prices, "mlp": np.round(prices + offset, 2)}).to_csv(
+        root / "metrics" / "predictions.csv", index=False)
+    git_in(root, "add", "-A")
+    git_in(root, "commit", "-q", "-m", f"offset {offset}")
+    return git_in(root, "rev-parse", "HEAD")
+
+
+@case("name-shadows-git-revision", "`dvc exp run -n HEAD` (or a branch's, a tag's or a commit's name, or "
+      "`workspace`) then `pricer compare`", "with no name given: git's HEAD; a name that is both an experiment and a "
+      "git revision: one-line error naming both commits and `dvc exp rename`")
+def check_name_shadows_git_revision(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from pricer.cli import main
+
+    root = tmp_path / "project"
+    root.mkdir()
+    git_in(root, "init", "-q", "-b", "main")
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=root, check=True, timeout=120)
+    old = commit_predictions(root, 9.0)
+    head = commit_predictions(root, 1.0)
+    git_in(root, "tag", "v1")
+    for name in ("HEAD", "main", "v1", head[:7], "workspace"):  # experiments on the old commit, named like revisions
+        git_in(root, "update-ref", f"refs/exps/{old[:2]}/{old[2:]}/{name}", old)
+    monkeypatch.chdir(root)
+    assert main(["compare", "--json"]) == 0  # workspace against git's HEAD, not the experiment called HEAD
+    report = json.loads(capsys.readouterr().out)
+    assert [entry["rev"] for entry in report["runs"]] == [None, head]
+    for name in ("HEAD", "main", "v1", head[:7]):
+        assert main(["compare", name, old]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"{name}: is both a DVC experiment ({old[:7]}) and a git revision" in err, err
+        assert "dvc exp rename" in err
+    assert main(["compare", "workspace", old]) == 1
+    assert "workspace: means the working tree here, but is also the name of a DVC experiment" in capsys.readouterr().err
+
+
+@case("output-outside-project", "`models` (or `data`, `metrics`, `checkpoints`) is a symbolic link into another "
+      "project, so an output resolves outside this one", "every stage refuses before writing anything, in one line "
+      "naming the output and where it leads; the other project's files are untouched")
+def check_output_outside_project(tmp_path: Path, features_dir: Path) -> None:
+    other = tmp_path / "other"
+    (other / "models" / "mlp").mkdir(parents=True)
+    (other / "models" / "mlp" / "weights.pt").write_bytes(b"the other project's model")
+    (other / "data").mkdir()
+    before = {path: path.read_bytes() for path in other.rglob("*") if path.is_file()}
+    project = stage_dir(tmp_path / "project", features=features_dir)
+    (project / "models").symlink_to(other / "models")
+    done = run_stage(project, "train.py", "mlp")
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert re.search(rf"models/mlp: resolves to {re.escape(str(other))}/models/mlp, outside the project", done.stderr)
+    assert "epoch 1/" not in done.stderr and not (project / "checkpoints").exists()
+    (project / "data" / "raw").symlink_to(other / "data")
+    done = run_stage(project, "fetch.py")
+    assert done.returncode == 1 and "data/raw: resolves to" in done.stderr and "Traceback" not in done.stderr
+    assert {path: path.read_bytes() for path in other.rglob("*") if path.is_file()} == before
+
+
+@case("too-few-test-items", "a test split of fewer than 30 items (here 1) when the models are compared "
+      "(`metrics/comparison.json`, `pricer compare`)", "`too few test items (1 < 30)` instead of a verdict, with "
+      "the count and the minimum")
+def check_too_few_test_items(tmp_path: Path, predictor: PricePredictor) -> None:
+    from pricer.cli.compare import compare_runs
+    from pricer.cli.experiments import Run
+    from pricer.evaluation import evaluate
+
+    test = pd.DataFrame({"id": [1], "price": [25.0], "summary": ["Title: a steel lamp"]})
+    result = evaluate(test, {"mlp": predictor, "resnet": predictor}, np.array([10.0, 30.0]),
+                      params_from_dict({}).evaluate)
+    pair = result.comparison["resnet_vs_mlp"]
+    assert pair["verdict"] == "too few test items (1 < 30)" and (pair["items"], pair["min_items"]) == (1, 30)
+    runs = [Run(name, None, pd.DataFrame({"id": [1], "price": [25.0], "mlp": [price]}), {}) for name, price in
+            (("a", 20.0), ("b", 29.0))]
+    report = compare_runs(runs, resamples=200, seed=0, sort_by=None)
+    assert report["paired"][0]["verdict"] == "too few test items (1 < 30)" and report["min_items"] == 30
+
+
+@case("predict-deep-json", "`pricer predict -i deep.json` (arrays nested 100,000 deep); the same in one line of a "
+      "JSONL file; a JSONL line over 16 MiB; bytes that are not UTF-8 in a parquet text column",
+      "the JSON document: one-line error naming the file; a JSONL line or a parquet row: that row's error, every "
+      "other row priced")
+def check_predict_deep_json(tmp_path: Path, predictor: PricePredictor, capsys: pytest.CaptureFixture) -> None:
+    predictor.save(tmp_path / "model")
+    deep = "[" * 100_000 + "]" * 100_000
+    (tmp_path / "deep.json").write_text(deep)
+    status, _, err = predict_cli(tmp_path / "model", capsys, "-i", str(tmp_path / "deep.json"))
+    assert_one_line_error(status, err, r"deep\.json: JSON nested too deeply to read")
+    lines = ['{"id": 1, "summary": "Title: lamp"}', '{"id": 2, "summary": ' + deep + '}',
+             '{"id": 3, "summary": "' + "x" * (16 * 2**20 + 10) + '"}', '{"id": 4, "summary": "Title: drill"}']
+    (tmp_path / "deep.jsonl").write_text("\n".join(lines) + "\n")
+    status, out, err = predict_cli(tmp_path / "model", capsys, "-i", str(tmp_path / "deep.jsonl"), "-f", "csv")
+    rows = pd.read_csv(io.StringIO(out), keep_default_na=False)
+    assert status == 0 and "Traceback" not in err and rows["id"].tolist() == ["1", "", "", "4"]
+    too_long = f"line of {len(lines[2]):,} characters, longer than a row may be (16,777,216)"
+    assert rows["error"].tolist() == ["", "JSON nested too deeply to read", too_long, ""]
+    texts = pa.array([b"Title: lamp", b"caf\xe9", b"Title: drill"], type=pa.binary())
+    strings = pa.Array.from_buffers(pa.string(), 3, texts.buffers())  # a string column holding bytes that are not UTF-8
+    pq.write_table(pa.table({"id": [1, 2, 3], "summary": strings}), tmp_path / "bad.parquet")
+    status, out, err = predict_cli(tmp_path / "model", capsys, "-i", str(tmp_path / "bad.parquet"), "-f", "csv")
+    rows = pd.read_csv(io.StringIO(out), keep_default_na=False)
+    assert status == 0 and rows["id"].tolist() == [1, 2, 3]
+    assert rows["error"].tolist() == ["", "text is not valid UTF-8 (byte 0xe9 at character 4)", ""]
+
+
+@case("source-json-too-deep", "a JSONL or JSON `data.source` with arrays or objects nested thousands deep (pyarrow's "
+      "reader under `datasets` crashes the process on it)", "error naming the file (and the line), before the file "
+      "is handed to `datasets`")
+def check_source_json_too_deep(tmp_path: Path) -> None:
+    path = write_source(tmp_path, items(), "jsonl")
+    lines = path.read_text().splitlines()
+    lines[5] = lines[5][:-1] + ', "extra": ' + "[" * 20_000 + "]" * 20_000 + "}"
+    path.write_text("\n".join(lines) + "\n")
+    raises(rf"{re.escape(str(path))} line 6: JSON nested too deeply to read", lambda: fetch_splits(str(path)))
+    document = tmp_path / "items.json"
+    document.write_text('[{"id": 1, "summary": "x", "price": 2, "extra":\n' + "[\n" * 5_000 + "]\n" * 5_000 + "}]\n")
+    raises(rf"{re.escape(str(document))}: JSON nested too deeply to read", lambda: fetch_splits(str(document)))
+
+
+@case("text-no-words", "a text of stop words, punctuation or one-letter words only (`The and of it`, `!!! -- ?`, "
+      "`a b c`), which hashes to no feature", "training: row dropped, counted as `no_words`; `pricer predict`: that "
+      "row's error, every other row priced; `pricer.load_model().predict` (and so the pyfunc model and `mlflow "
+      "models serve`): `TextError` naming the row (the models never learn nor quote the price of an empty input)")
+def check_text_no_words(tmp_path: Path, predictor: PricePredictor, capsys: pytest.CaptureFixture) -> None:
+    assert_one_row_dropped(tmp_path, with_values(items(), 7, summary="The and of it"), "no_words")
+    assert_one_row_dropped(tmp_path, with_values(items(), 7, summary="!!! -- ? a b c"), "no_words", "jsonl")
+    predictor.save(tmp_path / "model")
+    status, out, err = predict_cli(tmp_path / "model", capsys, "-f", "csv", "Title: a lamp", "The and of it", "!!! ?")
+    rows = pd.read_csv(io.StringIO(out), keep_default_na=False)
+    assert status == 0 and rows["error"].tolist() == ["", NO_WORDS, NO_WORDS]
+    assert rows["resnet"].tolist()[1:] == ["", ""]
+    assert "priced 1 of 3 rows" in err
+    with pytest.raises(TextError, match=rf"1 of 2 texts cannot be priced: texts\[1\]: {re.escape(NO_WORDS)}"):
+        predictor.predict(["Title: a lamp", "The and of it"])
+
+
+@case("command-in-subdirectory", "`pricer predict`, `models`, `compare` or `promote` run from a subdirectory of the "
+      "project (or outside any project)", "they use the project's models, store and runs (the nearest directory "
+      "above holding `.dvc/`); outside a project: one line saying where they looked")
+def check_command_in_subdirectory(tmp_path: Path, predictor: PricePredictor, capsys: pytest.CaptureFixture,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from pricer.cli import main
+
+    project = tmp_path / "project"
+    (project / ".dvc").mkdir(parents=True)
+    predictor.save(project / "models" / "resnet")
+    (project / "src" / "deep").mkdir(parents=True)
+    monkeypatch.chdir(project / "src" / "deep")
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert main(["predict", "-f", "jsonl", "Title: a lamp"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["prices"]["resnet"] > 0 and f"{project}/models/mlp: not found" in captured.err
+    assert main(["promote", "resnet", "--version", "1"]) == 1  # the project's store, not one in src/deep
+    assert f"no MLflow store at {project / 'mlflow.db'}" in capsys.readouterr().err
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    monkeypatch.chdir(outside)
+    status, err = main(["predict", "Title: a lamp"]), capsys.readouterr().err
+    assert_one_line_error(status, err.splitlines()[-1] + "\n", rf"no trained models found in models/ \(no DVC project, "
+                          rf"a directory with \.dvc/, at or above {re.escape(str(outside))}\)")
 
 
 # --------------------------------------------------------------------------------------------

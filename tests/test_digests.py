@@ -23,3 +23,27 @@ def test_directory_md5_follows_contents_not_location_or_times(tmp_path):
     (second / "sub" / "model.json").write_text("{}")
     (second / "sub" / "model.json").rename(second / "model.json")
     assert directory_md5(first) != directory_md5(second)  # the same bytes under another name
+
+
+def test_the_source_digest_follows_every_python_file_of_the_package(tmp_path, monkeypatch):
+    from pricer import digests
+
+    package = tmp_path / "pricer"
+    (package / "training").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "training" / "loop.py").write_text("LOSS = 'l1'\n")
+    (package / "vocabulary.yaml").write_text("a: 1\n")
+    monkeypatch.setattr(digests, "PACKAGE_DIR", package)
+
+    def digest() -> str:
+        digests.package_source_md5.cache_clear()
+        return digests.package_source_md5()
+
+    try:
+        first = digest()
+        (package / "vocabulary.yaml").write_text("a: 2\n")  # not code
+        assert digest() == first
+        (package / "training" / "loop.py").write_text("LOSS = 'mse'\n")
+        assert digest() != first
+    finally:
+        digests.package_source_md5.cache_clear()

@@ -122,6 +122,16 @@ def test_layout_paths_are_the_ones_dvc_yaml_declares():
     assert declared == expected
 
 
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_each_stage_checks_the_outputs_dvc_yaml_declares_for_it(name):
+    """What a stage refuses to write outside the project (layout.stage_outputs) is what it writes."""
+    declared = set()
+    for section in ("outs", "metrics"):
+        for entry in STAGES[name].get(section, []):
+            declared.add(next(iter(entry)) if isinstance(entry, dict) else entry)
+    assert {path.as_posix() for path in layout.stage_outputs(name)} == declared
+
+
 def test_both_models_are_declared_as_dvc_model_artifacts():
     artifacts = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["artifacts"]
     assert set(artifacts) == set(layout.MODEL_NAMES)

@@ -119,3 +119,14 @@ def test_vectorize_column_in_rounds_equals_one_call(tiny_texts):
     whole = vectorize_texts(tiny_texts, settings)
     in_rounds = vectorize_column(tiny_texts, settings, chunk_rows=7, n_jobs=2, progress_label="test")
     assert (in_rounds != whole).nnz == 0 and in_rounds.shape == whole.shape
+
+
+@pytest.mark.parametrize("stop_words", ["english", None])
+def test_wordless_texts_are_exactly_those_that_hash_to_no_feature(stop_words):
+    texts = ["Title: Desk lamp", "the and of it", "!!! -- ?", "a b c", "", "The lamp", "日本語", "🎸 🎸", "x 1 y",
+             "Café au lait", "THE", "it's", "10 20"]
+    from pricer.text import wordless
+
+    hashed = vectorize_texts(texts, VectorizerSettings(n_features=64, stop_words=stop_words))
+    assert wordless(texts, stop_words).tolist() == (np.diff(hashed.indptr) == 0).tolist()
+    assert wordless(["the and of it"], stop_words).tolist() == [stop_words == "english"]

@@ -31,3 +31,10 @@ def test_a_temp_experiment_copy_is_recognised(tmp_path):
     inside = tmp_path / "repo" / ".dvc" / "tmp" / "exps" / "tmpab12" / "data"
     inside.mkdir(parents=True)
     assert in_dvc_temp_copy(inside) and not in_dvc_temp_copy(tmp_path / "repo")
+
+
+def test_project_root_is_found_from_a_subdirectory(tmp_path):
+    (tmp_path / "repo" / ".dvc").mkdir(parents=True)
+    (tmp_path / "repo" / "src" / "deep").mkdir(parents=True)
+    assert project_root(tmp_path / "repo" / "src" / "deep", environ={}) == tmp_path / "repo"
+    assert project_root(tmp_path, environ={}) == tmp_path  # no project above: the directory itself

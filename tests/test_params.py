@@ -34,10 +34,20 @@ def test_the_lazy_input_optimizer_is_a_declared_choice_and_trains_on_several_pro
         params_from_dict({"resnet": {"input_optimizer": "sparse"}})
 
 
-def test_yaml_exponent_without_a_dot_is_a_number():
-    # YAML 1.1 reads `lr: 1e-3` as the string "1e-3"; people type it all the time.
-    assert params_from_dict(yaml.safe_load("lr: 1e-3\nmlp:\n  lr: 5E-3\n")).lr == pytest.approx(0.001)
-    assert params_from_dict({"mlp": {"lr": "5E-3"}}).mlp.lr == pytest.approx(0.005)
+def test_params_are_read_as_yaml_1_2_like_dvc(tmp_path):
+    # YAML 1.2 (DVC's reading) makes `1e-3` a number (1.1 made it text) and `1:30` text (1.1: 90)
+    path = tmp_path / "params.yaml"
+    path.write_text("lr: 1e-3\nmlp:\n  lr: 5E-3\n")
+    assert (load_params(path).lr, load_params(path).mlp.lr) == (0.001, 0.005)
+    path.write_text("lr: 1:30\n")
+    with pytest.raises(ParamsError,
+                       match=r"lr must be a number \(this is text in YAML 1.2, as DVC reads it\), got '1:30'"):
+        load_params(path)
+
+
+def test_a_number_is_never_taken_from_text():
+    with pytest.raises(ParamsError, match="mlp.lr must be a number .*, got '0.01'"):
+        params_from_dict({"mlp": {"lr": "0.01"}})
 
 
 def test_the_data_seed_is_separate_from_the_training_seed():

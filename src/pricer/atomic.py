@@ -18,7 +18,7 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,21 @@ def _reported_as_output_error(destination: Path) -> Iterator[None]:
             raise
         raise OutputError(f"{destination}: cannot write it ({error.strerror}); nothing was replaced, "
                           "the previous version (if any) is intact", error.strerror) from None
+
+
+def refuse_outputs_outside(root: str | Path, outputs: Iterable[str | Path]) -> None:
+    """Refuse, before anything is written, an output that resolves outside ``root`` (through a
+    symbolic link on its way: ``models -> ../other-project/models``): writing it would replace
+    files of another project, which DVC notices only after the stage has run."""
+    root = Path(root).resolve()
+    for output in map(Path, outputs):
+        try:
+            resolved = (root / output).resolve()
+        except (OSError, RuntimeError) as error:  # a link loop
+            raise OutputError(f"{output}: cannot tell where it leads ({error}); refusing to write it") from None
+        if not resolved.is_relative_to(root):
+            raise OutputError(f"{output}: resolves to {resolved}, outside the project {root} (a symbolic link?); "
+                              "refusing to write there: replace the link with a directory of this project")
 
 
 TEMPORARY_MARK = ".tmp"  # every temporary file is named `.<destination name>.<random>.tmp<suffix>`

@@ -25,8 +25,12 @@ import numpy as np
 DEFAULT_RESAMPLES = 2000
 DEFAULT_CONFIDENCE = 0.95
 RESAMPLES_PER_CHUNK = 100  # resampled indices are drawn this many rows at a time: memory ~ 100 x items
+# Below this many test items a bootstrap interval describes the few items drawn, not the model (one
+# item gives a zero-width interval): a paired comparison then gives no verdict.
+MIN_ITEMS_FOR_VERDICT = 30
+TOO_FEW_ITEMS = "too few test items"
 
-Verdict = Literal["better", "worse", "no detectable difference"]
+Verdict = Literal["better", "worse", "no detectable difference", "too few test items"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,11 @@ class PairedComparison:
     low: float
     high: float
     verdict: Verdict  # A against B: "better" when the whole interval is below 0, "worse" above 0
+
+
+def too_few_items(items: int) -> str:
+    """What a comparison of ``items`` test items says instead of a verdict."""
+    return f"{TOO_FEW_ITEMS} ({items} < {MIN_ITEMS_FOR_VERDICT})"
 
 
 def _as_prices(name: str, values: Sequence[float] | np.ndarray, items: int | None = None) -> np.ndarray:
@@ -101,14 +110,16 @@ def paired_difference(
     Each resample draws items with replacement and takes both predictors' errors on them
     (``resamples``, default 2,000, from ``numpy.random.default_rng(seed)``, default seed 0). The
     verdict says how A does against B: ``better`` when the interval lies below 0, ``worse`` when
-    it lies above 0, ``no detectable difference`` when it contains 0.
+    it lies above 0, ``no detectable difference`` when it contains 0, and ``too few test items``
+    with fewer than :data:`MIN_ITEMS_FOR_VERDICT` items, whatever the interval.
     """
     actual = _as_prices("actual", actual)
     error_a = np.abs(_as_prices("pred_a", pred_a, actual.size) - actual)
     error_b = np.abs(_as_prices("pred_b", pred_b, actual.size) - actual)
     per_item = error_a - error_b
     low, high = _percentiles(_bootstrap_means(per_item, resamples, seed), confidence)
-    verdict: Verdict = "better" if high < 0 else "worse" if low > 0 else "no detectable difference"
+    verdict: Verdict = ("too few test items" if actual.size < MIN_ITEMS_FOR_VERDICT
+                        else "better" if high < 0 else "worse" if low > 0 else "no detectable difference")
     return PairedComparison(float(per_item.mean()), low, high, verdict)
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 def file_md5(path: str | Path) -> str:
@@ -21,4 +24,12 @@ def directory_md5(directory: str | Path) -> str:
     contents, equal digest, wherever the directory lies."""
     root = Path(directory)
     listing = sorted((path.relative_to(root).as_posix(), file_md5(path)) for path in root.rglob("*") if path.is_file())
+    return hashlib.md5(json.dumps(listing).encode()).hexdigest()
+
+
+@functools.cache
+def package_source_md5() -> str:
+    """One md5 over the Python source of the running pricer package (each ``.py`` file's relative
+    path and md5): the code that trains, so that a checkpoint never outlives a change to it."""
+    listing = sorted((path.relative_to(PACKAGE_DIR).as_posix(), file_md5(path)) for path in PACKAGE_DIR.rglob("*.py"))
     return hashlib.md5(json.dumps(listing).encode()).hexdigest()

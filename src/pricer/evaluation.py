@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from pricer.comparison import mae_interval, paired_difference
+from pricer.comparison import MIN_ITEMS_FOR_VERDICT, TOO_FEW_ITEMS, mae_interval, paired_difference, too_few_items
 from pricer.metrics import band_masks, constant_baselines, mae_by_band, regression_report
 from pricer.params import EvaluateParams
 from pricer.predictor import PricePredictor
@@ -104,5 +104,9 @@ def compare_models(actual: np.ndarray, priced: Mapping[str, np.ndarray], bootstr
                 "ci95_low": round(paired.low, 4),
                 "ci95_high": round(paired.high, 4),
                 "verdict": paired.verdict,
+                "items": int(actual.size),
+                "min_items": MIN_ITEMS_FOR_VERDICT,
             }
+            if paired.verdict == TOO_FEW_ITEMS:  # the interval of so few items is no evidence either way
+                comparison[f"{second}_vs_{first}"]["verdict"] = too_few_items(int(actual.size))
     return comparison

@@ -34,14 +34,23 @@ DVC_TEMP_COPIES = (".dvc", "tmp", "exps")  # where `dvc exp run --temp` and queu
 
 
 def project_root(cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> Path:
-    """The repository a stage belongs to, also from inside a DVC temporary experiment copy."""
+    """The project a command or stage belongs to: the nearest directory at or above the working
+    directory that holds ``.dvc/`` (as ``dvc`` itself finds it, so commands also work from a
+    subdirectory), stepping out of a DVC temporary experiment copy; the working directory itself
+    where there is none."""
     environ = os.environ if environ is None else environ
     start = Path(environ.get("DVC_ROOT") or (cwd or Path.cwd())).resolve()
     parts = start.parts
     for i in range(len(parts) - 2):
         if parts[i : i + 3] == DVC_TEMP_COPIES:
             return Path(*parts[:i])
-    return start
+    return enclosing_project(start) or start
+
+
+def enclosing_project(start: Path | None = None) -> Path | None:
+    """The nearest directory at or above ``start`` (the working directory) holding ``.dvc/``."""
+    start = (start or Path.cwd()).resolve()
+    return next((directory for directory in (start, *start.parents) if (directory / ".dvc").is_dir()), None)
 
 
 def in_dvc_temp_copy(cwd: Path | None = None) -> bool:
@@ -75,6 +84,21 @@ def test_metrics(model_name: str) -> Path:
     return METRICS_DIR / f"{model_name}.json"
 
 
+def stage_outputs(stage: str) -> tuple[Path, ...]:
+    """Every path ``stage`` writes (its outs and metrics in dvc.yaml; a test checks the two agree)."""
+    if stage == "fetch":
+        return (RAW_DIR, FETCH_REPORT)
+    if stage == "vectorize":
+        return (FEATURES_DIR,)
+    if stage == "evaluate":
+        return (*(test_metrics(name) for name in MODEL_NAMES), BASELINES_JSON, COMPARISON_JSON, PREDICTIONS_CSV,
+                BANDS_CSV)
+    model_name = stage.removeprefix("train_")
+    if stage.startswith("train_") and model_name in MODEL_NAMES:
+        return (model_dir(model_name), history_csv(model_name), train_metrics(model_name), checkpoint_file(model_name))
+    raise ValueError(f"no pipeline stage {stage!r}")
+
+
 def read_json_output(path: Path, stage: str, *, missing_ok: bool = False) -> dict[str, Any]:
     """A JSON file a stage wrote (``{}`` for a missing one when ``missing_ok``), or an
     ArtifactError naming it and the stage that rewrites it."""
@@ -86,6 +110,8 @@ def read_json_output(path: Path, stage: str, *, missing_ok: bool = False) -> dic
         raise ArtifactError(f"{path}: missing; run `dvc repro {stage}`") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ArtifactError(f"{path}: not valid JSON ({error}); rerun `dvc repro -f {stage}`") from None
+    except RecursionError:
+        raise ArtifactError(f"{path}: JSON nested too deeply to read; rerun `dvc repro -f {stage}`") from None
     if not isinstance(payload, dict):
         raise ArtifactError(f"{path}: expected a JSON object, found {type(payload).__name__}; "
                             f"rerun `dvc repro -f {stage}`")

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import copy
 import math
+import reprlib
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -62,15 +62,13 @@ def _rule(expected: str, holds: Callable[[Any], bool]) -> AfterValidator:
 
 
 def _yaml_number(value: Any) -> Any:
-    """YAML 1.1 reads ``1e-3`` (no dot) as a string; people write it all the time, so accept
-    numeric strings. Booleans are not numbers here, whatever Python thinks."""
-    if isinstance(value, bool):
-        raise PydanticCustomError("pricer_type", "must be a number")
+    """A number as YAML 1.2 (and so DVC) reads it: ``1e-3`` is one, a string never is, even one
+    that Python could parse (DVC records ``'1:30'`` or ``'0.5'`` as text, so training with a number
+    would differ from the record). Booleans are not numbers here, whatever Python thinks."""
     if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            raise PydanticCustomError("pricer_type", "must be a number") from None
+        raise PydanticCustomError("pricer_type", "must be a number (this is text in YAML 1.2, as DVC reads it)")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise PydanticCustomError("pricer_type", "must be a number")
     if isinstance(value, (int, float)) and not math.isfinite(value):
         raise PydanticCustomError("pricer_type", "must be a finite number")
     return value
@@ -222,7 +220,7 @@ def _message(error: dict[str, Any], raw: Any) -> str:
     if kind == "pricer_consistency":
         return error["msg"]
     if kind == "model_type" or kind == "model_attributes_type":
-        return f"{key or 'the file'} must be a mapping of keys, got {value!r}"
+        return f"{key or 'the file'} must be a mapping of keys, got {_short_repr(value)}"
     expectations = {
         "int_type": "an integer", "bool_type": "true or false", "string_type": "a string",
         "tuple_type": "a list", "too_short": "a non-empty list of positive widths", "literal_error": None,
@@ -233,13 +231,58 @@ def _message(error: dict[str, Any], raw: Any) -> str:
         what = error["msg"].removeprefix("must be ")
     else:
         what = expectations.get(kind) or error["msg"]
-    return f"{key} must be {what}, got {value!r}"
+    return f"{key} must be {what}, got {_short_repr(value)}"
+
+
+def _short_repr(value: Any) -> str:
+    """A value as the message shows it: cut short, so a huge or self-referencing value (a YAML
+    alias bomb) costs microseconds to show, never the memory of writing it out."""
+    shortened = reprlib.Repr()  # keyword arguments only from Python 3.12
+    shortened.maxlevel, shortened.maxlist, shortened.maxtuple, shortened.maxdict = 3, 6, 6, 6
+    shortened.maxstring = shortened.maxother = 80
+    return shortened.repr(value)
+
+
+# params.yaml holds a few dozen scalars and short lists: far more values than this under one key
+# is an alias bomb (``a: &a [x, x]``, ``b: &b [*a, *a]``, ...: a few lines that stand for billions
+# of values) or a self-referencing value, refused before anything walks it in full.
+MAX_VALUES_PER_KEY = 10_000
+
+
+def _stands_for_more_than(value: Any, limit: int) -> bool:
+    """Whether ``value`` stands for more than ``limit`` values, counting an alias as often as it
+    occurs; stops once ``limit`` is passed, so a bomb costs ``limit`` steps, never its expansion."""
+    stack, count = [value], 0
+    while stack:
+        item = stack.pop()
+        count += 1
+        if count > limit:
+            return True
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return False
+
+
+def check_value_sizes(raw: dict[str, Any], limit: int = MAX_VALUES_PER_KEY) -> None:
+    """Raise a ParamsError naming the first key (``section.key`` where it lies in a section) whose
+    value stands for more than ``limit`` values."""
+    for name, value in raw.items():
+        if not _stands_for_more_than(value, limit):
+            continue
+        inner = next((key for key, item in value.items() if _stands_for_more_than(item, limit)), None) \
+            if isinstance(value, dict) else None
+        key = f"{name}.{inner}" if inner is not None else name
+        raise ParamsError(f"{key} stands for more than {limit:,} values (a YAML alias that expands, or refers "
+                          "to itself?); params are numbers, strings and short lists")
 
 
 def params_from_dict(raw: Any) -> Params:
     """Validate a parsed params mapping; missing keys take the declared defaults."""
     if not isinstance(raw, dict):
         raise ParamsError("the file must hold a mapping of keys")
+    check_value_sizes(raw)
     try:
         return Params.model_validate(raw)
     except ValidationError as error:
@@ -275,15 +318,27 @@ def with_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, 
     return result
 
 
+def parse_params_yaml(text: str) -> Any:
+    """``params.yaml``'s text read as DVC reads it: ruamel.yaml's safe loader, YAML 1.2 (DVC's
+    ``parse_yaml``). PyYAML's YAML 1.1 reads some values otherwise (``1:30`` is 90 there,
+    ``yes``/``on`` are true, ``1e-3`` a string), so what ran would differ from what DVC records."""
+    from ruamel.yaml import YAML
+
+    return YAML(typ="safe").load(text)
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate ``params.yaml``; errors name the file and the key."""
+    from ruamel.yaml import YAMLError
+
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = parse_params_yaml(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         raise ParamsError(f"{path}: file not found") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
-        raise ParamsError(f"{path}: not valid YAML: {error}") from None
+    except (YAMLError, UnicodeDecodeError) as error:
+        problem = " ".join(str(error).split())
+        raise ParamsError(f"{path}: not valid YAML: {problem[:300]}") from None
     try:
         return params_from_dict(raw)
     except ParamsError as error:

@@ -26,6 +26,7 @@ from pricer.errors import PricerError
 from pricer.features import VectorizerSettings, vectorize_texts
 from pricer.models import build_model
 from pricer.target import TargetTransform
+from pricer.text import usable_texts
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "weights.pt"
@@ -57,9 +58,13 @@ class PricePredictor:
         outputs = model_outputs(self.model, CSRTensors.from_scipy(features), self.device, batch_rows=batch_rows)
         return self.target.decode(outputs)
 
-    def predict(self, texts: Sequence[str], *, batch_rows: int = 8192) -> np.ndarray:
-        """Dollar prices for raw product texts (the same field the model was trained on)."""
-        features = vectorize_texts(list(texts), self.vectorizer, chunk_rows=max(batch_rows, 1))
+    def predict(self, texts: Sequence[str], *, batch_rows: int = 8192,
+                labels: Sequence[str] | None = None) -> np.ndarray:
+        """Dollar prices for raw product texts (the same field the model was trained on), under
+        training's text rules (:mod:`pricer.text`): a missing, empty, non-text or word-less entry
+        raises ``TextError`` naming it (by ``labels``, default ``texts[i]``), an over-long one is cut."""
+        usable = usable_texts(texts, labels, stop_words=self.vectorizer.stop_words)
+        features = vectorize_texts(usable, self.vectorizer, chunk_rows=max(batch_rows, 1))
         return self.predict_matrix(features, batch_rows=batch_rows)
 
     def save(self, directory: str | Path) -> None:
@@ -100,6 +105,8 @@ class PricePredictor:
             config = json.loads(config_path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise ModelLoadError(f"{config_path}: not valid JSON: {error}") from None
+        except RecursionError:
+            raise ModelLoadError(f"{config_path}: JSON nested too deeply to read") from None
         if not isinstance(config, dict) or config.get("format_version") != FORMAT_VERSION:
             found = config.get("format_version") if isinstance(config, dict) else None
             raise ModelLoadError(

@@ -101,3 +101,13 @@ def test_usage_mistakes_are_one_line_errors(repo, prices, capsys):
     with pytest.raises(SystemExit):
         main(["compare", "--resamples", "10"])
     assert "use at least 100 resamples" in capsys.readouterr().err
+
+
+def test_compare_from_a_subdirectory_reads_the_project(repo, prices, capsys, monkeypatch):
+    commit_run(repo, predictions(prices, {"mlp": 5.0}), PARAMS, "baseline")
+    predictions(prices, {"mlp": 2.0}).to_csv(repo / "metrics" / "predictions.csv", index=False)
+    (repo / "src" / "deep").mkdir(parents=True)
+    monkeypatch.chdir(repo / "src" / "deep")
+    assert main(["compare", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [entry["mae"]["mlp"]["mae"] for entry in report["runs"]] == [pytest.approx(2.0), pytest.approx(5.0)]

@@ -98,3 +98,23 @@ def test_input_that_is_a_directory(project, capsys):
     root, _ = project
     assert main(["predict", "-i", str(root / "models")]) == 1
     assert capsys.readouterr().err == f"pricer: {root / 'models'}: is a directory, not an input file\n"
+
+
+def test_bounded_lines_hold_at_most_the_limit_and_count_the_rest():
+    import io as text_io
+
+    from pricer.cli.readers import bounded_lines
+
+    handle = text_io.StringIO("short\r\n" + "x" * 25 + "\n" + "y" * 10 + "\nlast", newline="")
+    assert list(bounded_lines(handle, limit=10)) == [("short", 5), ("x" * 10, 25), ("y" * 10, 10), ("last", 4)]
+
+
+def test_one_text_from_stdin_is_held_at_most_a_line_deep(monkeypatch):
+    import io as text_io
+
+    from pricer.cli.readers import MAX_LINE_CHARS, Source, read_records
+
+    huge = "Title: lamp " * (MAX_LINE_CHARS // 12 + 100)
+    monkeypatch.setattr("sys.stdin", text_io.TextIOWrapper(text_io.BytesIO(huge.encode()), encoding="utf-8"))
+    (record,) = read_records(Source("text", "<stdin>"), text_column="summary", id_column=None, batch_rows=10)
+    assert len(record.text) == MAX_LINE_CHARS and record.length == len(huge) and huge.startswith(record.text)

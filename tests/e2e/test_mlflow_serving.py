@@ -120,6 +120,9 @@ def test_mlflow_models_serve_prices_the_champion_and_refuses_bad_requests(projec
         refusals = {
             "missing column": (_frame(["title"], [["a lamp"]]), "summary"),
             "non-text values": (_frame(["summary"], [[1], [2.5]]), "summary"),
+            # training's text rules (pricer.text): a blank text has no price, not the price of no features
+            "empty and NUL-only texts": (_frame(["summary"], [[TEXTS[0]], [""], ["\x00\x00"]]),
+                                         "row 1: empty text; row 2: empty text"),
             "empty body": (b"", ""),
         }
         for problem, (body, named) in refusals.items():

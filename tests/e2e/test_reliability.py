@@ -218,6 +218,28 @@ def test_parallel_queued_experiments_with_a_concurrent_reader(repro_project, tmp
     assert not list((project.root / ".dvc").rglob("mlflow.db"))
 
 
+def test_an_evaluate_only_experiment_records_its_own_run(repro_project):
+    """`dvc exp run -n hit1 -S evaluate.hit_dollars=1` reruns evaluate alone, on the workspace's
+    models: its figures go to runs of experiment hit1, not into the workspace's training runs."""
+    project, _ = repro_project
+    trained = {run.data.tags["model"]: run for run in sorted(project.mlflow_runs(), key=lambda r: r.info.start_time)
+               if run.data.tags["dvc_exp_name"] == "workspace" and run.data.tags.get("stage") != "evaluate"}
+    done = project.dvc("exp", "run", "-n", "hit1", "-S", "evaluate.hit_dollars=1")
+    assert "Running stage 'evaluate'" in done.stdout and "Running stage 'train_" not in done.stdout, done.stdout
+    assert "Traceback" not in done.stderr
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{project.root / 'mlflow.db'}")
+    for model, run in trained.items():
+        assert len(client.get_metric_history(run.info.run_id, "test_hit_rate")) == 1  # untouched by hit1
+        (own,) = [r for r in project.mlflow_runs()
+                  if r.data.tags["dvc_exp_name"] == "hit1" and r.data.tags["model"] == model]
+        assert own.data.tags["stage"] == "evaluate" and own.data.tags[tracking.TRAINING_RUN_TAG] == run.info.run_id
+        assert own.info.run_name == f"{model}-hit1-evaluate" and own.data.params["params.evaluate.hit_dollars"] == "1.0"
+        written = project.read_json(f"metrics/{model}.json")
+        assert own.data.metrics["test_hit_rate"] == pytest.approx(written["test_hit_rate"])
+
+
 # --------------------------------------------------------------------------------------------
 # Interruption (a second project, bigger, untracked, only fetched and vectorized by dvc)
 

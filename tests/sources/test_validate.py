@@ -81,14 +81,15 @@ def test_each_drop_reason_is_counted(bad: dict[str, Any], reason: str) -> None:
     ids=["nullable-null", "arrow-null", "arrow-nan", "str-null", "str-nan", "str-thousands"],
 )
 def test_price_nulls_and_nans_by_dtype(price: Any, reason: str) -> None:
-    frame = pd.DataFrame({"summary": ["a", "b", "c", "d"], "price": price, "id": [1, 2, 3, 99]})
+    frame = pd.DataFrame({"summary": ["lamp", "drill", "chair", "desk"], "price": price, "id": [1, 2, 3, 99]})
     cleaned, counts = validate_split(frame, split="test", text_field="summary", source="s")
     assert counts[reason] == 1 and sum(counts[other] for other in DROP_REASONS) == 1
     assert cleaned["price"].tolist() == [10.0, 20.5, 3.0] and cleaned["price"].dtype == np.float64
 
 
 def test_numeric_strings_become_float_prices() -> None:
-    frame = pd.DataFrame({"summary": ["a", "b", "c"], "price": pd.Series(["12.99", " 5 ", "1e2"], dtype="str")})
+    frame = pd.DataFrame({"summary": ["lamp", "drill", "chair"],
+                          "price": pd.Series(["12.99", " 5 ", "1e2"], dtype="str")})
     cleaned, _ = validate_split(frame, split="train", text_field="summary", source="s")
     assert cleaned["price"].tolist() == [12.99, 5.0, 100.0] and cleaned["price"].dtype == np.float64
 
@@ -96,24 +97,26 @@ def test_numeric_strings_become_float_prices() -> None:
 def test_a_row_counts_under_its_first_reason_only() -> None:
     frame = pd.DataFrame(
         {
-            "summary": pd.Series([None, "", "ok", "ok", "ok", "ok", "ok"], dtype=object),
-            "price": pd.Series(["$1", -1.0, None, "$2", float("inf"), -3.0, 4.0], dtype=object),
-            "id": [1, 2, 3, 4, 5, 6, 7],
+            "summary": pd.Series([None, "", "ok", "ok", "ok", "ok", "ok", "the"], dtype=object),
+            "price": pd.Series(["$1", -1.0, None, "$2", float("inf"), -3.0, 4.0, None], dtype=object),
+            "id": [1, 2, 3, 4, 5, 6, 7, 8],
         }
     )
     cleaned, counts = validate_split(frame, split="train", text_field="summary", source="s")
     assert counts == {
-        "missing_text": 1, "empty_text": 1, "missing_price": 1, "non_numeric_price": 1,
-        "non_finite_price": 1, "non_positive_price": 1, "implausible_price": 0, "missing_id": 0, "duplicate_id": 0, "id_in_other_split": 0,
+        "missing_text": 1, "empty_text": 1, "no_words": 1, "missing_price": 1, "non_numeric_price": 1,
+        "non_finite_price": 1, "non_positive_price": 1, "implausible_price": 0, "missing_id": 0, "duplicate_id": 0,
+        "id_in_other_split": 0,
         "truncated_text": 0,
     }
     assert cleaned["id"].tolist() == [7]
 
 
 def test_duplicate_ids_keep_the_first_valid_copy() -> None:
-    frame = pd.DataFrame({"summary": ["a", "b", "c", "d"], "price": [-1.0, 2.0, 3.0, 4.0], "id": [7, 7, 8, 7]})
+    frame = pd.DataFrame({"summary": ["lamp", "drill", "chair", "desk"], "price": [-1.0, 2.0, 3.0, 4.0],
+                          "id": [7, 7, 8, 7]})
     cleaned, counts = validate_split(frame, split="train", text_field="summary", source="s")
-    assert cleaned[["summary", "id"]].values.tolist() == [["b", 7], ["c", 8]]
+    assert cleaned[["summary", "id"]].values.tolist() == [["drill", 7], ["chair", 8]]
     assert (counts["non_positive_price"], counts["duplicate_id"]) == (1, 1)
 
 
@@ -128,7 +131,7 @@ def test_long_texts_are_truncated_not_dropped_and_non_ascii_is_kept() -> None:
 
 
 def test_missing_id_column_gets_row_numbers(caplog: pytest.LogCaptureFixture) -> None:
-    frame = pd.DataFrame({"summary": ["a", "b", "c"], "price": [1.0, 0.0, 3.0]})
+    frame = pd.DataFrame({"summary": ["lamp", "drill", "chair"], "price": [1.0, 0.0, 3.0]})
     with caplog.at_level(logging.INFO, logger="pricer.sources"):
         cleaned, _ = validate_split(frame, split="validation", text_field="summary", source="s")
     assert cleaned["id"].tolist() == [0, 2] and cleaned["id"].dtype == np.int64
@@ -138,7 +141,7 @@ def test_missing_id_column_gets_row_numbers(caplog: pytest.LogCaptureFixture) ->
 def test_string_ids_stay_strings_and_other_columns_pass_through() -> None:
     frame = pd.DataFrame(
         {
-            "summary": ["a", "b"],
+            "summary": ["lamp", "drill"],
             "price": [1, 2],
             "id": ["B00X", "B00Y"],
             "category": ["Tools", None],
@@ -164,15 +167,15 @@ def test_validation_logs_one_line_per_split(caplog: pytest.LogCaptureFixture) ->
 @pytest.mark.parametrize(
     ("frame", "message"),
     [
-        (pd.DataFrame({"summary": ["a"]}), r"src\.parquet: split 'train': missing required column 'price'"),
+        (pd.DataFrame({"summary": ["lamp"]}), r"src\.parquet: split 'train': missing required column 'price'"),
         (pd.DataFrame({"price": [1.0]}), r"src\.parquet: split 'train': missing required column 'summary'"),
         (pd.DataFrame({"summary": [1, 2], "price": [1.0, 2.0]}),
          r"src\.parquet: split 'train': column 'summary' must hold text, but has dtype int64"),
         (pd.DataFrame({"summary": pd.Series(["a", 3], dtype=object), "price": [1.0, 2.0]}),
          r"split 'train': column 'summary' must hold text, but has dtype object"),
-        (pd.DataFrame({"summary": ["a"], "price": [True]}),
+        (pd.DataFrame({"summary": ["lamp"], "price": [True]}),
          r"split 'train': column 'price' must hold numbers, but has dtype bool"),
-        (pd.DataFrame({"summary": ["a"], "price": [1.0], "id": [1.5]}),
+        (pd.DataFrame({"summary": ["lamp"], "price": [1.0], "id": [1.5]}),
          r"split 'train': column 'id' must hold integers or strings"),
         (pd.DataFrame({"summary": pd.Series([], dtype="str"), "price": pd.Series([], dtype=float)}),
          r"src\.parquet: split 'train': no rows$"),
@@ -207,18 +210,19 @@ def test_missing_text_field_through_fetch_names_source_and_split(tmp_path: Path)
 def test_text_with_a_visible_character_among_controls_is_kept() -> None:
     frame = pd.DataFrame({"summary": ["\x00lamp", "\u200b-", "\t\u00e9"], "price": [1.0, 2.0, 3.0]})
     cleaned, counts = validate_split(frame, split="train", text_field="summary", source="s")
-    assert counts["empty_text"] == 0 and cleaned["summary"].tolist() == ["\x00lamp", "\u200b-", "\t\u00e9"]
+    assert counts["empty_text"] == 0 and cleaned["summary"].tolist() == ["\x00lamp"]
+    assert counts["no_words"] == 2  # visible, but not one word of two letters: they hash to no feature
 
 
 def test_a_price_at_the_maximum_is_kept() -> None:
-    frame = pd.DataFrame({"summary": ["a", "b"], "price": [MAX_PRICE, 12.0]})
+    frame = pd.DataFrame({"summary": ["lamp", "drill"], "price": [MAX_PRICE, 12.0]})
     cleaned, counts = validate_split(frame, split="train", text_field="summary", source="s")
     assert counts["implausible_price"] == 0 and cleaned["price"].tolist() == [MAX_PRICE, 12.0]
 
 
 def test_integer_and_string_spellings_of_one_id_are_duplicates() -> None:
     frame = pd.DataFrame(
-        {"summary": ["a", "b", "c", "d"], "price": [1.0, 2.0, 3.0, 4.0],
+        {"summary": ["lamp", "drill", "chair", "desk"], "price": [1.0, 2.0, 3.0, 4.0],
          "id": pd.Series([1, "1", 2, "007"], dtype=object)}
     )
     cleaned, counts = validate_split(frame, split="train", text_field="summary", source="s")
@@ -228,13 +232,13 @@ def test_integer_and_string_spellings_of_one_id_are_duplicates() -> None:
 
 def test_a_float_spelling_of_an_integer_id_is_a_duplicate() -> None:
     ids = pd.Series([3, 3.0, 4], dtype=object)
-    frame = pd.DataFrame({"summary": ["a", "b", "c"], "price": [1.0, 2.0, 3.0], "id": ids})
+    frame = pd.DataFrame({"summary": ["lamp", "drill", "chair"], "price": [1.0, 2.0, 3.0], "id": ids})
     cleaned, counts = validate_split(frame, split="train", text_field="summary", source="s")
     assert counts["duplicate_id"] == 1 and cleaned["id"].tolist() == [3, 4] and cleaned["id"].dtype == np.int64
 
 
 def test_boolean_ids_are_an_error() -> None:
-    frame = pd.DataFrame({"summary": ["a", "b"], "price": [1.0, 2.0], "id": pd.Series([True, 1], dtype=object)})
+    frame = pd.DataFrame({"summary": ["lamp", "drill"], "price": [1.0, 2.0], "id": pd.Series([True, 1], dtype=object)})
     with pytest.raises(DataError, match=r"s: split 'train': column 'id' must hold integers or strings"):
         validate_split(frame, split="train", text_field="summary", source="s")
 

@@ -71,7 +71,8 @@ def test_logged_from_code_with_pricer_shipped_and_nothing_pickled(model_files):
 @pytest.mark.parametrize(("frame", "message"), [
     (pd.DataFrame({"title": ["a lamp"]}), "missing inputs \\['summary'\\]"),
     (pd.DataFrame({"summary": [3, 4]}), "Incompatible input types for column summary"),
-    (pd.DataFrame({"summary": ["a lamp", None]}), "column 'summary': rows \\[1\\] are not text"),
+    (pd.DataFrame({"summary": ["a lamp", None]}), "column 'summary': 1 of 2 texts cannot be priced: row 1: missing"),
+    (pd.DataFrame({"summary": ["a lamp", "\x00"]}), "column 'summary': 1 of 2 texts cannot be priced: row 1: empty"),
 ])
 def test_bad_input_is_refused_with_the_column_named(loaded, frame, message):
     with pytest.raises(MlflowException, match=message):
@@ -83,7 +84,8 @@ def test_python_model_checks_its_input_itself(logged_model):
     model.predictor = PricePredictor.load(logged_model.directory)
     with pytest.raises(MlflowException, match="needs a column 'summary'.*found \\['text'\\]"):
         model.predict(None, pd.DataFrame({"text": ["a"]}))
-    with pytest.raises(MlflowException, match="rows \\[0, 2\\] are not text \\(e.g. 1.5\\)"):
+    with pytest.raises(MlflowException, match="2 of 3 texts cannot be priced: row 0: text is not a string "
+                                              "\\(got float: '1.5'\\); row 2: text is not a string \\(got bytes"):
         model.predict(None, pd.DataFrame({"summary": [1.5, "lamp", b"x"]}))
     assert model.predict(None, pd.DataFrame({"summary": ["lamp"]}))["price"].iloc[0] > 0
 

@@ -4,6 +4,7 @@ and predictors loaded from a directory, a run or the registry."""
 from __future__ import annotations
 
 import logging
+import os
 
 import numpy as np
 import pytest
@@ -96,3 +97,17 @@ def test_the_facade_takes_mlflow_uris_too(two_versions, monkeypatch):
     alone = pricer.load_model(f"runs:/{first.run_id}/model").predict(first.texts[:1])[0]
     assert pricer.predict(first.texts[0], model=f"runs:/{first.run_id}/model") == alone
     assert alone == pytest.approx(first_prices[0], rel=1e-5)
+
+
+def test_a_run_download_shows_no_progress_in_ci_and_the_setting_is_put_back(logged_model, monkeypatch, capfd):
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.setenv(registry.PROGRESS_VARIABLE, "true")  # MLflow shows bars by default
+    registry.load_predictor(f"runs:/{logged_model.run_id}/model", root=logged_model.root)
+    assert "Downloading artifacts" not in capfd.readouterr().err
+    assert os.environ[registry.PROGRESS_VARIABLE] == "true"
+
+
+def test_a_logged_model_is_checked_against_its_training_runs_digest(logged_model, caplog):
+    with caplog.at_level(logging.WARNING, logger="pricer.tracking.registry"):
+        loaded = registry.load_predictor(f"runs:/{logged_model.run_id}/model", root=logged_model.root)
+    assert loaded.version == PricePredictor.load(logged_model.directory).version and not caplog.text

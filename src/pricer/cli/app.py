@@ -124,6 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             except (OSError, ValueError, io.UnsupportedOperation):
                 pass
             return 0
+        except MemoryError:  # a file too large for this machine (a huge CSV field, a giant JSON document)
+            log.error("out of memory while running %s; give it smaller input (split the file)", args.command)
+            return 1
         except KeyboardInterrupt:
             log.error("interrupted")
             return 130

@@ -13,13 +13,21 @@ import argparse
 import json
 import logging
 import sys
-from pathlib import Path
 from typing import Any
 
 from pricer.cli.errors import CliError
 from pricer.cli.experiments import WORKSPACE, Run, differing_params, items_differ, load_run
 from pricer.cli.table import text_table
-from pricer.comparison import DEFAULT_RESAMPLES, mae_interval, paired_difference, seed_spread
+from pricer.comparison import (
+    DEFAULT_RESAMPLES,
+    MIN_ITEMS_FOR_VERDICT,
+    TOO_FEW_ITEMS,
+    mae_interval,
+    paired_difference,
+    seed_spread,
+    too_few_items,
+)
+from pricer.layout import project_root
 from pricer.metrics import mean_absolute_error
 
 log = logging.getLogger("pricer.cli")
@@ -43,8 +51,8 @@ def _paired(first: Run, second: Run, resamples: int, seed: int) -> list[dict[str
     for model in [name for name in first.models if name in second.models]:
         result = paired_difference(actual, first.predictions[model].to_numpy(dtype=float),
                                    second.predictions[model].to_numpy(dtype=float), resamples=resamples, seed=seed)
-        rows.append({"model": model, "diff": result.diff, "low": result.low, "high": result.high,
-                     "verdict": result.verdict})
+        verdict = too_few_items(actual.size) if result.verdict == TOO_FEW_ITEMS else result.verdict
+        rows.append({"model": model, "diff": result.diff, "low": result.low, "high": result.high, "verdict": verdict})
     return rows
 
 
@@ -89,6 +97,7 @@ def compare_runs(runs: list[Run], *, resamples: int, seed: int, sort_by: str | N
         reason = items_differ(*runs)
         report["paired"] = None if reason else _paired(*runs, resamples, seed)
         report["unpaired_reason"] = reason
+        report["min_items"] = MIN_ITEMS_FOR_VERDICT
     report["seed_groups"] = _seed_groups(runs, figures)
     return report
 
@@ -128,13 +137,15 @@ def render(report: dict[str, Any], runs: dict[str, Run]) -> str:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    names = list(args.runs) or [WORKSPACE, "HEAD"]
-    if len(names) == 1:
+    names = list(args.runs) or [WORKSPACE]
+    implicit = [not args.runs] + [False] * (len(names) - 1)
+    if len(names) == 1:  # the HEAD (and workspace) supplied here are git's, even where an experiment is so named
         names.append("HEAD")
+        implicit.append(True)
     if len(set(names)) != len(names):
         raise CliError(f"a run is named twice: {' '.join(names)}")
-    root = Path.cwd()
-    runs = [load_run(name, root) for name in names]
+    root = project_root()  # also from a subdirectory of the project
+    runs = [load_run(name, root, implicit=chosen) for name, chosen in zip(names, implicit, strict=True)]
     report = compare_runs(runs, resamples=args.resamples, seed=args.seed, sort_by=args.sort_by)
     if report.get("unpaired_reason"):
         log.warning("%s and %s were evaluated on different test items (%s): not paired, intervals only",
@@ -153,7 +164,7 @@ def _resamples(value: str) -> int:
     return number
 
 
-DESCRIPTION = """\
+DESCRIPTION = f"""\
 Compare runs by their test MAE, each with its 95% percentile-bootstrap interval over the test
 items (--resamples, default 2,000; --seed, default 0).
 
@@ -163,7 +174,8 @@ the workspace against HEAD; with one: that run against HEAD.
 
 Two runs evaluated on the same test items (ids and prices) are paired: per model, the MAE
 difference A - B, its interval from a paired bootstrap and a verdict for A: better (the interval
-is below 0), worse (above 0) or no detectable difference. Runs evaluated on other items (another
+is below 0), worse (above 0) or no detectable difference; with fewer than {MIN_ITEMS_FOR_VERDICT} test items, "too
+few test items (N < {MIN_ITEMS_FOR_VERDICT})" instead of a verdict. Runs evaluated on other items (another
 data source, size, split or seed) are not paired, with a warning: each MAE gets its interval.
 Three or more runs (a sweep): one table, best first, with the params that differ; runs whose
 params differ only in `seed` also get each model's test MAE mean +- standard deviation."""

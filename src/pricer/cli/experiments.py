@@ -53,29 +53,51 @@ def _git(root: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
 
 
-def resolve_revision(name: str, root: Path) -> str:
-    """The commit of a DVC experiment named ``name``, else of the git revision ``name``."""
+def _experiments_named(name: str, root: Path) -> list[str]:
+    """The commits of the DVC experiments called ``name`` (one per baseline they ran on)."""
     listed = _git(root, "for-each-ref", "--format=%(objectname) %(refname)", "refs/exps")
-    experiments = [sha for sha, ref in (line.split(" ", 1) for line in listed.stdout.splitlines())
-                   if (found := EXPERIMENT_REF.match(ref)) and found["name"] == name]
+    return [sha for sha, ref in (line.split(" ", 1) for line in listed.stdout.splitlines())
+            if (found := EXPERIMENT_REF.match(ref)) and found["name"] == name]
+
+
+def _git_commit(name: str, root: Path) -> str | None:
+    found = _git(root, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{name}^{{commit}}")
+    return found.stdout.strip() if found.returncode == 0 else None
+
+
+def resolve_revision(name: str, root: Path, *, git_only: bool = False) -> str:
+    """The commit of a DVC experiment named ``name``, else of the git revision ``name``.
+
+    A name that is both (an experiment called HEAD, main, a tag or a hash prefix, made with
+    ``dvc exp run -n``) is refused: either reading could be meant. ``git_only`` reads ``name`` as
+    a git revision alone (the ``HEAD`` that ``pricer compare`` supplies when none is given).
+    """
+    experiments = [] if git_only else _experiments_named(name, root)
+    commit = _git_commit(name, root)
+    if experiments and commit is not None and experiments != [commit]:
+        raise CliError(f"{name}: is both a DVC experiment ({', '.join(sha[:7] for sha in experiments)}) and a git "
+                       f"revision ({commit[:7]}); pass the commit you mean, or rename the experiment "
+                       f"(`dvc exp rename {name} <new name>`)")
     if len(experiments) == 1:
         return experiments[0]
     if len(experiments) > 1:
         raise CliError(f"{name}: names {len(experiments)} DVC experiments (on different baselines); "
                        "pass the commit of one (`dvc exp show`)")
-    found = _git(root, "rev-parse", "--verify", "--quiet", f"{name}^{{commit}}")
-    if found.returncode != 0:
+    if commit is None:
         if _git(root, "rev-parse", "--git-dir").returncode != 0:
             raise CliError(f"{root}: not a git repository (run pricer compare in the project)")
         raise CliError(f"{name}: neither a DVC experiment (`dvc exp show`) nor a git revision")
-    return found.stdout.strip()
+    return commit
 
 
 def _read_predictions(name: str, rev: str | None, root: Path) -> pd.DataFrame:
     import dvc.api
 
     try:
-        text = dvc.api.read(PREDICTIONS, repo=str(root), rev=rev)
+        # The workspace's file as it is on disk (dvc.api would read a relative path from the
+        # working directory's side, which fails in a subdirectory of the project)
+        text = (root / PREDICTIONS).read_text(encoding="utf-8") if rev is None else dvc.api.read(
+            PREDICTIONS, repo=str(root), rev=rev)
     except Exception as error:  # dvc raises its own types (PathMissingError, ...) and OSErrors
         if isinstance(error, FileNotFoundError) or type(error).__name__ == "PathMissingError":
             raise CliError(f"{name}: has no {PREDICTIONS} (evaluate it with `dvc repro` or `dvc exp run`)") from None
@@ -94,10 +116,16 @@ def _read_predictions(name: str, rev: str | None, root: Path) -> pd.DataFrame:
     return predictions.sort_values("id", kind="stable").reset_index(drop=True)
 
 
-def load_run(name: str, root: Path) -> Run:
+def load_run(name: str, root: Path, *, implicit: bool = False) -> Run:
+    """The run ``name``; ``implicit`` when pricer chose it (the workspace and git's HEAD of a bare
+    ``pricer compare``): then it is never read as an experiment's name."""
     import dvc.api
 
-    rev = None if name == WORKSPACE else resolve_revision(name, root)
+    if name == WORKSPACE and not implicit and (shadowed := _experiments_named(name, root)):
+        raise CliError(f"{name}: means the working tree here, but is also the name of a DVC experiment "
+                       f"({', '.join(sha[:7] for sha in shadowed)}); pass that experiment's commit, or rename it "
+                       f"(`dvc exp rename {name} <new name>`)")
+    rev = None if name == WORKSPACE else resolve_revision(name, root, git_only=implicit)
     predictions = _read_predictions(name, rev, root)
     try:
         params = flatten(dvc.api.params_show(repo=str(root), rev=rev))

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from pricer.cli.errors import CliError
 from pricer.cli.table import text_table
-from pricer.layout import MODEL_NAMES, model_dir
+from pricer.layout import MODEL_NAMES, MODELS_DIR, enclosing_project, model_dir
 
 if TYPE_CHECKING:  # importing torch is slow: loading imports it when first needed
     from pricer.predictor import PricePredictor
@@ -70,13 +70,24 @@ def _training_run(directory: Path, model_name: str) -> str | None:
     return tracking.training_run_of(directory, model_name)
 
 
+def _shown(path: Path) -> Path:
+    """``path`` relative to the working directory where it is below it (models/mlp), else whole."""
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
+
+
 def load_models(paths: Sequence[str] | None, *, device: str = "cpu") -> list[LoadedModel]:
     """Load ``paths`` (default: the pipeline's models/mlp and models/resnet, whichever exist)."""
     from pricer.predictor import ModelLoadError  # imports torch: seconds, and `pricer --help` needs none of it
     from pricer.tracking.registry import is_mlflow_uri, load_predictor
 
     explicit = bool(paths)
-    candidates = list(paths) if explicit else list(DEFAULT_MODELS)
+    project = None if explicit else enclosing_project()
+    # From a subdirectory of the project, the project's models (a path given by the user: as given)
+    candidates = list(paths) if explicit else [str(_shown(project / name if project else Path(name)))
+                                                for name in DEFAULT_MODELS]
     models: list[LoadedModel] = []
     seen: set[tuple[str, str]] = set()
     for raw in candidates:
@@ -97,10 +108,10 @@ def load_models(paths: Sequence[str] | None, *, device: str = "cpu") -> list[Loa
         models.append(LoadedModel(predictor.name, path, predictor, run))
         log.debug("loaded %s from %s (version %s)", predictor.name, path, predictor.version)
     if not models:
-        raise CliError(
-            "no trained models found under models/ (run `dvc repro` or `dvc pull` first, "
-            "or pass --model DIR)"
-        )
+        where = _shown(project / MODELS_DIR) if project else MODELS_DIR
+        looked = "" if project else f" (no DVC project, a directory with .dvc/, at or above {Path.cwd()})"
+        raise CliError(f"no trained models found in {where}/{looked}: run `dvc repro` or `dvc pull` first, "
+                       "or pass --model DIR")
     names = [model.label for model in models]
     for model in models:
         if names.count(model.name) > 1:

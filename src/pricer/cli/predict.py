@@ -9,11 +9,9 @@ from collections.abc import Iterator, Sequence
 
 from pricer.cli.errors import CliError
 from pricer.cli.models import LoadedModel, load_models
-from pricer.cli.readers import (
-    INPUT_FORMATS, Record, batched, cut_text, parquet_rows, read_records, resolve_source, text_problem,
-)
+from pricer.cli.readers import INPUT_FORMATS, Record, batched, parquet_rows, read_records, resolve_source
 from pricer.cli.writers import FORMATS, WRITERS, Result, check_output, open_output, output_format, plain
-from pricer.text import MAX_TEXT_CHARS
+from pricer.text import MAX_TEXT_CHARS, NO_WORDS, cut_text, text_problem, wordless
 
 log = logging.getLogger("pricer.cli")
 
@@ -22,11 +20,19 @@ MAX_ROW_ERRORS_LOGGED = 20
 
 def predict_batch(models: Sequence[LoadedModel], records: Sequence[Record], batch_rows: int) -> list[Result]:
     problems = [record.error or text_problem(record.text) for record in records]
+    readable = [position for position, problem in enumerate(problems) if problem is None]
+    texts = [cut_text(records[position].text) for position in readable]
+    for model in models:
+        without_words = wordless(texts, model.predictor.vectorizer.stop_words)
+        for position, no_words in zip(readable, without_words, strict=True):
+            if no_words:
+                problems[position] = NO_WORDS
     valid = [cut_text(record.text) for record, problem in zip(records, problems) if problem is None]
     for record, problem in zip(records, problems):
-        if problem is None and len(record.text) > MAX_TEXT_CHARS:
-            log.warning("row %d: text of %s characters cut to %s, as in training", record.row,
-                        f"{len(record.text):,}", f"{MAX_TEXT_CHARS:,}")
+        length = record.length or (len(record.text) if problem is None else 0)
+        if problem is None and length > MAX_TEXT_CHARS:
+            log.warning("row %d: text of %s characters cut to %s, as in training", record.row, f"{length:,}",
+                        f"{MAX_TEXT_CHARS:,}")
     priced: dict[str, list[float]] = {}
     for model in models:
         priced[model.label] = model.predictor.predict(valid, batch_rows=batch_rows).tolist() if valid else []
@@ -137,8 +143,9 @@ Where the products come from:
   -i FILE                a .csv, .jsonl/.ndjson, .json (array of objects), .parquet or .txt
                          (one product per line) file; the text is read from --text-column
 
-A row whose text is missing, empty, not a string or not valid UTF-8 gets an error (on stderr
-and in the output's error column) and every other row is still priced. A text longer than
+A row whose text is missing, empty, not a string, not valid UTF-8 or without a word the model
+reads (only stop words, punctuation or one-letter words) gets an error (on stderr and in the
+output's error column) and every other row is still priced. A text longer than
 100,000 characters is cut to that length, as in training.
 
 -o FILE is written whole or not at all: into a hidden temporary file beside it

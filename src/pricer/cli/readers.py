@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +20,6 @@ from pathlib import Path
 from typing import IO, Any
 
 from pricer.cli.errors import CliError
-from pricer.text import MAX_TEXT_CHARS
 
 INPUT_FORMATS = ("auto", "csv", "jsonl", "json", "parquet", "lines", "text")
 EXTENSIONS = {
@@ -32,6 +30,11 @@ PARQUET_MAGIC = b"PAR1"
 # Bytes that are not UTF-8 are kept as lone surrogates (errors="surrogateescape"), so the row
 # they are in gets an error naming the byte instead of being priced on replacement characters.
 DECODE_ERRORS = "surrogateescape"
+# A line (a JSON line, a line of text) is read at most this deep: a multi-gigabyte line would
+# otherwise be held whole in memory. No product row is that long (a text is cut at 100,000
+# characters; escaped as JSON, at most six times that).
+MAX_LINE_CHARS = 16 * 2**20
+TOO_DEEP = "nested too deeply to read"
 
 
 @dataclass
@@ -40,27 +43,7 @@ class Record:
     text: Any
     id: Any = None
     error: str | None = None  # set when the record could not even be read
-
-
-def text_problem(value: Any) -> str | None:
-    """Why ``value`` cannot be priced, or None when it is a usable product text."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "missing text"
-    if not isinstance(value, str):
-        return f"text is not a string (got {type(value).__name__}: {str(value)[:40]!r})"
-    if not value.strip():
-        return "empty text"
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as error:
-        byte = ord(value[error.start]) - 0xDC00
-        return f"text is not valid UTF-8 (byte 0x{byte:02x} at character {error.start + 1})"
-    return None
-
-
-def cut_text(text: str) -> str:
-    """The text as the models were trained on it: at most MAX_TEXT_CHARS characters."""
-    return text[:MAX_TEXT_CHARS]
+    length: int | None = None  # the text's length where only its start was read (a huge line)
 
 
 @dataclass
@@ -145,11 +128,13 @@ def read_records(source: Source, *, text_column: str, id_column: str | None, bat
             yield Record(row, text)
     elif source.kind == "text":
         with source.open_text() as handle:
-            yield Record(1, handle.read())
+            text = handle.read(MAX_LINE_CHARS)  # held at most this deep, like a line; the rest is counted
+            length = len(text) + sum(len(chunk) for chunk in iter(lambda: handle.read(MAX_LINE_CHARS), ""))
+            yield Record(1, text, length=length if length > len(text) else None)
     elif source.kind == "lines":
         with source.open_text() as handle:
-            for row, line in enumerate(handle, start=1):
-                yield Record(row, line.rstrip("\r\n"))
+            for row, (line, length) in enumerate(bounded_lines(handle), start=1):
+                yield Record(row, line, length=length if length > len(line) else None)
     elif source.kind == "csv":
         yield from _read_csv(source, text_column, id_column)
     elif source.kind == "jsonl":
@@ -204,15 +189,37 @@ def _record_from_object(row: int, obj: Any, text_column: str, id_column: str | N
     return Record(row, obj[text_column], ident)
 
 
+def bounded_lines(handle: IO[str], limit: int = MAX_LINE_CHARS) -> Iterator[tuple[str, int]]:
+    """Each line of ``handle`` without its line ending, read at most ``limit`` characters deep,
+    and the line's full length (the rest of a longer line is skipped, counted, never held)."""
+    while True:
+        line = handle.readline(limit)
+        if not line:
+            return
+        head = line.rstrip("\r\n")
+        length, chunk = len(head), line
+        while len(chunk) == limit and not chunk.endswith(("\n", "\r")):  # the line goes on
+            chunk = handle.readline(limit)
+            length += len(chunk.rstrip("\r\n"))
+        yield head, length
+
+
 def _read_jsonl(source: Source, text_column: str, id_column: str | None) -> Iterator[Record]:
     with source.open_text() as handle:
-        for row, line in enumerate(handle, start=1):
+        for row, (line, length) in enumerate(bounded_lines(handle), start=1):
+            if length > len(line):
+                yield Record(row, None, error=f"line of {length:,} characters, longer than a row may be "
+                                              f"({MAX_LINE_CHARS:,})")
+                continue
             if not line.strip():
                 continue
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as error:
                 yield Record(row, None, error=f"not valid JSON: {error.msg} (column {error.colno})")
+                continue
+            except RecursionError:  # arrays or objects nested thousands deep
+                yield Record(row, None, error=f"JSON {TOO_DEEP}")
                 continue
             yield _record_from_object(row, obj, text_column, id_column)
 
@@ -223,12 +230,29 @@ def _read_json(source: Source, text_column: str, id_column: str | None) -> Itera
             document = json.load(handle)
         except json.JSONDecodeError as error:
             raise CliError(f"{source.name}: not valid JSON: {error}") from None
+        except RecursionError:  # one document: nothing of it can be read
+            raise CliError(f"{source.name}: JSON {TOO_DEEP} (arrays or objects nested thousands deep)") from None
     if isinstance(document, dict) and isinstance(document.get("rows"), list):
         document = document["rows"]
     if not isinstance(document, list):
         raise CliError(f"{source.name}: expected a JSON array of objects (or use --input-format jsonl)")
     for row, obj in enumerate(document, start=1):
         yield _record_from_object(row, obj, text_column, id_column)
+
+
+def _strings(column: Any) -> list[Any]:
+    """A parquet string column as Python values; bytes that are not UTF-8 are kept as lone
+    surrogates (as the text readers keep them), so only their row gets an error."""
+    import pyarrow as pa
+
+    try:
+        return column.to_pylist()
+    except UnicodeDecodeError:
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            raise
+        binary = pa.large_binary() if pa.types.is_large_string(column.type) else pa.binary()
+        return [None if value is None else value.decode("utf-8", DECODE_ERRORS)
+                for value in column.cast(binary).to_pylist()]
 
 
 def _read_parquet(source: Source, text_column: str, id_column: str | None, batch_rows: int) -> Iterator[Record]:
@@ -248,8 +272,8 @@ def _read_parquet(source: Source, text_column: str, id_column: str | None, batch
         row = 0
         try:
             for batch in parquet.iter_batches(batch_size=batch_rows, columns=wanted):
-                texts = batch.column(text_column).to_pylist()
-                ids = batch.column(id_column).to_pylist() if id_column else [None] * len(texts)
+                texts = _strings(batch.column(text_column))
+                ids = _strings(batch.column(id_column)) if id_column else [None] * len(texts)
                 for text, ident in zip(texts, ids):
                     row += 1
                     yield Record(row, text, ident)

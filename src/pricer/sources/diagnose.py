@@ -30,6 +30,12 @@ PARQUET_MAGIC = b"PAR1"
 # The line breaks pyarrow's JSON reader splits records on (not str.splitlines' U+2028 and
 # friends, which may stand unescaped inside a JSON string).
 LINE_BREAK = re.compile(r"\r\n|\r|\n")
+# pyarrow's JSON reader (under datasets) crashes the process (a segmentation fault) on arrays
+# or objects nested some thousands deep; Python's json stops near 1,000 with a RecursionError.
+# A line with fewer opening brackets than this cannot be nested that deep: only others are parsed.
+NESTING_CHECKED_FROM = 500
+OPENERS = (b"[", b"{")
+CLOSERS = (b"]", b"}")
 
 
 def sniffed_content(path: Path) -> str | None:
@@ -82,6 +88,7 @@ def check_json_text(source: str, path: Path) -> None:
         advice = "give it a .parquet name" if what == "a parquet file" else "unpack it to a .jsonl file first"
         raise DataError(f"{source}: {path} is {what}, not JSON text; {advice}")
     has_content = False
+    depth, deepest = 0, 0  # brackets open at a line's start; the most that may be open within a line
     with open(path, "rb") as handle:
         for number, raw_line in enumerate(handle, start=1):
             try:
@@ -92,8 +99,29 @@ def check_json_text(source: str, path: Path) -> None:
                     "re-encode the file as UTF-8"
                 ) from None
             has_content = has_content or bool(line.strip())
+            openers = sum(raw_line.count(bracket) for bracket in OPENERS)
+            if openers >= NESTING_CHECKED_FROM and _too_deep(line):
+                raise DataError(f"{source}: {path} line {number}: JSON nested too deeply to read "
+                                f"(arrays or objects inside one another hundreds of levels deep)")
+            deepest = max(deepest, depth + openers)
+            depth += openers - sum(raw_line.count(bracket) for bracket in CLOSERS)
     if not has_content:
         raise DataError(f"{source}: {path} is an empty file (no JSON records)")
+    if deepest >= NESTING_CHECKED_FROM and _too_deep(path.read_text(encoding="utf-8-sig")):
+        raise DataError(f"{source}: {path}: JSON nested too deeply to read "
+                        f"(arrays or objects inside one another hundreds of levels deep)")
+
+
+def _too_deep(text: str) -> bool:
+    """Whether ``text`` holds JSON nested deeper than Python's json reads (other errors are
+    reported where the file is read)."""
+    try:
+        json.loads(text)
+    except RecursionError:
+        return True
+    except ValueError:
+        return False
+    return False
 
 
 def unreadable_files_error(

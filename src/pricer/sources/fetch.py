@@ -106,6 +106,7 @@ def stream_splits(
     *,
     write: Writer,
     text_field: str = "summary",
+    stop_words: str | None = "english",
     revision: str | None = None,
     seed: int = 42,
     synthetic_items: int = 60000,
@@ -122,7 +123,8 @@ def stream_splits(
     (:mod:`pricer.sources.split`): same seed, same split, and one id is in one split only.
     Duplicate ids are dropped before splitting (the first valid row of an id is kept); an id that
     the source's own splits share is kept in test before validation before train, and counted.
-    ``max_train_items`` then keeps the first N train rows. Raises DataError.
+    ``max_train_items`` then keeps the first N train rows; ``stop_words`` is ``vectorize.stop_words``
+    (a text of only those hashes to no feature: ``no_words``). Raises DataError.
     """
     _check_arguments(validation_fraction, test_fraction, synthetic_items, max_train_items)
     resolved = resolve_source(source)
@@ -135,7 +137,7 @@ def stream_splits(
     with ordered_map() as run:
         for name in plan.used:
             batches = source_splits[name]
-            rules = _BatchRules(source, name, text_field, plan, json_file, batches.materialise)
+            rules = _BatchRules(source, name, text_field, stop_words, plan, json_file, batches.materialise)
             read = 0
             for outcome in run(rules.apply, batches.items()):
                 read += outcome.rows
@@ -183,6 +185,7 @@ class _BatchRules:
     source: str
     source_split: str
     text_field: str
+    stop_words: str | None
     plan: SplitPlan
     json_file: Path | None
     materialise: Callable[[Any], pd.DataFrame]
@@ -204,7 +207,8 @@ class _BatchRules:
             if not len(rows):
                 continue
             taken = frame if len(rows) == len(frame) else frame.iloc[rows]
-            cleaned, counts = validate_rows(taken, where=f"{self.source}: split '{split}'", text_field=self.text_field)
+            cleaned, counts = validate_rows(taken, where=f"{self.source}: split '{split}'", text_field=self.text_field,
+                                            stop_words=self.stop_words)
             keys = [(self.source_split, key) for key in cleaned["id"]] if numbered else id_keys(cleaned["id"]).tolist()
             parts[split] = (cleaned, keys, counts, len(rows))
         return _Outcome(len(frame), parts)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from pricer.sources.errors import DataError
-from pricer.text import MAX_TEXT_CHARS
+from pricer.text import MAX_TEXT_CHARS, is_blank, wordless
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +22,7 @@ MAX_PRICE = 1e9
 DROP_REASONS = (
     "missing_text",
     "empty_text",
+    "no_words",  # only stop words, punctuation or one-letter words: the text hashes to no feature
     "missing_price",
     "non_numeric_price",
     "non_finite_price",
@@ -35,7 +35,7 @@ DROP_REASONS = (
 
 
 def validate_split(
-    df: pd.DataFrame, *, split: str, text_field: str, source: str
+    df: pd.DataFrame, *, split: str, text_field: str, source: str, stop_words: str | None = "english"
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     """Keep the usable rows of one split and count the others.
 
@@ -43,14 +43,15 @@ def validate_split(
     or str, ids added from row numbers when absent) and counts: one entry per reason in
     :data:`DROP_REASONS` (a row counts under its first reason; ``duplicate_id`` keeps the first
     otherwise-valid row of each id) plus ``truncated_text``, rows kept with their text cut to
-    :data:`MAX_TEXT_CHARS` characters. Raises DataError naming source, split and column.
+    :data:`MAX_TEXT_CHARS` characters. ``stop_words`` is ``vectorize.stop_words``: a text with no
+    other word hashes to no feature (``no_words``). Raises DataError naming source, split and column.
     """
     where = f"{source}: split '{split}'"
     check_columns(df, where, text_field)
     if df.empty:
         raise DataError(f"{where}: no rows")
     cleaned, counts = validate_rows(with_row_ids(df.reset_index(drop=True), where), where=where,
-                                    text_field=text_field)
+                                    text_field=text_field, stop_words=stop_words)
     repeated = id_keys(cleaned["id"]).duplicated(keep="first").to_numpy() if len(cleaned) else np.zeros(0, bool)
     counts["duplicate_id"] = int(repeated.sum())
     if repeated.any():
@@ -67,7 +68,9 @@ def check_columns(df: pd.DataFrame, where: str, text_field: str) -> None:
             raise DataError(f"{where}: missing required column '{column}' (columns: {list(df.columns)})")
 
 
-def validate_rows(frame: pd.DataFrame, *, where: str, text_field: str) -> tuple[pd.DataFrame, dict[str, int]]:
+def validate_rows(
+    frame: pd.DataFrame, *, where: str, text_field: str, stop_words: str | None = "english"
+) -> tuple[pd.DataFrame, dict[str, int]]:
     """The rows of ``frame`` (which has an ``id`` column) that pass every check but the duplicate
     one, and a count per reason (``duplicate_id`` and ``id_in_other_split`` 0: judging them needs
     the other rows, which the caller has). Ids come out normalised (:func:`id_keys` agrees)."""
@@ -76,9 +79,11 @@ def validate_rows(frame: pd.DataFrame, *, where: str, text_field: str) -> tuple[
     frame = frame.reset_index(drop=True)
     text = frame[text_field].astype("str")
     prices, price_problems = _classify_prices(frame["price"], where)
+    missing, blank = text.isna().to_numpy(), _blank_texts(text)
     candidates = {
-        "missing_text": text.isna().to_numpy(),
-        "empty_text": _blank_texts(text),
+        "missing_text": missing,
+        "empty_text": blank,
+        "no_words": _wordless(text, ~missing & ~blank, stop_words),
         **price_problems,
         "missing_id": frame["id"].isna().to_numpy(),
     }
@@ -136,15 +141,22 @@ def first_non_text_value(column: pd.Series) -> tuple[int, Any] | None:
 
 
 def _blank_texts(text: pd.Series) -> np.ndarray:
-    """Texts without a visible character: empty, whitespace, or only control and format
-    characters (NUL, escape, zero-width space, a stray byte-order mark)."""
+    """Texts without a visible character (:func:`pricer.text.is_blank`, the rule every way of
+    pricing applies too)."""
     has_word_character = text.str.contains(r"\w", regex=True).to_numpy(dtype=bool, na_value=True)
     blank = np.zeros(len(text), dtype=bool)
     for position in np.flatnonzero(~has_word_character):  # few rows: the rest have a letter or digit
         value = text.iloc[position]
-        # Unicode categories C* (control, format, unassigned) and Z* (separators) draw nothing.
-        blank[position] = isinstance(value, str) and all(unicodedata.category(char)[0] in "CZ" for char in value)
+        blank[position] = isinstance(value, str) and is_blank(value)
     return blank
+
+
+def _wordless(text: pd.Series, present: np.ndarray, stop_words: str | None) -> np.ndarray:
+    """Which of the ``present`` texts hash to no feature (pricer.text.wordless)."""
+    found = np.zeros(len(text), dtype=bool)
+    positions = np.flatnonzero(present)
+    found[positions] = wordless(text.iloc[positions].tolist(), stop_words)
+    return found
 
 
 def _require_text_column(column: pd.Series, where: str, name: str) -> None:

@@ -9,7 +9,9 @@ from pricer.tracking.runs import (
     KEY_LIBRARIES,
     LOCK_DIGEST_TAG,
     MODEL_DIGEST_TAG,
+    TRAINING_RUN_TAG,
     Tracker,
+    experiment_name,
     find_training_run,
     library_versions,
     log_test_figures,
@@ -47,8 +49,9 @@ from pricer.tracking.store import (
 __all__ = [
     "ARTIFACTS_DIR", "EVALUATED_DIGEST_TAG", "EXPERIMENT_KIND_TAG", "KEY_LIBRARIES", "LOCK_DIGEST_TAG", "MODEL_DIGEST_TAG",
     "MODEL_TRAINING_KIND", "RUNS_TABLE_METRICS", "RUNS_VIEW_KEY", "RUNS_VIEW_NAME", "SHARED_VIEW_TAG_PREFIX",
-    "SQLITE_BUSY_TIMEOUT_S", "STORE_FILE", "UI_PORT", "Tracker", "TrackingError", "connect", "default_tracking_uri",
-    "find_training_run", "is_server_uri", "library_versions", "log_test_figures", "mlflow_client", "open_store",
-    "project_root", "reopen_training_run", "resolve_tracking_uri", "run_name", "run_tags", "runs_view_state",
-    "runs_view_tag", "start_run", "training_run", "training_run_of", "ui_address",
+    "SQLITE_BUSY_TIMEOUT_S", "STORE_FILE", "TRAINING_RUN_TAG", "UI_PORT", "Tracker", "TrackingError", "connect",
+    "default_tracking_uri", "experiment_name", "find_training_run", "is_server_uri", "library_versions",
+    "log_test_figures", "mlflow_client", "open_store", "project_root", "reopen_training_run", "resolve_tracking_uri",
+    "run_name", "run_tags", "runs_view_state", "runs_view_tag", "start_run", "training_run", "training_run_of",
+    "ui_address",
 ]

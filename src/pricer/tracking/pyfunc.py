@@ -29,7 +29,10 @@ from mlflow.models import Model, ModelSignature
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.types import ColSpec, DataType, Schema
 
-from pricer.predictor import CONFIG_FILE, PricePredictor
+from pricer.digests import directory_md5
+from pricer.predictor import CONFIG_FILE, ModelLoadError, PricePredictor
+from pricer.text import TextError
+from pricer.tracking.store import MODEL_DIGEST_TAG
 
 MODEL_ARTIFACT = "pricer_model"  # the key of the model directory in the logged model's artifacts
 OUTPUT_COLUMN = "price"
@@ -60,6 +63,18 @@ def input_example(text_field: str) -> pd.DataFrame:
     return pd.DataFrame({text_field: list(EXAMPLE_TEXTS)})
 
 
+def check_model_digest(directory: str | Path, expected: str | None, recorded_as: str) -> None:
+    """Raise a ModelLoadError when the model files in ``directory`` are not those the training
+    run logged (their ``pricer.model_digest``): a swapped or edited artifact would otherwise price
+    silently with another model. Nothing to check against (``expected`` None) passes."""
+    if expected is None:
+        return
+    found = directory_md5(directory)
+    if found != expected:
+        raise ModelLoadError(f"{directory}: these model files (digest {found}) are not the ones their training run "
+                             f"logged ({MODEL_DIGEST_TAG} {expected}, {recorded_as}); refusing to price with them")
+
+
 def bad_input(message: str) -> MlflowException:
     """An error the scoring server answers with HTTP 400 and this message."""
     return MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
@@ -69,7 +84,10 @@ class PricerModel(mlflow.pyfunc.PythonModel):
     """Prices product texts with the pricer model logged as the ``pricer_model`` artifact."""
 
     def load_context(self, context: Any) -> None:
-        self.predictor = PricePredictor.load(context.artifacts[MODEL_ARTIFACT])
+        directory = context.artifacts[MODEL_ARTIFACT]
+        check_model_digest(directory, (getattr(context, "model_config", None) or {}).get(MODEL_DIGEST_TAG),
+                           "the digest logged with the model (model_config)")
+        self.predictor = PricePredictor.load(directory)
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         return pd.DataFrame({OUTPUT_COLUMN: self.prices(model_input)})
@@ -82,11 +100,11 @@ class PricerModel(mlflow.pyfunc.PythonModel):
             found = list(model_input.columns) if isinstance(model_input, pd.DataFrame) else type(model_input).__name__
             raise bad_input(f"the input needs a column {field!r} of product texts; found {found}")
         texts = model_input[field]
-        not_text = [index for index, value in texts.items() if not isinstance(value, str)]
-        if not_text:
-            raise bad_input(f"column {field!r}: rows {not_text[:10]} are not text "
-                            f"(e.g. {texts[not_text[0]]!r}); every row must be a product text")
-        return np.asarray(self.predictor.predict(texts.tolist()), dtype=np.float64)
+        try:  # training's text rules, as pricer predict applies them: the server answers 400, not a price
+            prices = self.predictor.predict(texts.tolist(), labels=[f"row {index}" for index in texts.index])
+        except TextError as error:
+            raise bad_input(f"column {field!r}: {error}") from None
+        return np.asarray(prices, dtype=np.float64)
 
 
 @contextmanager
@@ -109,9 +127,12 @@ def global_store(tracking_uri: str) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def log_pyfunc_model(client: Any, directory: Path, *, experiment_id: str, run_id: str, name: str = "model") -> Any:
+def log_pyfunc_model(client: Any, directory: Path, *, experiment_id: str, run_id: str, name: str = "model",
+                     model_digest: str | None = None) -> Any:
     """Log the model directory of one run as an MLflow Model (``runs:/<run_id>/<name>``), through
-    ``client``'s store; its ``ModelInfo`` (``model_uri``, ``model_id``)."""
+    ``client``'s store; its ``ModelInfo`` (``model_uri``, ``model_id``). ``model_digest`` (the
+    directory's ``pricer.model_digest``) travels in the model's ``model_config``, so that loading
+    it anywhere (``mlflow models serve`` included) checks the files against it."""
     text_field = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))["vectorizer"]["text_field"]
 
     # MLflow's model logging reads the global experiment, not a client's: the logged model is
@@ -124,4 +145,5 @@ def log_pyfunc_model(client: Any, directory: Path, *, experiment_id: str, run_id
             python_model=str(MODEL_CODE_FILE), artifacts={MODEL_ARTIFACT: str(directory)},
             code_paths=[str(PACKAGE_DIR)], signature=signature(text_field), input_example=input_example(text_field),
             pip_requirements=pip_requirements(),
+            model_config={MODEL_DIGEST_TAG: model_digest} if model_digest else None,
         )

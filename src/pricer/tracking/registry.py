@@ -12,22 +12,26 @@ revision, validation MAE, model directory digest). Which version serves is a dec
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pricer.console import progress_enabled
 from pricer.errors import PricerError
 from pricer.layout import MODEL_NAMES, project_root
 from pricer.predictor import ModelLoadError, PricePredictor
-from pricer.tracking.store import STORE_FILE, mlflow_client, resolve_tracking_uri
+from pricer.tracking.store import MODEL_DIGEST_TAG, STORE_FILE, mlflow_client, resolve_tracking_uri
 
 log = logging.getLogger(__name__)
 
 NAME_PREFIX = "pricer-"
 CHAMPION = "champion"
 MLFLOW_URI_SCHEMES = ("runs:/", "models:/")
+PROGRESS_VARIABLE = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"  # MLflow's switch for its download progress bars
 # Run tags copied to each registered version: the version says where it came from on its own.
 PROVENANCE_TAGS = ("model", "dvc_exp_name", "dvc_baseline_rev", "git_commit", "data_source", "data_revision",
                    "pricer.model_digest")
@@ -143,9 +147,68 @@ def is_mlflow_uri(location: str | Path) -> bool:
     return str(location).startswith(MLFLOW_URI_SCHEMES)
 
 
+def _unversioned(uri: str) -> str | None:
+    """The registered name when ``uri`` is ``models:/<name>`` with neither a version nor an alias
+    (MLflow would look for a logged model with that id and report it "not found")."""
+    if not uri.startswith("models:/"):
+        return None
+    reference = uri.removeprefix("models:/").rstrip("/")
+    if "/" in reference or "@" in reference or reference.startswith("m-"):  # m-...: a logged model's id
+        return None
+    return reference
+
+
+@contextmanager
+def _artifact_progress(shown: bool) -> Iterator[None]:
+    """MLflow's download progress bars on or off (its own setting, an environment variable)."""
+    saved = os.environ.get(PROGRESS_VARIABLE)
+    os.environ[PROGRESS_VARIABLE] = "true" if shown else "false"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(PROGRESS_VARIABLE, None)
+        else:
+            os.environ[PROGRESS_VARIABLE] = saved
+
+
+def _check_training_run(uri: str, run_id: str | None, artifact_dir: Path, store: str) -> None:
+    """The logged model against the run that logged it: a deleted run is refused (``runs:/``) or
+    warned about (``models:/``: the registered version stands on its own), and model files whose
+    digest is not the run's ``pricer.model_digest`` tag are refused. Raises ModelLoadError."""
+    from mlflow.exceptions import MlflowException
+
+    from pricer.tracking.pyfunc import check_model_digest  # imports mlflow's model flavours: slow
+
+    if not run_id:
+        log.warning("%s: the model names no training run; its files cannot be checked against %s", uri,
+                    MODEL_DIGEST_TAG)
+        return
+    try:
+        run = mlflow_client(store).get_run(run_id)
+    except MlflowException:
+        log.warning("%s: its training run %s is not in %s; the model files cannot be checked against %s", uri,
+                    run_id, store.split("?")[0], MODEL_DIGEST_TAG)
+        return
+    if run.info.lifecycle_stage == "deleted":
+        restore = f"restore it with `mlflow runs restore --run-id {run_id}`"
+        if uri.startswith("runs:/"):
+            raise ModelLoadError(f"{uri}: run {run_id} is deleted; {restore} to price with its model")
+        log.warning("%s: the run that trained this version (%s) is deleted; %s", uri, run_id, restore)
+    expected = run.data.tags.get(MODEL_DIGEST_TAG)
+    if expected is None:
+        log.warning("%s: run %s has no %s tag; the model files cannot be checked", uri, run_id, MODEL_DIGEST_TAG)
+        return
+    try:
+        check_model_digest(artifact_dir, expected, f"the tag of run {run_id}")
+    except ModelLoadError as error:
+        raise ModelLoadError(f"{uri}: {str(error).removeprefix(f'{artifact_dir}: ')}") from None
+
+
 def load_predictor(location: str | Path, *, device: str = "cpu", root: Path | None = None) -> PricePredictor:
     """A PricePredictor from a model directory or an MLflow model URI (``runs:/<run_id>/model``,
-    ``models:/pricer-resnet@champion``, ``models:/pricer-mlp/3``). Raises ModelLoadError."""
+    ``models:/pricer-resnet@champion``, ``models:/pricer-mlp/3``), its files checked against the
+    ``pricer.model_digest`` tag of the run that logged them. Raises ModelLoadError."""
     if not is_mlflow_uri(location):
         return PricePredictor.load(location, device=device)
     import mlflow
@@ -155,15 +218,23 @@ def load_predictor(location: str | Path, *, device: str = "cpu", root: Path | No
     from pricer.tracking.pyfunc import MODEL_ARTIFACT, global_store
 
     uri, store = str(location), store_uri(root)
-    with tempfile.TemporaryDirectory(prefix="pricer-model-") as scratch, global_store(store):
+    name = _unversioned(uri)
+    if name is not None:
+        raise ModelLoadError(f"{uri} names no version: use {uri.rstrip('/')}@{CHAMPION} (the version `pricer "
+                             f"promote` chose) or {uri.rstrip('/')}/<version number>")
+    with (tempfile.TemporaryDirectory(prefix="pricer-model-") as scratch, global_store(store),
+          _artifact_progress(progress_enabled("auto"))):
         try:
             local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=scratch, tracking_uri=store,
                                                         registry_uri=store)
-            artifacts = Model.load(local).flavors["python_function"]["artifacts"]
+            model = Model.load(local)
+            artifacts = model.flavors["python_function"]["artifacts"]
         except MlflowException as error:
             raise ModelLoadError(f"{uri}: {(error.message.strip().splitlines() or [''])[0]}") from None
         except (OSError, KeyError) as error:
             raise ModelLoadError(f"{uri}: not a pricer MLflow model ({type(error).__name__}: {error})") from None
         if MODEL_ARTIFACT not in artifacts:
             raise ModelLoadError(f"{uri}: not a pricer MLflow model (no {MODEL_ARTIFACT!r} artifact)")
-        return PricePredictor.load(Path(local) / artifacts[MODEL_ARTIFACT]["path"], device=device)
+        directory = Path(local) / artifacts[MODEL_ARTIFACT]["path"]
+        _check_training_run(uri, model.run_id, directory, store)
+        return PricePredictor.load(directory, device=device)

@@ -25,6 +25,7 @@ from pricer.params import Params, TrackingParams, flatten
 from pricer.tracking import registry
 from pricer.tracking.inputs import read_fetch_report, split_datasets
 from pricer.tracking.store import (
+    MODEL_DIGEST_TAG,
     SQLITE_BUSY_TIMEOUT_S,
     STORE_FILE,
     TrackingError,
@@ -37,15 +38,19 @@ from pricer.tracking.store import (
 
 log = logging.getLogger(__name__)
 
-# Ties a run to the model directory it trained, by content, so that no DVC output has to hold a
-# run id (which would change the output's hash on every run).
-MODEL_DIGEST_TAG = "pricer.model_digest"
 
 
 EVALUATED_DIGEST_TAG = "pricer.evaluated_model_digest"  # an evaluate-only run: the model it priced
+TRAINING_RUN_TAG = "pricer.training_run_id"  # an evaluate-only run: the run that trained the model it priced
+WORKSPACE = "workspace"  # the experiment name of runs from `dvc repro` (DVC sets DVC_EXP_NAME only in experiments)
 # The environment a run had: the md5 of the project's requirements.lock (tools/relock makes it).
 LOCK_DIGEST_TAG = "pricer.lock_md5"
 LOCK_FILE = "requirements.lock"
+
+
+def experiment_name() -> str:
+    """The DVC experiment this process runs in (``dvc exp run``), or ``workspace``."""
+    return os.environ.get("DVC_EXP_NAME") or WORKSPACE
 
 
 KEY_LIBRARIES = ("torch", "numpy", "scipy", "scikit-learn", "pandas", "datasets", "dvc", "mlflow")
@@ -136,6 +141,14 @@ class Tracker:
                   for context, dataset in datasets.items()]
         self.client.log_inputs(self.run_id, inputs)
 
+    def log_model_inputs(self, model_ids: list[str]) -> None:
+        """MLflow 3 logged models this run used (the models an evaluate run priced)."""
+        if not self.enabled or not model_ids:
+            return
+        from mlflow.entities import LoggedModelInput
+
+        self.client.log_inputs(self.run_id, models=[LoggedModelInput(model_id) for model_id in model_ids])
+
     def log_model_directory(self, directory: Path, summary: Mapping[str, float], *, register: bool = False) -> None:
         """The trained model as an MLflow Model (``runs:/<run_id>/model``), its summary figures,
         the content tag that finds this run again, and with ``register`` a new registry version."""
@@ -144,8 +157,10 @@ class Tracker:
         from pricer.tracking import pyfunc  # imports mlflow's model flavours: slow, and only training logs models
 
         self.log_metrics(summary)
-        self.set_tags({MODEL_DIGEST_TAG: directory_md5(directory)})
-        logged = pyfunc.log_pyfunc_model(self.client, directory, experiment_id=self.experiment_id, run_id=self.run_id)
+        digest = directory_md5(directory)
+        self.set_tags({MODEL_DIGEST_TAG: digest})
+        logged = pyfunc.log_pyfunc_model(self.client, directory, experiment_id=self.experiment_id, run_id=self.run_id,
+                                         model_digest=digest)
         if not register:
             return
         try:
@@ -234,29 +249,68 @@ def log_test_figures(
     settings: TrackingParams, model_name: str, model_digest: str, figures: Mapping[str, float], *,
     data_source: str, params: Mapping[str, Any], datasets: Mapping[str, Any] | None = None,
 ) -> None:
-    """Add the evaluate stage's test figures to the run that trained the model, or to a new run
-    when that run is not in this store. ``settings`` is params.yaml's ``tracking`` section."""
+    """Record the evaluate stage's test figures in a run of this DVC experiment.
+
+    They join the run that trained the model only when that run is this experiment's own,
+    recorded with these params and not evaluated yet (``dvc repro`` or ``dvc exp run`` training
+    then evaluating). Otherwise (``dvc exp run -n hit1 -S evaluate.hit_dollars=1`` reruns only
+    evaluate, on the baseline's models) they go to a new run of this experiment, tagged with the
+    run that trained the model (``pricer.training_run_id``) and taking its logged model as input:
+    a record never lands in another experiment's run. ``settings`` is params.yaml's ``tracking``."""
     if not settings.enabled:
         return
     store = {"experiment": settings.experiment, "busy_timeout_s": settings.busy_timeout_s}
-    tracker = reopen_training_run(enabled=True, model_name=model_name, model_digest=model_digest, **store)
-    if tracker.enabled:
-        tracker.log_metrics(figures)
-        tracker.log_inputs(datasets or {})
-        return
-    log.warning("%s: the run that trained it is not in this MLflow store (model pulled from a DVC remote, or "
-                "trained against another MLFLOW_TRACKING_URI); logging the test figures to a new run", model_name)
-    tags = run_tags(model_name, data_source, {"stage": "evaluate", EVALUATED_DIGEST_TAG: model_digest},
+    trained = reopen_training_run(enabled=True, model_name=model_name, model_digest=model_digest, **store)
+    experiment = experiment_name()
+    if trained.enabled:
+        mismatch = _not_this_runs_evaluation(trained.client.get_run(trained.run_id), experiment, params)
+        if mismatch is None:
+            trained.log_metrics(figures)
+            trained.log_inputs(datasets or {})
+            return
+        log.info("%s: the run that trained it (%s) %s; the test figures go to a new run of experiment %r",
+                 model_name, trained.run_id, mismatch, experiment)
+    else:
+        log.warning("%s: the run that trained it is not in this MLflow store (model pulled from a DVC remote, or "
+                    "trained against another MLFLOW_TRACKING_URI); logging the test figures to a new run", model_name)
+    tags = run_tags(model_name, data_source, {"stage": "evaluate", EVALUATED_DIGEST_TAG: model_digest,
+                                              TRAINING_RUN_TAG: trained.run_id or ""},
                     source_name="stages/evaluate.py")
-    with start_run(enabled=True, run_name=run_name(model_name), tags=tags, **store) as tracker:
+    with start_run(enabled=True, run_name=f"{run_name(model_name)}-evaluate", tags=tags, **store) as tracker:
         tracker.log_params({"params": params})
         tracker.log_metrics(figures)
         tracker.log_inputs(datasets or {})
+        if trained.enabled:
+            tracker.log_model_inputs(_logged_models_of(trained))
+
+
+def _not_this_runs_evaluation(run: Any, experiment: str, params: Mapping[str, Any]) -> str | None:
+    """Why the evaluate stage must not write into ``run`` (a training run), or None when it may."""
+    tags = run.data.tags
+    if tags.get("dvc_exp_name") != experiment:
+        return f"belongs to experiment {tags.get('dvc_exp_name')!r}"
+    if tags.get("dvc_baseline_rev", "") != os.environ.get("DVC_EXP_BASELINE_REV", ""):
+        return f"ran on baseline {tags.get('dvc_baseline_rev') or 'none'!r}"
+    if "test_mae" in run.data.metrics:
+        return "has test figures already"
+    recorded = run.data.params
+    differing = sorted(key for key, value in flatten({"params": params}).items()
+                       if recorded.get(key) != str(value)[:6000])
+    if differing:
+        return f"recorded other params ({', '.join(name.removeprefix('params.') for name in differing[:5])})"
+    return None
+
+
+def _logged_models_of(tracker: Tracker) -> list[str]:
+    """The ids of the models ``tracker``'s run logged (MLflow 3's logged models)."""
+    found = tracker.client.search_logged_models([tracker.experiment_id],
+                                                filter_string=f"source_run_id = '{tracker.run_id}'")
+    return [model.model_id for model in found]
 
 
 def run_name(model_name: str) -> str:
     """``resnet-<DVC experiment>``: the run's name in the UI says which experiment it belongs to."""
-    return f"{model_name}-{os.environ.get('DVC_EXP_NAME', 'workspace')}"
+    return f"{model_name}-{experiment_name()}"
 
 
 @contextmanager
@@ -284,7 +338,7 @@ def run_tags(model_name: str, data_source: str, extra: Mapping[str, Any] | None 
     tags = {
         "model": model_name,
         "data_source": data_source,
-        "dvc_exp_name": os.environ.get("DVC_EXP_NAME", "workspace"),
+        "dvc_exp_name": experiment_name(),
         "dvc_baseline_rev": os.environ.get("DVC_EXP_BASELINE_REV", ""),
         "git_commit": commit,
         "mlflow.source.git.commit": commit,

@@ -28,6 +28,9 @@ from pricer.errors import PricerError
 from pricer.layout import project_root
 
 STORE_FILE = "mlflow.db"
+# Ties a run to the model directory it trained, by content, so that no DVC output has to hold a
+# run id (which would change the output's hash on every run); a logged model is checked against it.
+MODEL_DIGEST_TAG = "pricer.model_digest"
 
 
 ARTIFACTS_DIR = "mlartifacts"

@@ -10,7 +10,8 @@ import torch
 from pricer.atomic import atomic_path
 
 #: 2: ``torch_rng`` holds every data-parallel rank's generator state (rank order), not rank 0's alone.
-CHECKPOINT_FORMAT = 2
+#: 3: the identity holds the digest of pricer's source (``code``).
+CHECKPOINT_FORMAT = 3
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -26,3 +27,31 @@ def load_checkpoint(path: Path) -> dict[str, Any] | None:
     except Exception:  # torch raises anything from RuntimeError to UnpicklingError on a torn file
         return None
     return state if isinstance(state, dict) else None
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict) and value:
+        flat: dict[str, Any] = {}
+        for key, inner in value.items():
+            flat |= _flat(inner, f"{prefix}.{key}" if prefix else str(key))
+        return flat
+    return {prefix: value}
+
+
+def _shown(value: Any) -> str:
+    text = "absent" if value is None else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def identity_difference(saved: Any, current: dict[str, Any]) -> str | None:
+    """The first key in which a checkpoint's identity differs from this run's, as
+    ``train.processes differs (2 vs 1)`` (saved value first), or None when they are equal."""
+    if saved == current:
+        return None
+    if not isinstance(saved, dict):
+        return "its identity is unreadable"
+    old, new = _flat(saved), _flat(current)
+    for key in [*new, *(key for key in old if key not in new)]:
+        if old.get(key) != new.get(key):
+            return f"{key} differs ({_shown(old.get(key))} vs {_shown(new.get(key))})"
+    return "its identity differs"

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
+from pricer.cores import available_cores
 from pricer.errors import PricerError
 from pricer.params import TrainParams
 from pricer.training.loop import select_device
@@ -63,7 +64,7 @@ def needs_relaunch(train: TrainParams) -> bool:
 def _available_workers(device: torch.device) -> tuple[int, str]:
     if device.type == "cuda":
         return torch.cuda.device_count(), "CUDA devices"
-    return os.cpu_count() or 1, "CPU cores"
+    return available_cores(), "CPU cores"
 
 
 def relaunch_under_torchrun(script: str, arguments: Sequence[str], train: TrainParams) -> int:

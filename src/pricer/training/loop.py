@@ -27,7 +27,7 @@ from pricer.batching import CSRTensors, autocast, epoch_order, iterate_batches, 
 from pricer.models import SparseLinear
 from pricer.errors import PricerError
 from pricer.target import TargetTransform
-from pricer.training.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
+from pricer.training.checkpoint import CHECKPOINT_FORMAT, identity_difference, load_checkpoint, save_checkpoint
 from pricer.training.lazy import LazyInputAdamW, average_gradients, broadcast_parameters, clip_gradients
 
 log = logging.getLogger(__name__)
@@ -267,7 +267,7 @@ def fit(
     is checkpointed, and ``resume`` restarts after the last one it finds, provided it was
     written for the same recipe and ``checkpoint_key`` (architecture, data fingerprint...).
     """
-    identity = {"recipe": recipe.to_dict(), "key": checkpoint_key or {}}
+    identity = {"recipe": recipe.to_dict(), **(checkpoint_key or {})}
     loss_fn = _loss_function(recipe.loss)
     optimizer = make_optimizer(model, recipe)
     scheduler = make_scheduler(optimizer, recipe)
@@ -289,10 +289,18 @@ def fit(
 
     if resume and checkpoint_path is not None and checkpoint_path.exists():
         state = load_checkpoint(checkpoint_path)
+        difference = None if state is None else (
+            f"checkpoint format differs ({state.get('format')!r} vs {CHECKPOINT_FORMAT})"
+            if state.get("format") != CHECKPOINT_FORMAT else identity_difference(state.get("identity"), identity))
         if state is None:
             log.warning("%s is not a readable checkpoint (truncated?); training from epoch 1", checkpoint_path)
-        elif state.get("format") != CHECKPOINT_FORMAT or state.get("identity") != identity:
-            log.warning("%s: checkpoint %s is from another configuration; starting afresh", model_name, checkpoint_path)
+        elif difference is not None:
+            log.warning("%s: checkpoint %s ignored: %s; training from epoch 1", model_name, checkpoint_path, difference)
+        elif len(state["history"]) >= recipe.epochs:
+            # Same identity, yet the stage reruns (`--force`, other library versions, outputs
+            # removed): retrain rather than pass the old weights off as this run's training.
+            log.info("%s: checkpoint %s holds a complete run (%d of %d epochs), not an interrupted one; "
+                     "training afresh from epoch 1", model_name, checkpoint_path, len(state["history"]), recipe.epochs)
         else:
             inner.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
@@ -302,7 +310,8 @@ def fit(
             result.best_epoch, result.best_val_mae = state["best_epoch"], state["best_val_mae"]
             best_state = state["best_model"]
             first_epoch = len(result.history) + 1
-            log.info("%s: resuming after epoch %d from %s", model_name, first_epoch - 1, checkpoint_path)
+            log.info("%s: resuming after epoch %d of %d from %s", model_name, first_epoch - 1, recipe.epochs,
+                     checkpoint_path)
 
     targets_val = validation.targets
     # Data-parallel ranks split each batch, so the recipe's batch size stays the global one.

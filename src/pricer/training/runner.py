@@ -20,7 +20,7 @@ from torch import nn
 
 from pricer import layout
 from pricer.atomic import atomic_directory, write_json, write_text
-from pricer.digests import file_md5
+from pricer.digests import file_md5, package_source_md5
 from pricer.batching import CSRTensors
 from pricer.features import MANIFEST, VectorizerSettings, feature_files, load_features, prices_of
 from pricer.models import build_model, count_parameters
@@ -111,11 +111,12 @@ def run_training(
     if processes.distributed and plan.recipe.input_optimizer != "lazy":
         device_ids = [processes.device.index] if processes.device.type == "cuda" else None
         model = torch.nn.parallel.DistributedDataParallel(plan.model, device_ids=device_ids)
-    # A checkpoint resumes only the same model on the same bytes of data: same recipe, same
-    # architecture and target, same feature files (their md5s), same number of processes.
+    # A checkpoint resumes only the same model on the same bytes of data with the same code: same
+    # recipe, architecture and target, same feature files (their md5s), same number of processes,
+    # same pricer source (a change to the loss must retrain, not "resume" a finished run).
     checkpoint_key = {"architecture": plan.architecture, "target": plan.target.to_dict(),
                       "vectorizer": plan.vectorizer.to_dict(), "features_md5": data.file_md5s,
-                      "processes": processes.world_size}
+                      "train.processes": processes.world_size, "code": package_source_md5()}
     result = fit(
         model,
         CSRTensors.from_scipy(data.train_features, plan.target.encode(data.train_prices)),
@@ -165,5 +166,4 @@ def save_training_outputs(trained: TrainedModel) -> Path:
 
 def training_outputs(model_name: str) -> tuple[Path, ...]:
     """Every path a training stage writes (as dvc.yaml declares them)."""
-    return (layout.model_dir(model_name), layout.history_csv(model_name), layout.train_metrics(model_name),
-            layout.checkpoint_file(model_name))
+    return layout.stage_outputs(f"train_{model_name}")
