@@ -20,6 +20,13 @@ off. Goal: every stage <= 4 GB.
     .venv/bin/python benchmarks/stage_memory.py --full --stages fetch vectorize train_mlp
     .venv/bin/python benchmarks/stage_memory.py --full --n-features 262144 --input-optimizer lazy \
         --mlp-epochs 2 --resnet-epochs 2 --threads 1                   # wide vocabulary, 800,000 rows
+
+``--catalogue-items A B ...`` is the streaming check (issue 22): the stages run at each catalogue
+size in turn (params.yaml's split fractions), and each stage's peak (the tree's, and the largest
+single process's) is printed as a ratio to its peak at the first size. Goal: at most 1.5x from
+200,000 to 1,000,000 items for fetch and vectorize.
+
+    .venv/bin/python benchmarks/stage_memory.py --catalogue-items 200000 1000000 --stages fetch vectorize
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ import psutil
 import yaml
 
 GOAL_GB = 4.0
+SCALING_GOAL = 1.5  # peak at the largest size over the peak at the first, for a streaming stage
 STAGES = {
     "fetch": ["stages/fetch.py"],
     "vectorize": ["stages/vectorize.py"],
@@ -58,14 +66,18 @@ OVERRIDES = {
 }
 
 
-def scratch_params(train_items: int, holdout_items: int, overrides: dict[str, object]) -> dict:
+def scratch_params(train_items: int, holdout_items: int | None, overrides: dict[str, object]) -> dict:
     """params.yaml for a synthetic run of that many rows, with each non-None option in ``overrides``
-    (keyed as ``OVERRIDES``) written over its key."""
+    (keyed as ``OVERRIDES``) written over its key. ``holdout_items`` None: ``train_items`` is the
+    whole catalogue, split by params.yaml's fractions."""
     params = yaml.safe_load((harness.REPO / "params.yaml").read_text(encoding="utf-8"))
-    total = train_items + 2 * holdout_items
-    fraction = holdout_items / total
-    params["data"].update({"source": "synthetic", "synthetic_items": total, "max_train_items": None,
-                           "validation_fraction": fraction, "test_fraction": fraction})
+    if holdout_items is None:
+        params["data"].update({"source": "synthetic", "synthetic_items": train_items, "max_train_items": None})
+    else:
+        total = train_items + 2 * holdout_items
+        fraction = holdout_items / total
+        params["data"].update({"source": "synthetic", "synthetic_items": total, "max_train_items": None,
+                               "validation_fraction": fraction, "test_fraction": fraction})
     params["tracking"]["enabled"] = False
     params["train"]["progress"] = False
     for option, value in overrides.items():
@@ -138,9 +150,15 @@ def main() -> None:
                         help="resnet.input_optimizer (default: params.yaml's; lazy for wide vocabularies)")
     parser.add_argument("--processes", type=int, default=None,
                         help="train.processes (data-parallel ranks; the tree peak sums them)")
+    parser.add_argument("--catalogue-items", type=int, nargs="+", default=None, metavar="N",
+                        help="run at each of these catalogue sizes (params.yaml's fractions) and print each stage's "
+                             "peak as a ratio to its peak at the first size")
     parser.add_argument("--workdir", type=Path, default=None, help="scratch directory (default: a new temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory and its data")
     args = parser.parse_args()
+    if args.catalogue_items:
+        scaling(args)
+        return
     items = args.items or (800_000 if args.full else 100_000)
 
     info = harness.machine()
@@ -192,6 +210,46 @@ def main() -> None:
         shutil.rmtree(workdir, ignore_errors=True)
     else:
         print(f"kept {workdir}")
+
+
+def scaling(args: argparse.Namespace) -> None:
+    """Each stage at each catalogue size, in one scratch directory per size; peaks as ratios."""
+    info = harness.machine()
+    harness.print_machine(info)
+    overrides = {option: getattr(args, option) for option in OVERRIDES}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(harness.REPO / "src"), os.environ.get("PYTHONPATH", "")]),
+           "PRICER_LOG_LEVEL": "INFO", "CI": "1"}
+    env.pop("PRICER_DASK_SCHEDULER", None)  # this machine's own processes: what the figures are about
+    runs: dict[int, dict[str, dict]] = {}
+    print(f"\n{'items':>11s} {'stage':10s} {'wall s':>8s} {'tree peak MB':>13s} {'largest process MB':>19s}")
+    for items in args.catalogue_items:
+        workdir = Path(tempfile.mkdtemp(prefix=f"pricer-scaling-{items}-"))
+        shutil.copytree(harness.REPO / "stages", workdir / "stages", dirs_exist_ok=True)
+        params = scratch_params(items, None, overrides)
+        (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+        runs[items] = {}
+        for stage in args.stages:
+            measured = run_measured([sys.executable, *STAGES[stage]], workdir, env, workdir / f"{stage}.log")
+            runs[items][stage] = measured
+            print(f"{items:11,d} {stage:10s} {measured['wall_s']:8.1f} {measured['peak_tree_rss_bytes'] / 1e6:13,.0f} "
+                  f"{measured['max_single_process_rss_bytes_kernel'] / 1e6:19,.0f}", flush=True)
+            if measured["exit_code"] != 0:
+                print((workdir / f"{stage}.log").read_text(encoding="utf-8")[-3000:])
+                raise SystemExit(f"{stage} failed at {items:,} items")
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    first, last = args.catalogue_items[0], args.catalogue_items[-1]
+    print(f"\npeak at {last:,} items / peak at {first:,} items (goal <= {SCALING_GOAL:g})")
+    ratios = {}
+    for stage in args.stages:
+        tree = runs[last][stage]["peak_tree_rss_bytes"] / runs[first][stage]["peak_tree_rss_bytes"]
+        single = (runs[last][stage]["max_single_process_rss_bytes_kernel"]
+                  / runs[first][stage]["max_single_process_rss_bytes_kernel"])
+        ratios[stage] = {"tree": tree, "largest_process": single}
+        verdict = "met" if max(tree, single) <= SCALING_GOAL else "NOT MET"
+        print(f"{stage:10s} tree {tree:5.2f}x   largest process {single:5.2f}x   {verdict}")
+    harness.write_results("stage_memory_scaling", {"machine": info, "args": vars(args) | {"workdir": None},
+                                                   "runs": {str(k): v for k, v in runs.items()}, "ratios": ratios})
 
 
 if __name__ == "__main__":

@@ -1,4 +1,8 @@
-"""vectorize: hash the text of every split into a sparse matrix, with (id, price) beside it."""
+"""vectorize: hash the text of every split into sparse matrix parts, with (id, price) beside them.
+
+Streams each split in chunks of ``vectorize.chunk_rows`` rows, hashed on ``vectorize.n_jobs``
+local processes, or on the Dask cluster that ``PRICER_DASK_SCHEDULER`` names (same bytes).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from pricer import layout
 from pricer.atomic import refuse_outputs_outside
 from pricer.console import progress_enabled, run_stage
 from pricer.cores import check_at_most_cores
-from pricer.features import VectorizerSettings, read_raw_split, save_features, vectorize_column
+from pricer.features import VectorizerSettings, vectorize_split
 from pricer.memory import use_returning_memory_pool
 from pricer.params import load_params
 
@@ -20,20 +24,19 @@ log = logging.getLogger("pricer.stages.vectorize")
 
 def main() -> int:
     refuse_outputs_outside(Path.cwd(), layout.stage_outputs("vectorize"))  # before anything is written
-    use_returning_memory_pool()  # text columns freed while splitting/hashing leave the process
+    use_returning_memory_pool()  # text chunks freed while hashing leave the process
     params = load_params()
     check_at_most_cores("vectorize.n_jobs", params.vectorize.n_jobs)  # each job a process
     settings = VectorizerSettings.from_params(params.vectorize.model_dump())
     progress = progress_enabled(params.train.progress)
     for split in layout.SPLITS:
-        frame = read_raw_split(split, ["id", "price", settings.text_field])
         started = time.perf_counter()
-        matrix = vectorize_column(frame[settings.text_field].tolist(), settings,
-                                  chunk_rows=params.vectorize.chunk_rows, n_jobs=params.vectorize.n_jobs,
-                                  progress_label=f"vectorize {split}" if progress else None)
-        save_features(layout.FEATURES_DIR, split, matrix, frame[["id", "price"]])
-        log.info("%s: %d rows, %d non-zeros (%.1f per row) in %.1fs", split, matrix.shape[0], matrix.nnz,
-                 matrix.nnz / max(matrix.shape[0], 1), time.perf_counter() - started)
+        manifest = vectorize_split(layout.raw_split(split), layout.FEATURES_DIR, split, settings,
+                                   chunk_rows=params.vectorize.chunk_rows, n_jobs=params.vectorize.n_jobs,
+                                   progress_label=f"vectorize {split}" if progress else None)
+        rows, nnz = manifest["rows"], manifest["nnz"]
+        log.info("%s: %d rows, %d non-zeros (%.1f per row) in %d parts, %.1fs", split, rows, nnz,
+                 nnz / max(rows, 1), len(manifest["parts"]), time.perf_counter() - started)
     return 0
 
 

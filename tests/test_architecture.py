@@ -15,7 +15,7 @@ from code_imports import REPO_ROOT, direct_imports, package_modules
 
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors", "digests", "memory"),
-    ("atomic", "layout", "console", "text"),
+    ("atomic", "layout", "console", "text", "engine"),
     ("params",),
     ("catalogue", "cores"),
     ("sources", "features"),

@@ -260,8 +260,8 @@ def hub_layout(directory: Path, splits: dict[str, pd.DataFrame]) -> Path:
     return directory
 
 
-@case("duplicate-id", "two rows of a split share an id (ids are not compared across splits)",
-      "the first valid row is kept; the other counted as `duplicate_id`")
+@case("duplicate-id", "two rows of a split share an id",
+      "the first valid row is kept; the other counted as `duplicate_id` (judged before splitting: one id, one split)")
 def check_duplicate_id(tmp_path: Path) -> None:
     source = hub_layout(tmp_path / "d", {"train": with_values(items(), 7, id=3), "validation": items(3, 100),
                                          "test": items(3, 200)})
@@ -272,10 +272,43 @@ def check_duplicate_id(tmp_path: Path) -> None:
     assert len(train) == 29
 
 
+@case("duplicate-id-single-file", "a single-file source with 600 duplicated rows (same id, another price)",
+      "duplicates dropped before the split, each counted once as `duplicate_id`; no test item is a training item")
+def check_duplicate_id_single_file(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"id": np.arange(3000), "summary": [f"item {i}" for i in range(3000)],
+                          "price": np.arange(1.0, 3001.0)})
+    repeats = frame.sample(600, random_state=1).assign(price=lambda f: f["price"] + 0.5)
+    result = fetch_splits(str(write_source(tmp_path, pd.concat([frame, repeats], ignore_index=True))))
+    ids = [set(result.splits[split]["id"]) for split in SPLITS]
+    assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2]) and sum(map(len, ids)) == 3000
+    assert dropped(result) == {"duplicate_id": 600}
+    assert all((result.splits[split]["price"] % 1 == 0).all() for split in SPLITS)  # the first copies kept
+
+
+@case("ids-shared-across-source-splits", "the source's own train/validation/test splits share ids",
+      "kept in test, then validation, then train only; each other copy counted as `id_in_other_split`, and the "
+      "report's `source_shared_ids` counts them per pair of splits")
+def check_ids_shared_across_source_splits(tmp_path: Path) -> None:
+    source = hub_layout(tmp_path / "d", {"train": items(), "validation": items(3, 100),
+                                         "test": items(4, 0)})  # test holds train's ids 0-3
+    result = fetch_splits(str(source))
+    assert result.report["source_shared_ids"] == {"train & test": 4}
+    assert dropped(result) == {"id_in_other_split": 4}
+    assert not set(result.splits["train"]["id"]) & set(result.splits["test"]["id"])
+
+
+@case("split-gets-no-rows", "a source so small (or a fraction so low) that no id hashes into one split",
+      "error naming the split, the rows read and the fraction to raise; nothing written")
+def check_split_gets_no_rows(tmp_path: Path) -> None:
+    path = write_source(tmp_path, items(3))
+    raises(r"split '(validation|test)' received none of the 3 rows read .*raise data\.(validation|test)_fraction",
+           lambda: fetch_splits(str(path), validation_fraction=0.01, test_fraction=0.01))
+
+
 @case("all-rows-invalid", "every row of a split is invalid", "error naming split and the counts per reason")
 def check_all_rows_invalid(tmp_path: Path) -> None:
     path = write_source(tmp_path, items().assign(price=-1.0))
-    raises(r"split 'train': no rows left after validation \(dropped: \{'non_positive_price': 24\}\)",
+    raises(r"split 'train': no rows left after validation \(dropped: \{'non_positive_price': \d+\}\)",
            lambda: fetch_splits(str(path)))
 
 
@@ -735,27 +768,41 @@ def check_device_unavailable(tmp_path: Path) -> None:
 # Artifacts
 
 
-@case("features-truncated", "a truncated `data/features/train.npz`",
+@case("features-truncated", "a truncated part of `data/features/train/` (CSR parts with a manifest)",
       "the train stage exits 1 naming the file and the command to rebuild it; writes no model")
 def check_features_truncated(tmp_path: Path, features_dir: Path) -> None:
     project = stage_dir(tmp_path / "project", features=features_dir)
-    npz = project / "data/features/train.npz"
-    npz.write_bytes(npz.read_bytes()[: npz.stat().st_size // 2])
-    raises(r"train\.npz: not a readable sparse matrix", lambda: load_features(project / "data/features", "train"),
-           ArtifactError)
+    part = project / "data/features/train/part-00000.npz"
+    part.write_bytes(part.read_bytes()[: part.stat().st_size // 2])
+    raises(r"part-00000\.npz: not a readable sparse matrix",
+           lambda: load_features(project / "data/features", "train"), ArtifactError)
     done = run_stage_here(project, "train.py", "resnet")
     assert done.returncode == 1 and "Traceback" not in done.stderr
-    assert "data/features/train.npz: not a readable sparse matrix" in done.stderr
+    assert "data/features/train/part-00000.npz: not a readable sparse matrix" in done.stderr
     assert "dvc repro -f vectorize" in done.stderr
     assert_nothing_written(project)
 
 
-@case("features-missing", "a missing `data/features/validation.npz`", "error naming the file and `dvc repro vectorize`")
+@case("features-missing", "a missing `data/features/validation/` (or its manifest, or one of its parts)",
+      "error naming the file and `dvc repro vectorize`")
 def check_features_missing(tmp_path: Path, features_dir: Path) -> None:
     project = stage_dir(tmp_path / "project", features=features_dir)
-    (project / "data/features/validation.npz").unlink()
-    raises(r"validation\.npz: missing; run `dvc repro vectorize`",
+    (project / "data/features/train/part-00000.npz").unlink()
+    raises(r"train/part-00000\.npz: missing; rerun `dvc repro -f vectorize`",
+           lambda: load_features(project / "data/features", "train"), ArtifactError)
+    shutil.rmtree(project / "data/features/validation")
+    raises(r"validation: missing \(no manifest\.json\); run `dvc repro vectorize`",
            lambda: load_features(project / "data/features", "validation"), ArtifactError)
+
+
+@case("dask-scheduler-unreachable", "`PRICER_DASK_SCHEDULER` names an address where no scheduler answers",
+      "fetch and vectorize exit 1 within the connect timeout, naming the variable and address; nothing written")
+def check_dask_scheduler_unreachable(tmp_path: Path) -> None:
+    project = stage_dir(tmp_path / "project")
+    done = run_stage(project, "fetch.py", env={"PRICER_DASK_SCHEDULER": "tcp://127.0.0.1:9"})
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "PRICER_DASK_SCHEDULER=tcp://127.0.0.1:9: cannot reach the Dask scheduler" in done.stderr
+    assert not (project / "data/raw").exists() and not (project / "data/fetch_report.json").exists()
 
 
 @case("model-incompatible", "a model directory from another format version or whose weights do not fit its "

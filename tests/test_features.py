@@ -4,8 +4,16 @@ import pytest
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import HashingVectorizer
 
-from pricer.features import (ArtifactError, VectorizerSettings, load_feature_rows, load_features, save_features,
-                             vectorize_column, vectorize_texts)
+from pricer.features import (
+    ArtifactError,
+    VectorizerSettings,
+    load_feature_rows,
+    load_features,
+    save_features,
+    vectorize_column,
+    vectorize_split,
+    vectorize_texts,
+)
 
 
 def test_default_settings_are_the_seed_recipe():
@@ -47,19 +55,64 @@ def test_chunks_are_equal_and_a_multiple_of_the_workers():
 
 def test_features_round_trip_and_clear_errors(tmp_path, random_csr):
     labels = pd.DataFrame({"id": np.arange(200), "price": np.linspace(1, 100, 200)})
-    save_features(tmp_path, "train", random_csr, labels)
+    manifest = save_features(tmp_path, "train", random_csr, labels, part_rows=64)
+    assert [part["rows"] for part in manifest["parts"]] == [64, 64, 64, 8] and manifest["nnz"] == random_csr.nnz
     matrix, loaded = load_features(tmp_path, "train")
     assert (matrix != random_csr).nnz == 0 and loaded.equals(labels)
 
-    with pytest.raises(ArtifactError, match=r"validation.npz: missing; run `dvc repro vectorize`"):
+    with pytest.raises(ArtifactError, match=r"validation: missing \(no manifest.json\); run `dvc repro vectorize`"):
         load_features(tmp_path, "validation")
-    npz = tmp_path / "train.npz"
-    npz.write_bytes(npz.read_bytes()[:200])
-    with pytest.raises(ArtifactError, match="train.npz: not a readable sparse matrix"):
+    part = tmp_path / "train" / "part-00001.npz"
+    part.write_bytes(part.read_bytes()[:200])
+    with pytest.raises(ArtifactError, match="part-00001.npz: not a readable sparse matrix"):
         load_features(tmp_path, "train")
-    save_features(tmp_path, "train", random_csr, labels.iloc[:10])
-    with pytest.raises(ArtifactError, match="200 rows but .* has 10"):
+    load_feature_rows(tmp_path, "train", 0, 64)  # the parts a range does not touch are not read
+    save_features(tmp_path, "train", random_csr, labels, part_rows=64)
+    (tmp_path / "train" / "part-00002.npz").unlink()
+    with pytest.raises(ArtifactError, match=r"part-00002.npz: missing; rerun `dvc repro -f vectorize`"):
         load_features(tmp_path, "train")
+    save_features(tmp_path, "train", random_csr, labels)
+    pd.DataFrame({"id": [1], "price": [2.0]}).to_parquet(tmp_path / "train.parquet")
+    with pytest.raises(ArtifactError, match="200 rows but .* has 1"):
+        load_features(tmp_path, "train")
+
+
+@pytest.mark.parametrize(("start", "stop"), [(0, 200), (0, 0), (63, 64), (60, 130), (128, 200), (199, 200)])
+def test_load_feature_rows_reads_a_row_range(tmp_path, random_csr, start, stop):
+    labels = pd.DataFrame({"id": np.arange(200), "price": np.linspace(1, 100, 200)})
+    save_features(tmp_path, "train", random_csr, labels, part_rows=64)
+    matrix, loaded = load_feature_rows(tmp_path, "train", start, stop)
+    assert matrix.shape == (stop - start, 50) and (matrix != random_csr[start:stop]).nnz == 0
+    assert loaded.reset_index(drop=True).equals(labels.iloc[start:stop].reset_index(drop=True))
+    with pytest.raises(ValueError, match=r"rows \[190, 201\) outside its 200 rows"):
+        load_feature_rows(tmp_path, "train", 190, 201)
+
+
+def test_indices_become_int64_past_2_to_the_31_non_zeros(monkeypatch, random_csr):
+    from pricer import features
+
+    pieces = [random_csr[:100], random_csr[100:]]
+    assert features._stack_rows(pieces, 50).indptr.dtype == np.int32
+    monkeypatch.setattr(features, "INT32_NNZ_LIMIT", 100)  # stands in for 2^31, which would take 16 GB to build
+    stacked = features._stack_rows(pieces, 50)
+    assert stacked.indptr.dtype == np.int64 and stacked.indices.dtype == np.int64
+    assert (stacked != random_csr).nnz == 0
+
+
+def test_vectorize_split_streams_in_parts_identical_for_any_worker_count(tmp_path, tiny_texts):
+    raw = tmp_path / "raw.parquet"
+    frame = pd.DataFrame({"id": np.arange(len(tiny_texts)), "price": np.arange(len(tiny_texts)) + 1.0,
+                          "summary": tiny_texts})
+    frame.to_parquet(raw, row_group_size=17)  # row groups that do not line up with the chunks
+    settings = VectorizerSettings(n_features=64)
+    one = vectorize_split(raw, tmp_path / "one", "train", settings, chunk_rows=25, n_jobs=1)
+    two = vectorize_split(raw, tmp_path / "two", "train", settings, chunk_rows=25, n_jobs=2)
+    assert [part["rows"] for part in one["parts"]] == [25, 25, 25, 25, 20] and one == two
+    for name in [*(part["file"] for part in one["parts"]), "manifest.json"]:
+        assert (tmp_path / "one" / "train" / name).read_bytes() == (tmp_path / "two" / "train" / name).read_bytes()
+    assert (tmp_path / "one" / "train.parquet").read_bytes() == (tmp_path / "two" / "train.parquet").read_bytes()
+    matrix, labels = load_features(tmp_path / "one", "train")
+    assert (matrix != vectorize_texts(tiny_texts, settings)).nnz == 0 and labels.equals(frame[["id", "price"]])
 
 
 def test_vectorize_column_in_rounds_equals_one_call(tiny_texts):
@@ -77,32 +130,6 @@ def test_feature_rows_are_the_slice_of_the_saved_split(tmp_path, random_csr, sta
     assert matrix.shape == (stop - start, random_csr.shape[1]) and (matrix != random_csr[start:stop]).nnz == 0
     assert matrix.indices.dtype == random_csr.indices.dtype and matrix.data.dtype == random_csr.data.dtype
     assert loaded.equals(labels.iloc[start:stop].reset_index(drop=True))
-
-
-def test_feature_rows_read_only_their_share_and_fail_clearly(tmp_path, random_csr):
-    labels = pd.DataFrame({"id": np.arange(200), "price": np.linspace(1, 100, 200)})
-    save_features(tmp_path, "train", random_csr, labels)
-    matrix, _ = load_feature_rows(tmp_path, "train", 10, 20)
-    save_features(tmp_path, "train", random_csr * 2, labels)  # the rows were copied out, not left mapped
-    assert (matrix != random_csr[10:20]).nnz == 0
-    assert not any(isinstance(array, np.memmap) for array in (matrix.indptr, matrix.indices, matrix.data))
-    save_features(tmp_path, "train", random_csr, labels)
-    with pytest.raises(IndexError, match=r"rows \[150, 201\) are outside its 200 rows"):
-        load_feature_rows(tmp_path, "train", 150, 201)
-    with pytest.raises(ArtifactError, match=r"validation.npz: missing; run `dvc repro vectorize`"):
-        load_feature_rows(tmp_path, "validation", 0, 1)
-    sp.save_npz(tmp_path / "train.npz", random_csr, compressed=True)
-    with pytest.raises(ArtifactError, match=r"train.npz: not a readable sparse matrix \(indptr.npy is compressed"):
-        load_feature_rows(tmp_path, "train", 0, 1)
-    npz = tmp_path / "train.npz"
-    sp.save_npz(npz, random_csr, compressed=False)
-    npz.write_bytes(npz.read_bytes()[:-200])
-    with pytest.raises(ArtifactError, match="train.npz: not a readable sparse matrix"):
-        load_feature_rows(tmp_path, "train", 0, 1)
-    sp.save_npz(npz, random_csr, compressed=False)
-    save_features(tmp_path, "train", random_csr, labels.iloc[:10])
-    with pytest.raises(ArtifactError, match="200 rows but .* has 10"):
-        load_feature_rows(tmp_path, "train", 0, 5)
 
 
 @pytest.mark.parametrize("stop_words", ["english", None])

@@ -8,25 +8,29 @@ can be hashed in parallel processes because the transform is a pure function of 
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
-import struct
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import scipy.sparse as sp
 from joblib import Parallel, delayed
 from sklearn.feature_extraction.text import HashingVectorizer
 
 from pricer import layout
-from pricer.atomic import atomic_path
+from pricer.atomic import atomic_directory, atomic_path
+from pricer.digests import file_md5
+from pricer.engine import ordered_map
 from pricer.layout import ArtifactError
-
-
 
 
 @dataclass(frozen=True)
@@ -125,92 +129,181 @@ def _chunks(texts: list[str], chunk_rows: int, n_jobs: int) -> list[list[str]]:
     return [texts[start : start + size] for start in range(0, len(texts), size)]
 
 
-def save_features(directory: Path, split: str, matrix: sp.csr_matrix, labels: pd.DataFrame) -> None:
-    """A split's hashed matrix (``<split>.npz``) and its (id, price) rows (``<split>.parquet``)."""
-    with atomic_path(directory / f"{split}.npz") as tmp:
-        sp.save_npz(tmp, matrix, compressed=False)
-    with atomic_path(directory / f"{split}.parquet") as tmp:
-        labels.to_parquet(tmp, index=False)
+MANIFEST = "manifest.json"
+PARTS_FORMAT = "pricer-csr-parts/1"
+INT32_NNZ_LIMIT = 2**31  # from this many non-zeros on, a matrix's indices are int64
 
 
 def feature_files(directory: Path, split: str) -> tuple[Path, Path]:
-    return directory / f"{split}.npz", directory / f"{split}.parquet"
+    """A split's matrix (a directory of CSR parts and their manifest) and its (id, price) labels."""
+    return directory / split, directory / f"{split}.parquet"
+
+
+class FeatureWriter:
+    """Writes a split one part at a time: ``<split>/part-NNNNN.npz`` (uncompressed CSR) with
+    ``<split>/manifest.json``, and ``<split>.parquet`` (id, price; one row group per part).
+
+    Memory follows one part. Both outputs appear only when :meth:`close` succeeds (each is
+    written beside its destination and renamed into place); :meth:`abort` leaves the old ones.
+    """
+
+    def __init__(self, directory: Path, split: str, n_features: int) -> None:
+        self.matrix_path, self.labels_path = feature_files(Path(directory), split)
+        self.n_features = n_features
+        self._stack = contextlib.ExitStack()
+        self._parts_dir = self._stack.enter_context(atomic_directory(self.matrix_path))
+        self._labels_tmp = self._stack.enter_context(atomic_path(self.labels_path))
+        self._labels: pq.ParquetWriter | None = None
+        self._parts: list[dict[str, Any]] = []
+        self._closed = False
+
+    def add(self, matrix: sp.csr_matrix, labels: pd.DataFrame) -> None:
+        if matrix.shape != (len(labels), self.n_features):
+            raise ValueError(f"a part of shape {matrix.shape} with {len(labels)} labels ({self.n_features} features)")
+        name = f"part-{len(self._parts):05d}.npz"
+        sp.save_npz(self._parts_dir / name, matrix.tocsr(), compressed=False)
+        table = pa.Table.from_pandas(labels[["id", "price"]], preserve_index=False)
+        if self._labels is None:
+            self._labels = pq.ParquetWriter(self._labels_tmp, table.schema)
+        self._labels.write_table(table, row_group_size=max(len(labels), 1))
+        self._parts.append({"file": name, "rows": int(matrix.shape[0]), "nnz": int(matrix.nnz),
+                            "md5": file_md5(self._parts_dir / name)})
+
+    def close(self) -> dict[str, Any]:
+        """Finish both outputs and return the manifest."""
+        if self._labels is None:  # a split of no rows still gets its (empty) labels file
+            self._labels = pq.ParquetWriter(self._labels_tmp, pa.schema([("id", pa.int64()), ("price", pa.float64())]))
+        self._labels.close()
+        manifest = {"format": PARTS_FORMAT, "n_features": self.n_features,
+                    "rows": sum(part["rows"] for part in self._parts),
+                    "nnz": sum(part["nnz"] for part in self._parts), "parts": self._parts}
+        (self._parts_dir / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        self._closed = True
+        self._stack.close()
+        return manifest
+
+    def __enter__(self) -> FeatureWriter:
+        return self
+
+    def __exit__(self, kind: object, error: BaseException | None, traceback: object) -> None:
+        if self._closed:
+            return
+        # Not closed (an error, or nothing to finish): the temporaries go, the old outputs stay.
+        if self._labels is not None:
+            self._labels.close()
+        failure = error or RuntimeError("FeatureWriter left without close()")
+        with contextlib.suppress(RuntimeError):
+            self._stack.__exit__(type(failure), failure, failure.__traceback__)
+
+
+def save_features(directory: Path, split: str, matrix: sp.csr_matrix, labels: pd.DataFrame,
+                  *, part_rows: int | None = None) -> dict[str, Any]:
+    """A whole split's matrix and labels, in parts of ``part_rows`` rows (one part by default)."""
+    matrix = matrix.tocsr()
+    step = max(part_rows or matrix.shape[0], 1)
+    with FeatureWriter(directory, split, matrix.shape[1]) as writer:
+        for start in range(0, matrix.shape[0], step):
+            writer.add(matrix[start : start + step], labels.iloc[start : start + step])
+        return writer.close()
+
+
+def read_manifest(directory: Path, split: str) -> dict[str, Any]:
+    """A split's manifest, checked: the parts it lists, their rows and non-zeros."""
+    matrix_path = feature_files(Path(directory), split)[0]
+    path = matrix_path / MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ArtifactError(f"{matrix_path}: missing (no {MANIFEST}); run `dvc repro vectorize`") from None
+    except (OSError, ValueError) as error:
+        raise ArtifactError(f"{path}: not a readable manifest ({error}); rerun `dvc repro -f vectorize`") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != PARTS_FORMAT:
+        raise ArtifactError(f"{path}: not a {PARTS_FORMAT} manifest; rerun `dvc repro -f vectorize`")
+    return manifest
 
 
 def load_features(directory: Path, split: str) -> tuple[sp.csr_matrix, pd.DataFrame]:
     """The hashed matrix of a split and its (id, price) labels, checked against each other."""
+    manifest = read_manifest(directory, split)
+    return load_feature_rows(directory, split, 0, int(manifest["rows"]))
+
+
+def load_feature_rows(directory: Path, split: str, start: int, stop: int) -> tuple[sp.csr_matrix, pd.DataFrame]:
+    """Rows ``[start, stop)`` of a split's matrix and labels, reading only the parts that hold them.
+
+    Indices are int32 unless the rows' non-zeros pass 2^31, then int64.
+    """
+    directory = Path(directory)
+    manifest = read_manifest(directory, split)
     matrix_path, labels_path = feature_files(directory, split)
-    try:
-        matrix = sp.load_npz(matrix_path).tocsr()
-    except FileNotFoundError:
-        raise ArtifactError(f"{matrix_path}: missing; run `dvc repro vectorize`") from None
-    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as error:
-        raise ArtifactError(f"{matrix_path}: not a readable sparse matrix ({error}); rerun `dvc repro -f vectorize`") from None
-    labels = load_labels(directory, split)
-    if matrix.shape[0] != len(labels):
+    total = int(manifest["rows"])
+    if not 0 <= start <= stop <= total:
+        raise ValueError(f"{matrix_path}: rows [{start}, {stop}) outside its {total} rows")
+    pieces, label_groups = [], []
+    first = 0
+    for group, part in enumerate(manifest["parts"]):
+        last = first + int(part["rows"])
+        if last > start and first < stop:
+            pieces.append(_read_part(matrix_path / part["file"], part, manifest)[max(start - first, 0) : stop - first])
+            label_groups.append((group, max(start - first, 0), min(stop, last) - first))
+        first = last
+    labels = _read_label_groups(labels_path, label_groups, len(manifest["parts"]))
+    matrix = _stack_rows(pieces, int(manifest["n_features"]))
+    if matrix.shape[0] != len(labels) or matrix.shape[0] != stop - start:
         raise ArtifactError(f"{matrix_path} has {matrix.shape[0]} rows but {labels_path} has {len(labels)}")
     return matrix, labels
 
 
-def load_feature_rows(directory: Path, split: str, start: int, stop: int) -> tuple[sp.csr_matrix, pd.DataFrame]:
-    """Rows ``[start, stop)`` of a split's hashed matrix and labels, reading only those rows.
-
-    A data-parallel rank needs only its share: the ``indptr``, ``indices`` and ``data`` members
-    of the (uncompressed) ``.npz`` are memory-mapped and just the slices of those rows copied
-    out, so memory follows the rows asked for, not the file.
-    """
-    matrix_path, labels_path = feature_files(directory, split)
+def _read_part(path: Path, part: dict[str, Any], manifest: dict[str, Any]) -> sp.csr_matrix:
     try:
-        with np.load(matrix_path) as stored:  # an NpzFile reads a member only when asked
-            shape, stored_format = tuple(int(n) for n in stored["shape"]), stored["format"].item()
-            stored_format = stored_format.decode() if isinstance(stored_format, bytes) else str(stored_format)
-        with zipfile.ZipFile(matrix_path) as archive, open(matrix_path, "rb") as handle:
-            members = {info.filename: info for info in archive.infolist()}
-            if stored_format != "csr" or len(shape) != 2:
-                raise ValueError(f"a {stored_format} matrix of shape {shape}, not a CSR matrix")
-            rows = shape[0]
-            if not 0 <= start <= stop <= rows:
-                raise IndexError(f"{matrix_path}: rows [{start}, {stop}) are outside its {rows} rows")
-            indptr = _stored_array(matrix_path, handle, members, "indptr.npy")
-            first, last = int(indptr[start]), int(indptr[stop])
-            offsets = np.asarray(indptr[start:stop + 1], dtype=indptr.dtype) - indptr.dtype.type(first)
-            indices = np.array(_stored_array(matrix_path, handle, members, "indices.npy")[first:last])
-            values = np.array(_stored_array(matrix_path, handle, members, "data.npy")[first:last])
+        matrix = sp.load_npz(path).tocsr()
     except FileNotFoundError:
-        raise ArtifactError(f"{matrix_path}: missing; run `dvc repro vectorize`") from None
-    except (ValueError, OSError, EOFError, KeyError, struct.error, zipfile.BadZipFile) as error:
-        raise ArtifactError(f"{matrix_path}: not a readable sparse matrix ({error}); "
-                            "rerun `dvc repro -f vectorize`") from None
-    matrix = sp.csr_matrix((values, indices, offsets), shape=(stop - start, shape[1]))
-    labels = load_labels(directory, split)
-    if rows != len(labels):
-        raise ArtifactError(f"{matrix_path} has {rows} rows but {labels_path} has {len(labels)}")
-    return matrix, labels.iloc[start:stop].reset_index(drop=True)
+        raise ArtifactError(f"{path}: missing; rerun `dvc repro -f vectorize`") from None
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as error:
+        raise ArtifactError(f"{path}: not a readable sparse matrix ({error}); rerun `dvc repro -f vectorize`") from None
+    if matrix.shape != (part["rows"], manifest["n_features"]) or matrix.nnz != part["nnz"]:
+        raise ArtifactError(f"{path}: shape {matrix.shape} with {matrix.nnz} non-zeros, but the manifest says "
+                            f"{(part['rows'], manifest['n_features'])} with {part['nnz']}; "
+                            "rerun `dvc repro -f vectorize`")
+    return matrix
 
 
-# A zip member's local header: 30 bytes, then its file name and extra field (their lengths at
-# offsets 26 and 28), then the member's bytes.
-_LOCAL_HEADER = struct.Struct("<4s22xHH")
+def _read_label_groups(path: Path, groups: list[tuple[int, int, int]], expected_groups: int) -> pd.DataFrame:
+    """Rows ``[begin, end)`` of each listed row group of the labels file, in order."""
+    try:
+        file = pq.ParquetFile(path)
+        if file.metadata.num_row_groups != expected_groups:
+            raise ArtifactError(f"{path} has {file.metadata.num_row_groups} row groups but its matrix has "
+                                f"{expected_groups} parts; rerun `dvc repro -f vectorize`")
+        tables = [file.read_row_group(group).slice(begin, end - begin) for group, begin, end in groups]
+        table = pa.concat_tables(tables) if tables else file.schema_arrow.empty_table()
+    except FileNotFoundError:
+        raise ArtifactError(f"{path}: missing; run `dvc repro vectorize`") from None
+    except (ValueError, OSError, pa.ArrowException) as error:
+        raise ArtifactError(f"{path}: not a readable parquet file ({error})") from None
+    return table.to_pandas()
 
 
-def _stored_array(path: Path, handle, members: dict[str, zipfile.ZipInfo], name: str) -> np.ndarray:
-    """One ``.npy`` member of an uncompressed ``.npz``, memory-mapped (read-only)."""
-    info = members[name]
-    if info.compress_type != zipfile.ZIP_STORED:
-        raise ValueError(f"{name} is compressed (save_features writes it uncompressed)")
-    handle.seek(info.header_offset)
-    signature, name_length, extra_length = _LOCAL_HEADER.unpack(handle.read(_LOCAL_HEADER.size))
-    if signature != b"PK\x03\x04":
-        raise ValueError(f"{name}: no zip member header at its offset")
-    handle.seek(info.header_offset + _LOCAL_HEADER.size + name_length + extra_length)
-    version = np.lib.format.read_magic(handle)
-    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-    shape, fortran_order, dtype = read_header(handle)
-    if fortran_order or dtype.hasobject or len(shape) != 1:
-        raise ValueError(f"{name}: not a plain one-dimensional array")
-    if shape[0] == 0:  # np.memmap cannot map zero bytes
-        return np.empty(shape, dtype=dtype)
-    return np.memmap(path, dtype=dtype, mode="r", offset=handle.tell(), shape=shape)
+def _stack_rows(pieces: list[sp.csr_matrix], n_features: int) -> sp.csr_matrix:
+    """One CSR matrix of the pieces' rows, built in place of ``sp.vstack``'s intermediate copies."""
+    if not pieces:
+        return sp.csr_matrix((0, n_features), dtype=np.float32)
+    if len(pieces) == 1:
+        return pieces[0]
+    nnz = sum(piece.nnz for piece in pieces)
+    index_dtype = np.int64 if nnz >= INT32_NNZ_LIMIT else np.int32
+    data = np.concatenate([piece.data for piece in pieces])
+    indices = np.concatenate([piece.indices.astype(index_dtype, copy=False) for piece in pieces])
+    indptr = np.zeros(sum(piece.shape[0] for piece in pieces) + 1, dtype=index_dtype)
+    row, offset = 0, 0
+    for piece in pieces:
+        rows = piece.shape[0]
+        indptr[row + 1 : row + rows + 1] = piece.indptr[1:].astype(index_dtype) - piece.indptr[0] + offset
+        row, offset = row + rows, offset + piece.indptr[-1] - piece.indptr[0]
+    matrix = sp.csr_matrix((data, indices, indptr), shape=(row, n_features), copy=False)
+    # scipy narrows indices that fit in int32; keep the chosen dtype (the real case does not fit).
+    matrix.indices, matrix.indptr = indices, indptr
+    return matrix
 
 
 def load_labels(directory: Path, split: str) -> pd.DataFrame:
@@ -222,6 +315,67 @@ def load_labels(directory: Path, split: str) -> pd.DataFrame:
         raise ArtifactError(f"{labels_path}: missing; run `dvc repro vectorize`") from None
     except (ValueError, OSError) as error:
         raise ArtifactError(f"{labels_path}: not a readable parquet file ({error})") from None
+
+
+def vectorize_split(raw_path: Path, directory: Path, split: str, settings: VectorizerSettings, *,
+                    chunk_rows: int = 20000, n_jobs: int = 1, progress_label: str | None = None) -> dict[str, Any]:
+    """Hash one raw split into ``directory`` in parts of ``chunk_rows`` rows, streaming: a few
+    chunks are in memory at once, hashed on local processes or the Dask cluster
+    (:mod:`pricer.engine`). The parts are the same bytes wherever they were hashed."""
+    from tqdm import tqdm
+
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
+    columns = ["id", "price", settings.text_field]
+    try:
+        file = pq.ParquetFile(raw_path)
+        rows = file.metadata.num_rows
+    except FileNotFoundError:
+        raise ArtifactError(f"{raw_path}: missing; run `dvc repro fetch`") from None
+    except (ValueError, OSError, pa.ArrowException) as error:
+        raise ArtifactError(f"{raw_path}: not a readable split ({error}); rerun `dvc repro -f fetch`") from None
+    missing = [name for name in columns if name not in file.schema_arrow.names]
+    if missing:
+        raise ArtifactError(f"{raw_path}: no column {missing[0]!r} (columns: {file.schema_arrow.names}); "
+                            "rerun `dvc repro -f fetch`")
+    chunks = _exact_batches(file.iter_batches(batch_size=chunk_rows, columns=columns), chunk_rows)
+    labels: deque[pd.DataFrame] = deque()
+    with FeatureWriter(directory, split, settings.n_features) as writer, \
+            ordered_map(n_jobs if rows > chunk_rows else 1) as run, \
+            tqdm(total=rows, desc=progress_label, unit="row", disable=progress_label is None, leave=False) as bar:
+        for matrix in run(_hash_work, _work_items(chunks, settings, labels)):
+            writer.add(matrix, labels.popleft())
+            bar.update(matrix.shape[0])
+        return writer.close()
+
+
+def _hash_work(item: tuple[list[str], VectorizerSettings]) -> sp.csr_matrix:
+    texts, settings = item
+    return _hash_chunk(texts, settings)
+
+
+def _work_items(chunks: Iterator[pa.RecordBatch], settings: VectorizerSettings,
+                labels: deque[pd.DataFrame]) -> Iterator[tuple[list[str], VectorizerSettings]]:
+    """Each chunk's texts to hash; its labels wait in ``labels`` for its matrix, which comes back in order."""
+    for batch in chunks:
+        labels.append(batch.select(["id", "price"]).to_pandas())
+        yield batch.column(settings.text_field).to_pylist(), settings
+
+
+def _exact_batches(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
+    """Batches of exactly ``rows`` rows (the last one fewer), whatever the file's row groups."""
+    buffered: list[pa.RecordBatch] = []
+    count = 0
+    for batch in batches:
+        buffered.append(batch)
+        count += batch.num_rows
+        while count >= rows:
+            table = pa.Table.from_batches(buffered)
+            yield table.slice(0, rows).combine_chunks().to_batches()[0]
+            rest = table.slice(rows)
+            buffered, count = rest.combine_chunks().to_batches() if rest.num_rows else [], rest.num_rows
+    if count:
+        yield pa.Table.from_batches(buffered).combine_chunks().to_batches()[0]
 
 
 def read_raw_split(split: str, columns: Sequence[str] | None = None) -> pd.DataFrame:

@@ -23,7 +23,7 @@ def test_repro_produces_models_metrics_and_mlflow_runs(pipeline):
     project = pipeline
     for split in ("train", "validation", "test"):
         assert (project.root / f"data/raw/{split}.parquet").exists()
-        assert (project.root / f"data/features/{split}.npz").exists()
+        assert (project.root / f"data/features/{split}/manifest.json").exists()
     report = project.read_json("data/fetch_report.json")
     assert report["kind"] == "synthetic" and report["splits"]["train"]["rows_out"] > 0
 

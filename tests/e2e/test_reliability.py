@@ -32,6 +32,7 @@ import yaml
 
 from pricer import tracking
 from pricer.digests import directory_md5
+from pricer.features import read_manifest
 from pricer.predictor import PricePredictor
 
 from .conftest import Project, copy_project, make_project
@@ -39,7 +40,7 @@ from .conftest import Project, copy_project, make_project
 pytestmark = pytest.mark.e2e
 
 REPRODUCED = (
-    "data/fetch_report.json", "data/raw/*.parquet", "data/features/*",
+    "data/fetch_report.json", "data/raw/*.parquet", "data/features/**/*",
     "models/*/weights.pt", "models/*/model.json",
     "metrics/*.json", "metrics/train/*.json", "metrics/history/*.csv", "metrics/predictions.csv", "metrics/bands.csv",
     "dvc.lock",  # nothing run-specific (an MLflow run id, a time) in any output: the lock is stable too
@@ -48,7 +49,8 @@ HIDDEN_TEMPORARY = re.compile(r"^\..+\.(tmp.*|old)$")  # what pricer.atomic writ
 
 
 def snapshot(root: Path, patterns: tuple[str, ...] = REPRODUCED) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for pattern in patterns for p in sorted(root.glob(pattern))}
+    return {str(p.relative_to(root)): p.read_bytes()
+            for pattern in patterns for p in sorted(root.glob(pattern)) if p.is_file()}
 
 
 # --------------------------------------------------------------------------------------------
@@ -358,8 +360,14 @@ def leftovers(root: Path, folders: tuple[str, ...]) -> list[str]:
             for entry in (root / folder).iterdir() if HIDDEN_TEMPORARY.match(entry.name)]
 
 
+def _load_parts(path: Path) -> None:
+    """A split's matrix directory: its manifest and every part it lists."""
+    for part in read_manifest(path.parent, path.name)["parts"]:
+        sp.load_npz(path / part["file"])
+
+
 VECTORIZE_LOADERS = {
-    **{f"data/features/{s}.npz": sp.load_npz for s in ("train", "validation", "test")},
+    **{f"data/features/{s}": _load_parts for s in ("train", "validation", "test")},
     **{f"data/features/{s}.parquet": pd.read_parquet for s in ("train", "validation", "test")},
 }
 
@@ -389,17 +397,18 @@ TRAIN_FOLDERS = ("models", "checkpoints", "metrics", "metrics/history", "metrics
 def test_killed_vectorize_leaves_each_output_old_or_complete(vectorized_project, tmp_path):
     project = vectorized_project
     stage = ["stages/vectorize.py"]
-    original = snapshot(project.root, ("data/features/*",))
+    original = snapshot(project.root, ("data/features/**/*",))
     writes, seconds = writes_of(project, stage, tmp_path)
     project.set_params({"vectorize": {"binary": False}})  # new outputs differ from the old ones
     try:
-        moments = kill_moments(writes, (r"train\.npz", r"validation\.parquet", r"test\.npz"), seed=5)
+        moments = kill_moments(writes, (r"\.train\..*part-\d+\.npz", r"validation\.parquet",
+                                        r"\.test\..*manifest\.json"), seed=5)
         for number in moments:
-            before = snapshot(project.root, ("data/features/*",))
+            before = snapshot(project.root, ("data/features/**/*",))
             killed_at_write(project, stage, number)
             assert_each_output_old_or_complete(project.root, before, VECTORIZE_LOADERS, ("data/features",),
                                                f"killed at write {number} {writes[number - 1]}")
-        before = snapshot(project.root, ("data/features/*",))
+        before = snapshot(project.root, ("data/features/**/*",))
         killed_after(project, stage, random.Random(6).uniform(0.5, 0.95) * seconds, tmp_path / "vectorize.log")
         assert_each_output_old_or_complete(project.root, before, VECTORIZE_LOADERS, ("data/features",), "killed at random")
     finally:
@@ -407,7 +416,7 @@ def test_killed_vectorize_leaves_each_output_old_or_complete(vectorized_project,
     # the next `dvc repro` notices the changed folder and restores it exactly, leftovers gone
     project.dvc("repro", "vectorize")
     assert leftovers(project.root, ("data/features",)) == []
-    assert snapshot(project.root, ("data/features/*",)) == original
+    assert snapshot(project.root, ("data/features/**/*",)) == original
 
 
 @pytest.mark.parametrize("settings", [

@@ -14,24 +14,28 @@ import pytest
 
 from pricer.sources import DataError, fetch_splits
 from pricer.layout import SPLITS
+from pricer.sources.split import unit_hash
 from pricer.sources.validate import DROP_REASONS
 
 from .frames import all_ids, dropped_in_all_splits, items, write_jsonl
 
 
-def test_parquet_file_is_one_split_shuffled_into_three(tmp_path: Path) -> None:
+def test_parquet_file_is_one_split_cut_into_three_by_id_hash(tmp_path: Path) -> None:
     path = tmp_path / "items.parquet"
     items(50).to_parquet(path)
     result = fetch_splits(str(path))
-    assert {split: len(frame) for split, frame in result.splits.items()} == {"train": 40, "validation": 5, "test": 5}
+    unit = unit_hash(42, range(50))
+    expected = {"train": int((unit >= 0.2).sum()), "validation": int(((unit >= 0.1) & (unit < 0.2)).sum()),
+                "test": int((unit < 0.1).sum())}
+    assert {split: len(frame) for split, frame in result.splits.items()} == expected
     assert all_ids(result) == list(range(50))
     report = result.report
     assert report["kind"] == "local_file" and report["source"] == str(path)
-    assert report["split_strategy"] == "shuffled_single_split" and report["source_splits"] == {"train": 50}
+    assert report["split_strategy"] == "hashed_single_split" and report["source_splits"] == {"train": 50}
     assert report["resolved_revision"] is None and report["revision"] is None
     assert report["splits"]["train"] == {
-        "rows_in": 40,
-        "rows_out": 40,
+        "rows_in": expected["train"],
+        "rows_out": expected["train"],
         "dropped": dict.fromkeys(DROP_REASONS, 0),
         "truncated_text": 0,
         "capped": 0,
@@ -97,7 +101,7 @@ def test_save_to_disk_dataset_dict_and_single_dataset(tmp_path: Path) -> None:
 
     datasets.Dataset.from_pandas(items(20)).save_to_disk(str(tmp_path / "single"))
     single = fetch_splits(str(tmp_path / "single"))
-    assert single.report["kind"] == "saved_dataset" and single.report["split_strategy"] == "shuffled_single_split"
+    assert single.report["kind"] == "saved_dataset" and single.report["split_strategy"] == "hashed_single_split"
     assert all_ids(single) == list(range(20))
 
 

@@ -10,9 +10,10 @@ import datasets
 import pandas as pd
 import pytest
 
-from pricer.sources import DataError, fetch_splits
-from pricer.params import check_split_fractions
 from pricer.layout import SPLITS
+from pricer.params import check_split_fractions
+from pricer.sources import DataError, batches, fetch_splits, local
+from pricer.sources.split import unit_hash
 
 from .frames import hub_layout, items
 
@@ -28,21 +29,86 @@ def test_single_split_is_deterministic_in_the_seed(tmp_path: Path) -> None:
     assert first.splits["test"]["id"].tolist() != other.splits["test"]["id"].tolist()
     id_sets = [set(first.splits[split]["id"]) for split in SPLITS]
     assert not (id_sets[0] & id_sets[1] or id_sets[0] & id_sets[2] or id_sets[1] & id_sets[2])
-    # Shuffled, not the file's order: later stages read "the first N" rows of a split.
-    assert first.splits["train"]["id"].tolist() != sorted(first.splits["train"]["id"])
+    # Each row's split is a function of (seed, id): exactly the ids unit_hash places there.
+    unit = dict(zip(range(200), unit_hash(1, range(200)), strict=True))
+    assert set(first.splits["test"]["id"]) == {i for i, u in unit.items() if u < 0.1}
+    assert set(first.splits["validation"]["id"]) == {i for i, u in unit.items() if 0.1 <= u < 0.2}
+    assert first.splits["train"]["id"].tolist() == sorted(first.splits["train"]["id"])  # the source's order
+
+
+def test_a_row_s_split_depends_on_its_id_not_on_order_or_batching(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    frame = items(300)
+    frame.to_parquet(tmp_path / "items.parquet")
+    frame.iloc[::-1].to_parquet(tmp_path / "reversed.parquet")
+    whole = fetch_splits(str(tmp_path / "items.parquet"), seed=5)
+    monkeypatch.setattr(batches, "SOURCE_BATCH_ROWS", 7)
+    monkeypatch.setattr(local, "SOURCE_BATCH_ROWS", 7)
+    in_batches = fetch_splits(str(tmp_path / "items.parquet"), seed=5)
+    reversed_order = fetch_splits(str(tmp_path / "reversed.parquet"), seed=5)
+    for split in SPLITS:
+        pd.testing.assert_frame_equal(whole.splits[split], in_batches.splits[split])
+        assert set(reversed_order.splits[split]["id"]) == set(whole.splits[split]["id"])
 
 
 def test_fractions_size_the_splits(tmp_path: Path) -> None:
-    items(100).to_parquet(tmp_path / "items.parquet")
+    items(10_000).to_parquet(tmp_path / "items.parquet")
     result = fetch_splits(str(tmp_path / "items.parquet"), validation_fraction=0.2, test_fraction=0.05)
-    assert [len(result.splits[split]) for split in SPLITS] == [75, 20, 5]
+    sizes = [len(result.splits[split]) for split in SPLITS]
+    # Binomial counts: within 4 standard deviations of 7,500 / 2,000 / 500.
+    for size, fraction in zip(sizes, (0.75, 0.2, 0.05), strict=True):
+        assert abs(size - 10_000 * fraction) < 4 * (10_000 * fraction * (1 - fraction)) ** 0.5
+    assert sum(sizes) == 10_000
+
+
+def test_duplicate_ids_are_dropped_before_splitting_and_stay_together(tmp_path: Path) -> None:
+    # Issue 21 family 4: 600 duplicated rows in a single file; no test item may be a training item.
+    frame = items(2_000)
+    repeats = frame.sample(600, random_state=0).assign(price=lambda f: f["price"] + 1.0)
+    pd.concat([frame, repeats], ignore_index=True).to_parquet(tmp_path / "items.parquet")
+    result = fetch_splits(str(tmp_path / "items.parquet"))
+    ids = {split: set(result.splits[split]["id"]) for split in SPLITS}
+    assert not (ids["train"] & ids["test"] or ids["train"] & ids["validation"] or ids["validation"] & ids["test"])
+    assert sum(map(len, ids.values())) == 2_000
+    dropped = {split: result.report["splits"][split]["dropped"]["duplicate_id"] for split in SPLITS}
+    assert sum(dropped.values()) == 600  # counted where each really was dropped, and dropped
+    for split in SPLITS:  # the first row of each id is the one kept
+        kept = result.splits[split].set_index("id")["price"]
+        assert (kept == frame.set_index("id").loc[kept.index, "price"]).all()
+
+
+def test_ids_shared_by_a_source_s_own_splits_are_counted_and_kept_out_of_train(tmp_path: Path) -> None:
+    hub_layout(tmp_path / "d", {"train": items(30), "validation": items(5, first_id=28), "test": items(6, first_id=25)})
+    result = fetch_splits(str(tmp_path / "d"))
+    assert result.splits["test"]["id"].tolist() == list(range(25, 31))
+    assert result.splits["validation"]["id"].tolist() == [31, 32]  # 28-30 are test items
+    assert result.splits["train"]["id"].tolist() == list(range(25))
+    assert result.report["source_shared_ids"] == {"train & test": 5, "validation & test": 3}
+    assert result.report["splits"]["train"]["dropped"]["id_in_other_split"] == 5
+    assert result.report["splits"]["validation"]["dropped"]["id_in_other_split"] == 3
+
+
+def test_sources_without_ids_number_their_rows_per_split(tmp_path: Path) -> None:
+    splits = {name: items(n, with_id=False) for name, n in (("train", 20), ("validation", 4), ("test", 4))}
+    hub_layout(tmp_path / "d", splits)
+    result = fetch_splits(str(tmp_path / "d"))
+    assert [len(result.splits[split]) for split in SPLITS] == [20, 4, 4]
+    assert result.report["source_shared_ids"] == {}
+
+
+def test_a_split_that_receives_no_row_is_a_clear_error(tmp_path: Path) -> None:
+    items(3).to_parquet(tmp_path / "items.parquet")
+    with pytest.raises(DataError, match=r"split '(validation|test)' received none of the 3 rows read .*raise data\."):
+        fetch_splits(str(tmp_path / "items.parquet"), validation_fraction=0.01, test_fraction=0.01)
 
 
 def test_train_and_validation_carve_test_from_train(tmp_path: Path) -> None:
     hub_layout(tmp_path / "d", {"train": items(10), "validation": items(2, first_id=50)})
     result = fetch_splits(str(tmp_path / "d"), test_fraction=0.2)
     assert result.report["split_strategy"] == "test_from_train"
-    assert len(result.splits["test"]) == 2 and len(result.splits["train"]) == 8
+    carved = [i for i, u in enumerate(unit_hash(42, range(10))) if u < 0.2]
+    assert result.splits["test"]["id"].tolist() == carved and len(result.splits["train"]) == 10 - len(carved)
     assert result.splits["validation"]["id"].tolist() == [50, 51]
 
 
@@ -68,19 +134,20 @@ def test_extra_source_splits_are_ignored(tmp_path: Path) -> None:
     assert fetch_splits(str(tmp_path / "d")).report["split_strategy"] == "as_given"
     saved = datasets.DatasetDict(
         {
-            name: datasets.Dataset.from_pandas(items(4, first_id=10 * i))
+            name: datasets.Dataset.from_pandas(items(40 if name == "train" else 4, first_id=100 * i))
             for i, name in enumerate(["train", "test", "extra"])
         }
     )
     saved.save_to_disk(str(tmp_path / "saved"))
     result = fetch_splits(str(tmp_path / "saved"))
     assert result.report["split_strategy"] == "validation_from_train"
-    assert result.report["source_splits"] == {"extra": 4, "test": 4, "train": 4}
-    assert result.splits["test"]["id"].tolist() == [10, 11, 12, 13]
+    assert result.report["source_splits"] == {"extra": 4, "test": 4, "train": 40}
+    assert result.splits["test"]["id"].tolist() == [100, 101, 102, 103]
 
 
 def test_an_empty_ignored_split_does_not_matter(tmp_path: Path) -> None:
-    hub_layout(tmp_path / "d", {"train": items(5), "validation": items(2), "test": items(2), "unlabeled": items(0)})
+    hub_layout(tmp_path / "d", {"train": items(5), "validation": items(2, first_id=10), "test": items(2, first_id=20),
+                                "unlabeled": items(0)})
     assert fetch_splits(str(tmp_path / "d")).report["split_strategy"] == "as_given"
 
 

@@ -9,23 +9,24 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pricer.sources import fetch_splits
+from pricer.sources import fetch_splits, synthetic
 
 from .frames import all_ids, items
 
 
 def test_synthetic_source_uses_the_catalogue(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[tuple[int, int]] = []
+    calls: list[tuple[int, int, int]] = []
 
-    def generate_catalogue(n_items: int, seed: int) -> pd.DataFrame:
-        calls.append((n_items, seed))
-        return items(n_items)
+    def catalogue_rows(start: int, stop: int, seed: int) -> pd.DataFrame:
+        calls.append((start, stop, seed))
+        return items(stop - start, first_id=start)
 
     fake = types.ModuleType("pricer.catalogue")
-    fake.generate_catalogue = generate_catalogue  # type: ignore[attr-defined]
+    fake.catalogue_rows = catalogue_rows  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "pricer.catalogue", fake)
+    monkeypatch.setattr(synthetic, "SOURCE_BATCH_ROWS", 40)
     result = fetch_splits("synthetic", synthetic_items=100, seed=7)
-    assert calls == [(100, 7)]
+    assert calls == [(0, 40, 7), (40, 80, 7), (80, 100, 7)]  # drawn batch by batch
     assert result.report["kind"] == "synthetic" and all_ids(result) == list(range(100))
 
 

@@ -106,6 +106,7 @@ def test_a_row_counts_under_its_first_reason_only() -> None:
     assert counts == {
         "missing_text": 1, "empty_text": 1, "no_words": 1, "missing_price": 1, "non_numeric_price": 1,
         "non_finite_price": 1, "non_positive_price": 1, "implausible_price": 0, "missing_id": 0, "duplicate_id": 0,
+        "id_in_other_split": 0,
         "truncated_text": 0,
     }
     assert cleaned["id"].tolist() == [7]
@@ -193,7 +194,7 @@ def test_validation_through_fetch_reports_counts(tmp_path: Path) -> None:
     train = items(20)
     train.loc[3, "summary"] = "   "
     train.loc[5, "id"] = 4
-    hub_layout(tmp_path / "d", {"train": train, "validation": items(3), "test": items(3)})
+    hub_layout(tmp_path / "d", {"train": train, "validation": items(3, first_id=100), "test": items(3, first_id=200)})
     result = fetch_splits(str(tmp_path / "d"))
     report = result.report["splits"]["train"]
     assert report["rows_in"] == 20 and report["rows_out"] == 18

@@ -7,8 +7,8 @@ import json
 from pricer import tracking
 from pricer.tracking import inputs
 
-TRAIN_FILES = {"data/features/train.npz": "a" * 32, "data/features/train.parquet": "b" * 32,
-               "data/features/validation.npz": "c" * 32, "data/features/validation.parquet": "d" * 32}
+TRAIN_FILES = {"data/features/train": "a" * 32, "data/features/train.parquet": "b" * 32,
+               "data/features/validation": "c" * 32, "data/features/validation.parquet": "d" * 32}
 
 
 def test_sources_follow_the_resolved_kind(tmp_path):
@@ -27,7 +27,8 @@ def test_one_dataset_per_split_with_the_file_md5_as_digest():
     datasets = inputs.split_datasets("synthetic", {"kind": "synthetic"}, TRAIN_FILES)
     assert set(datasets) == {"training", "validation"}
     assert datasets["training"].name == "synthetic:train"
-    assert datasets["training"].digest == inputs.split_digest({k: v for k, v in TRAIN_FILES.items() if "train." in k})
+    train_files = {k: v for k, v in TRAIN_FILES.items() if k.startswith("data/features/train")}
+    assert len(train_files) == 2 and datasets["training"].digest == inputs.split_digest(train_files)
     assert datasets["training"].digest != datasets["validation"].digest
     (testing,) = inputs.split_datasets("synthetic", {}, {"data/raw/test.parquet": "e" * 32}).values()
     assert testing.digest == "e" * 32 and testing.name == "synthetic:test"

@@ -19,6 +19,7 @@ them), so the distribution has no pile-up at the bounds.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -241,7 +242,7 @@ def _listed_price(rng: np.random.Generator, world: Tables, raw_price: np.ndarray
     return np.clip(price, MIN_PRICE, MAX_PRICE)
 
 
-def draw_items(n_items: int, seed: int, world: Tables) -> ItemDraw:
+def draw_items(n_items: int, seed: int | Sequence[int], world: Tables) -> ItemDraw:
     """Draw ``n_items`` items from one ``numpy.random.default_rng(seed)``, in a fixed order."""
     rng = np.random.default_rng(seed)
     kept: list[ItemDraw] = []

@@ -7,7 +7,9 @@ directories, and naming the broken one), ``hub`` (Hugging Face Hub datasets), ``
 """
 
 from pricer.sources.errors import DataError
-from pricer.sources.fetch import FetchResult, fetch_splits
+from pricer.sources.fetch import FetchResult, fetch_splits, stream_splits, write_raw_splits
 from pricer.sources.resolve import ResolvedSource, resolve_source
 
-__all__ = ["DataError", "FetchResult", "ResolvedSource", "fetch_splits", "resolve_source"]
+__all__ = [
+    "DataError", "FetchResult", "ResolvedSource", "fetch_splits", "resolve_source", "stream_splits", "write_raw_splits",
+]

@@ -12,17 +12,16 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import pandas as pd
-
+from pricer.sources.batches import SplitBatches
 from pricer.sources.errors import DataError, describe_error
-from pricer.sources.local import load_hub_layout_dir, parquet_files, to_frame
+from pricer.sources.local import dataset_batches, load_hub_layout_dir, parquet_files
 
 logger = logging.getLogger(__name__)
 
 HUB_PROBE_TIMEOUT_S = 10.0
 
 
-def load_hub(dataset_id: str, revision: str | None) -> tuple[dict[str, pd.DataFrame], str | None]:
+def load_hub(dataset_id: str, revision: str | None) -> tuple[dict[str, SplitBatches], str | None]:
     import datasets
 
     commit = resolve_hub_commit(dataset_id, revision)
@@ -41,8 +40,8 @@ def load_hub(dataset_id: str, revision: str | None) -> tuple[dict[str, pd.DataFr
     except Exception as error:
         raise DataError(f"{dataset_id}: could not load the Hub dataset: {describe_error(error)}") from error
     if isinstance(loaded, datasets.Dataset):
-        return {"train": to_frame(dataset_id, "train", loaded)}, commit
-    return {str(split): to_frame(dataset_id, str(split), dataset) for split, dataset in loaded.items()}, commit
+        return {"train": dataset_batches(dataset_id, "train", loaded)}, commit
+    return {str(split): dataset_batches(dataset_id, str(split), dataset) for split, dataset in loaded.items()}, commit
 
 
 def cached_hub_snapshot(dataset_id: str, revision: str | None) -> Path | None:

@@ -1,7 +1,7 @@
 """Local sources: parquet/JSON(L) files, Hub-layout directories, ``datasets.save_to_disk`` directories.
 
 Everything is read through the ``datasets`` library (``load_dataset("parquet"/"json", ...)``,
-``load_from_disk``) and converted with :func:`to_frame`, which the Hub loader shares.
+``load_from_disk``) and converted batch by batch with :func:`batch_frame`, which the Hub loader shares.
 
 - A missing ``price`` in a plain ``float64`` column is indistinguishable from NaN; Arrow nulls
   read from files are kept apart (an Arrow-backed column) so validation counts them as
@@ -10,13 +10,16 @@ Everything is read through the ``datasets`` library (``load_dataset("parquet"/"j
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
+import pyarrow as pa
 
+from pricer.sources.batches import SOURCE_BATCH_ROWS, SplitBatches
 from pricer.sources.diagnose import check_json_text, check_parquet_header, check_same_columns, unreadable_files_error
 from pricer.sources.errors import DataError, describe_error
 
@@ -41,14 +44,14 @@ def parquet_files(directory: Path) -> list[Path]:
     )
 
 
-def load_local_file(source: str, path: Path, file_format: str) -> dict[str, pd.DataFrame]:
+def load_local_file(source: str, path: Path, file_format: str) -> dict[str, SplitBatches]:
     if file_format == "parquet":
         return _load_parquet_files(source, {"train": [path]})
     check_json_text(source, path)
     return _load_data_files(source, file_format, {"train": [path]})
 
 
-def load_hub_layout_dir(source: str, directory: Path) -> dict[str, pd.DataFrame]:
+def load_hub_layout_dir(source: str, directory: Path) -> dict[str, SplitBatches]:
     data_files = _hub_layout_data_files(directory)
     logger.info(
         "%s: parquet files per split: %s",
@@ -71,7 +74,7 @@ def _hub_layout_data_files(directory: Path) -> dict[str, list[Path]]:
     return data_files or {"train": parquet_files(directory)}
 
 
-def _load_data_files(source: str, file_format: str, data_files: Mapping[str, list[Path]]) -> dict[str, pd.DataFrame]:
+def _load_data_files(source: str, file_format: str, data_files: Mapping[str, list[Path]]) -> dict[str, SplitBatches]:
     """The one loader for local parquet/JSON files, single files and directories alike."""
     import datasets
 
@@ -81,10 +84,10 @@ def _load_data_files(source: str, file_format: str, data_files: Mapping[str, lis
         )
     except Exception as error:  # datasets wraps parser errors in several types; all mean "unreadable"
         raise unreadable_files_error(source, file_format, data_files, error) from error
-    return {str(split): to_frame(source, str(split), dataset) for split, dataset in loaded.items()}
+    return {str(split): dataset_batches(source, str(split), dataset) for split, dataset in loaded.items()}
 
 
-def load_saved_dataset(source: str, directory: Path) -> dict[str, pd.DataFrame]:
+def load_saved_dataset(source: str, directory: Path) -> dict[str, SplitBatches]:
     import datasets
 
     try:
@@ -95,11 +98,11 @@ def load_saved_dataset(source: str, directory: Path) -> dict[str, pd.DataFrame]:
     except Exception as error:
         raise DataError(f"{source}: not a readable datasets.save_to_disk directory: {describe_error(error)}") from error
     if isinstance(loaded, datasets.Dataset):
-        return {"train": to_frame(source, "train", loaded)}
-    return {str(split): to_frame(source, str(split), dataset) for split, dataset in loaded.items()}
+        return {"train": dataset_batches(source, "train", loaded)}
+    return {str(split): dataset_batches(source, str(split), dataset) for split, dataset in loaded.items()}
 
 
-def _load_parquet_files(source: str, data_files: Mapping[str, list[Path]]) -> dict[str, pd.DataFrame]:
+def _load_parquet_files(source: str, data_files: Mapping[str, list[Path]]) -> dict[str, SplitBatches]:
     """Parquet files checked one by one (so errors name the file), then loaded through datasets.
 
     datasets 5.2 fails on a 0-row parquet file ("BatchSize must be greater than 0"), so such
@@ -122,7 +125,7 @@ def _load_parquet_files(source: str, data_files: Mapping[str, list[Path]]) -> di
         with_rows[split] = kept
     frames = _load_data_files(source, "parquet", with_rows) if with_rows else {}
     for split, path in empty.items():
-        frames[split] = pq.read_schema(path).empty_table().to_pandas()
+        frames[split] = SplitBatches.of_frame(pq.read_schema(path).empty_table().to_pandas())
     return frames
 
 
@@ -141,24 +144,36 @@ def _parquet_footer(source: str, path: Path) -> pq.FileMetaData:
         ) from error
 
 
-def to_frame(source: str, split: str, dataset: datasets.Dataset) -> pd.DataFrame:
-    _check_utf8(source, split, dataset)
+def dataset_batches(source: str, split: str, dataset: datasets.Dataset) -> SplitBatches:
+    """A ``datasets`` split (memory-mapped Arrow) as batches of :data:`SOURCE_BATCH_ROWS` rows."""
+    rows = len(dataset)
+
+    def items() -> Iterable[tuple[tuple[datasets.Dataset, int], int]]:
+        for start in range(0, rows, SOURCE_BATCH_ROWS):
+            yield (dataset.select(range(start, min(start + SOURCE_BATCH_ROWS, rows))), start), start
+
+    return SplitBatches(rows, items, functools.partial(batch_frame, source, split))
+
+
+def batch_frame(source: str, split: str, batch: tuple[datasets.Dataset, int]) -> pd.DataFrame:
+    """One batch as a frame (decoded by its features, as ``datasets`` does), its text checked for
+    valid UTF-8 (errors name the row in the split)."""
+    dataset, first_row = batch
+    table = dataset.with_format("arrow")[:]
+    _check_utf8(source, split, table, first_row)
     try:
         frame = dataset.to_pandas()
     except Exception as error:
         raise DataError(f"{source}: split '{split}' cannot be converted to a table: {describe_error(error)}") from error
-    if "price" in dataset.column_names:
-        frame["price"] = _price_keeping_nulls(dataset, frame["price"])
+    if "price" in table.column_names:
+        frame["price"] = _price_keeping_nulls(table["price"], frame["price"])
     return frame
 
 
-def _check_utf8(source: str, split: str, dataset: datasets.Dataset) -> None:
+def _check_utf8(source: str, split: str, table: pa.Table, first_row: int) -> None:
     """Every text column must be valid UTF-8: a parquet writer that skipped validation lets
     invalid bytes through, which pandas only trips over when a value is read (mid-vectorize)."""
-    import pyarrow as pa
-
-    table = dataset.with_format("arrow")
-    for name in dataset.column_names:
+    for name in table.column_names:
         column = table[name]
         if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
             continue
@@ -171,18 +186,15 @@ def _check_utf8(source: str, split: str, dataset: datasets.Dataset) -> None:
                     value is None or value.decode("utf-8")
                 except UnicodeDecodeError as error:
                     raise DataError(
-                        f"{source}: split '{split}' row {row}, column '{name}': invalid UTF-8 "
+                        f"{source}: split '{split}' row {first_row + row}, column '{name}': invalid UTF-8 "
                         f"({error.reason} at byte {error.start}); re-encode the text as UTF-8"
                     ) from None
             raise
 
 
-def _price_keeping_nulls(dataset: datasets.Dataset, converted: pd.Series) -> pd.Series:
+def _price_keeping_nulls(column: pa.ChunkedArray, converted: pd.Series) -> pd.Series:
     # to_pandas turns Arrow nulls in a float column into NaN; an Arrow-backed column keeps
     # null (missing_price) apart from a stored NaN (non_finite_price).
-    import pyarrow as pa
-
-    column = dataset.with_format("arrow")["price"]
     if pa.types.is_floating(column.type) and column.null_count > 0:
         return pd.Series(pd.arrays.ArrowExtensionArray(column), index=converted.index, name="price")
     return converted

@@ -1,125 +1,109 @@
-"""Arranging exactly train/validation/test from the source's splits, and the train cap.
+"""Which split each row goes to: a keyed hash of (``data.seed``, id), never the row's position.
 
 Split rules: a source with train/validation/test keeps them; train+test carves validation out
-of train; train+validation carves test; a single split is shuffled with the seed and cut by both
-fractions (same seed, same split).
+of train; train+validation carves test; a single split is cut by both fractions. Where a split is
+carved, a row's place is decided by ``unit_hash(seed, id)`` in [0, 1) against the fractions, so it
+does not depend on the batching, the order of the rows or the engine that ran, and all rows of
+one id go to the same split. Rows keep the source's order within their split.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
-import math
-from collections.abc import MutableMapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from pricer.layout import SPLITS
 from pricer.sources.errors import DataError
 
 logger = logging.getLogger(__name__)
 
+# When a source's own splits share an id, the row is kept in the first of these that holds it,
+# so a test item is never also a training item.
+PRECEDENCE = ("test", "validation", "train")
 
-def arrange_splits(
-    source_splits: MutableMapping[str, pd.DataFrame],
-    *,
-    source: str,
-    seed: int,
-    validation_fraction: float,
-    test_fraction: float,
-) -> tuple[dict[str, pd.DataFrame], str]:
-    """Exactly train/validation/test from whatever splits the source has, and how they were made.
 
-    A single split that is shuffled is moved out of ``source_splits`` and taken apart column by
-    column, so its text is held once and a column at a time twice (not the whole table twice:
-    5.4 GB instead of ~3 GB at 820,000 catalogue rows, past the 4 GB a stage may use).
-    """
-    names = set(source_splits)
+@dataclass(frozen=True)
+class SplitPlan:
+    """How the source's splits become train/validation/test."""
+
+    strategy: str  # as_given | hashed_single_split | validation_from_train | test_from_train
+    used: tuple[str, ...]  # the source splits read, in the order they are read (PRECEDENCE)
+    seed: int
+    validation_fraction: float
+    test_fraction: float
+
+    def route(self, source_split: str, keys: Iterable[object]) -> np.ndarray:
+        """The output split (an index into SPLITS) of each row of ``source_split`` with these id keys."""
+        keys = list(keys)
+        kept_whole = self.strategy == "as_given" or (self.strategy != "hashed_single_split" and source_split != "train")
+        if kept_whole:
+            return np.full(len(keys), SPLITS.index(source_split), dtype=np.int8)
+        unit = unit_hash(self.seed, keys)
+        routed = np.zeros(len(keys), dtype=np.int8)  # train
+        if self.strategy == "hashed_single_split":
+            routed[unit < self.test_fraction + self.validation_fraction] = SPLITS.index("validation")
+            routed[unit < self.test_fraction] = SPLITS.index("test")
+        elif self.strategy == "validation_from_train":
+            routed[unit < self.validation_fraction] = SPLITS.index("validation")
+        else:
+            routed[unit < self.test_fraction] = SPLITS.index("test")
+        return routed
+
+
+def unit_hash(seed: int, keys: Iterable[object]) -> np.ndarray:
+    """Each key's place in [0, 1): blake2b keyed by ``seed`` over the key's text, its first 53
+    bits as a fraction. (Rows with a missing id all land together, where validation drops them.)"""
+    key = int(seed).to_bytes(16, "little", signed=True)
+    digests = (
+        int.from_bytes(hashlib.blake2b(_key_text(value).encode("utf-8"), key=key, digest_size=8).digest(), "little")
+        >> 11
+        for value in keys
+    )
+    return np.fromiter(digests, dtype=np.float64) * 2.0**-53
+
+
+def _key_text(value: object) -> str:
+    # "i:12" and "s:abc": an integer id and a text id never hash alike by accident.
+    return f"i:{value}" if isinstance(value, int) else f"s:{value}"
+
+
+def plan_splits(
+    source: str, sizes: Mapping[str, int | None], *, seed: int, validation_fraction: float, test_fraction: float
+) -> SplitPlan:
+    """The plan for a source with these splits (name -> rows, None when unknown until read)."""
+    names = set(sizes)
     used: tuple[str, ...]
     if names >= set(SPLITS):
         used, strategy = SPLITS, "as_given"
     elif len(names) == 1 or names & set(SPLITS) == {"train"}:
-        used, strategy = ("train" if "train" in names else next(iter(names)),), "shuffled_single_split"
+        used, strategy = ("train" if "train" in names else next(iter(names)),), "hashed_single_split"
     elif "train" not in names:
         raise DataError(f"{source}: no 'train' split (the source has {sorted(names)})")
     elif "test" in names:
         used, strategy = ("train", "test"), "validation_from_train"
     else:
         used, strategy = ("train", "validation"), "test_from_train"
-    _log_ignored_splits(source, names - set(used))
-    for name in used:
-        if source_splits[name].empty:
-            raise DataError(f"{source}: split '{name}' is empty in the source")
-
-    if strategy == "as_given":
-        return {split: source_splits[split] for split in SPLITS}, strategy
-    if strategy == "shuffled_single_split":
-        only = used[0]
-        return _shuffle_split(source, only, source_splits.pop(only), seed, validation_fraction, test_fraction), strategy
-    if strategy == "validation_from_train":
-        train, validation = _carve(source, source_splits["train"], validation_fraction, seed, "validation")
-        return {"train": train, "validation": validation, "test": source_splits["test"]}, strategy
-    train, test = _carve(source, source_splits["train"], test_fraction, seed, "test")
-    return {"train": train, "validation": source_splits["validation"], "test": test}, strategy
-
-
-def _log_ignored_splits(source: str, ignored: set[str]) -> None:
+    ignored = names - set(used)
     if ignored:
         logger.info("%s: ignoring source splits %s", source, sorted(ignored))
+    for name in used:
+        if sizes[name] == 0:
+            raise DataError(f"{source}: split '{name}' is empty in the source")
+    if strategy == "hashed_single_split" and (sizes[used[0]] or 3) < 3:
+        raise DataError(f"{source}: split '{used[0]}' has {sizes[used[0]]} rows, too few to split into "
+                        "train/validation/test")
+    ordered = tuple(sorted(used, key=lambda name: PRECEDENCE.index(name) if name in PRECEDENCE else len(PRECEDENCE)))
+    return SplitPlan(strategy, ordered, seed, validation_fraction, test_fraction)
 
 
-def _portion(n_rows: int, fraction: float) -> int:
-    # Rounded half up, and at least one row so no split is empty by construction.
-    return max(1, math.floor(n_rows * fraction + 0.5))
-
-
-def _shuffle_split(
-    source: str, name: str, frame: pd.DataFrame, seed: int, validation_fraction: float, test_fraction: float
-) -> dict[str, pd.DataFrame]:
-    n_rows = len(frame)
-    n_validation, n_test = _portion(n_rows, validation_fraction), _portion(n_rows, test_fraction)
-    n_train = n_rows - n_validation - n_test
-    if n_train < 1:
-        raise DataError(f"{source}: split '{name}' has {n_rows} rows, too few to split into train/validation/test")
-    # Shuffled order on purpose: files are often sorted (by category, by source), and later
-    # stages read "the first N" rows of a split.
-    order = np.random.default_rng(seed).permutation(n_rows)
-    parts = {
-        "train": order[:n_train],
-        "validation": order[n_train : n_train + n_validation],
-        "test": order[n_train + n_validation :],
-    }
-    sizes = {split: len(rows) for split, rows in parts.items()}
-    logger.info("%s: one split of %d rows, shuffled with seed %d into %s", source, n_rows, seed, sizes)
-    names = list(frame.columns)
-    taken: dict[str, dict[str, pd.Series]] = {split: {} for split in parts}
-    for column in names:
-        values = frame.pop(column)  # the frame is this function's alone: each column freed once taken
-        for split, rows in parts.items():
-            taken[split][column] = values.iloc[rows].reset_index(drop=True)
-        del values
-    return {split: pd.DataFrame(columns, columns=names, copy=False) for split, columns in taken.items()}
-
-
-def _carve(
-    source: str, train: pd.DataFrame, fraction: float, seed: int, carved: str
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Move a seeded random ``fraction`` of train into ``carved``; both keep the source order."""
-    n_rows = len(train)
-    n_carved = _portion(n_rows, fraction)
-    if n_rows - n_carved < 1:
-        raise DataError(f"{source}: split 'train' has {n_rows} rows, too few to carve a {carved} split from")
-    taken = np.zeros(n_rows, dtype=bool)
-    taken[np.random.default_rng(seed).permutation(n_rows)[:n_carved]] = True
-    logger.info("%s: no %s split; took %d of %d train rows (seed %d)", source, carved, n_carved, n_rows, seed)
-    return train[~taken].reset_index(drop=True), train[taken].reset_index(drop=True)
-
-
-def cap_train(source: str, train: pd.DataFrame, max_train_items: int | None) -> tuple[pd.DataFrame, int]:
-    if max_train_items is None or len(train) <= max_train_items:
-        return train, 0
-    logger.info(
-        "%s: max_train_items=%d keeps the first %d of %d train rows",
-        source, max_train_items, max_train_items, len(train),
-    )
-    return train.head(max_train_items).reset_index(drop=True), len(train) - max_train_items
+def empty_split_message(source: str, plan: SplitPlan, split: str, rows_read: int) -> str:
+    """Why a split received no rows at all (rows are routed by hash, so a tiny source can leave one empty)."""
+    fraction = {"validation": "data.validation_fraction", "test": "data.test_fraction"}.get(split)
+    if fraction is None or plan.strategy == "as_given":
+        return f"{source}: split '{split}' received none of the {rows_read} rows read"
+    return (f"{source}: split '{split}' received none of the {rows_read} rows read (each id goes to it with "
+            f"probability {fraction}); add rows or raise {fraction}")

@@ -30,6 +30,7 @@ DROP_REASONS = (
     "implausible_price",
     "missing_id",
     "duplicate_id",
+    "id_in_other_split",  # fetch only: the id is already kept in another of the source's own splits
 )
 
 
@@ -46,14 +47,36 @@ def validate_split(
     other word hashes to no feature (``no_words``). Raises DataError naming source, split and column.
     """
     where = f"{source}: split '{split}'"
+    check_columns(df, where, text_field)
+    if df.empty:
+        raise DataError(f"{where}: no rows")
+    cleaned, counts = validate_rows(with_row_ids(df.reset_index(drop=True), where), where=where,
+                                    text_field=text_field, stop_words=stop_words)
+    repeated = id_keys(cleaned["id"]).duplicated(keep="first").to_numpy() if len(cleaned) else np.zeros(0, bool)
+    counts["duplicate_id"] = int(repeated.sum())
+    if repeated.any():
+        cleaned = cleaned[~repeated].reset_index(drop=True)
+    if cleaned.empty:
+        raise DataError(f"{where}: no rows left after validation (dropped: {_nonzero(counts)})")
+    _log_validation(where, len(df), len(cleaned), counts)
+    return cleaned, counts
+
+
+def check_columns(df: pd.DataFrame, where: str, text_field: str) -> None:
     for column in ("price", text_field):
         if column not in df.columns:
             raise DataError(f"{where}: missing required column '{column}' (columns: {list(df.columns)})")
-    if df.empty:
-        raise DataError(f"{where}: no rows")
-    _require_text_column(df[text_field], where, text_field)
-    frame = with_row_ids(df.reset_index(drop=True), where)
 
+
+def validate_rows(
+    frame: pd.DataFrame, *, where: str, text_field: str, stop_words: str | None = "english"
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The rows of ``frame`` (which has an ``id`` column) that pass every check but the duplicate
+    one, and a count per reason (``duplicate_id`` and ``id_in_other_split`` 0: judging them needs
+    the other rows, which the caller has). Ids come out normalised (:func:`id_keys` agrees)."""
+    check_columns(frame, where, text_field)
+    _require_text_column(frame[text_field], where, text_field)
+    frame = frame.reset_index(drop=True)
     text = frame[text_field].astype("str")
     prices, price_problems = _classify_prices(frame["price"], where)
     missing, blank = text.isna().to_numpy(), _blank_texts(text)
@@ -70,26 +93,39 @@ def validate_split(
         hit = mask & ~dropped
         counts[reason] = int(hit.sum())
         dropped |= hit
-    # Duplicates are judged among otherwise-valid rows, so an invalid first copy doesn't cost a good
-    # one, and on normalised ids, so 1 and "1" (or 1.0) are one id.
-    kept_positions = np.flatnonzero(~dropped)
-    ids = _normalised_ids(frame["id"].iloc[kept_positions], where)
-    repeated = ids.duplicated(keep="first").to_numpy()
-    counts["duplicate_id"] = int(repeated.sum())
-    dropped[kept_positions[repeated]] = True
-
+    counts["duplicate_id"] = counts["id_in_other_split"] = 0
     keep = ~dropped
-    if not keep.any():
-        raise DataError(f"{where}: no rows left after validation (dropped: {_nonzero(counts)})")
     if keep.all():  # the usual case: no copy of the text (at 800,000 rows it is gigabytes)
         cleaned, kept_text = frame, text
     else:
         cleaned, kept_text = frame[keep].reset_index(drop=True), text[keep].reset_index(drop=True)
+    # Normalised on the valid rows only, so an invalid row's id cannot make the column text.
+    ids = _normalised_ids(frame["id"][keep].reset_index(drop=True), where)
     cleaned["price"] = prices[keep]
     cleaned[text_field], counts["truncated_text"] = _truncate(kept_text)
-    cleaned["id"] = ids[~repeated].reset_index(drop=True)
-    _log_validation(where, len(frame), len(cleaned), counts)
+    cleaned["id"] = ids
     return cleaned, counts
+
+
+def id_keys(ids: pd.Series) -> pd.Series:
+    """One key per id such that ids judged equal have equal keys: integers as ``int``, text as
+    ``str``, and text spelling a plain integer ("12", not "012") as that integer (1 and "1" are
+    one id, as :func:`validate_split` has always judged them). Missing ids: None."""
+    return pd.Series([_id_key(value) for value in ids], index=ids.index, dtype=object)
+
+
+def _id_key(value: Any) -> int | str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return None
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        return int(value)
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return int(value)
+    text = str(value)
+    spells_integer = text.isascii() and (text.isdigit() or (text[:1] == "-" and text[1:].isdigit()))
+    if spells_integer and str(int(text)) == text:
+        return int(text)
+    return text
 
 
 def first_non_text_value(column: pd.Series) -> tuple[int, Any] | None:
@@ -132,11 +168,14 @@ def _require_text_column(column: pd.Series, where: str, name: str) -> None:
     raise DataError(f"{where}: column '{name}' must hold text, but has dtype {column.dtype}")
 
 
-def with_row_ids(frame: pd.DataFrame, where: str) -> pd.DataFrame:
+def with_row_ids(frame: pd.DataFrame, where: str, first_row: int = 0) -> pd.DataFrame:
+    """``frame`` with an ``id`` column: its own, or its rows' numbers in the source (the frame's
+    first row being ``first_row``)."""
     if "id" in frame.columns:
         return frame
-    logger.info("%s: no 'id' column; using row numbers as ids", where)
-    return frame.assign(id=np.arange(len(frame), dtype=np.int64))
+    if first_row == 0:
+        logger.info("%s: no 'id' column; using row numbers as ids", where)
+    return frame.assign(id=np.arange(first_row, first_row + len(frame), dtype=np.int64))
 
 
 def _classify_prices(raw: pd.Series, where: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:

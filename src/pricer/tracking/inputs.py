@@ -56,7 +56,7 @@ def split_digest(file_md5s: Mapping[str, str]) -> str:
 
 def split_datasets(source: str, report: Mapping[str, Any], file_md5s: Mapping[str, str]) -> dict[str, Any]:
     """``{context: MetaDataset}`` for each split among ``file_md5s`` (path -> md5; a file's split
-    is its name's stem: ``data/features/train.npz`` is ``train``)."""
+    is its name's stem: ``data/features/train`` (the parts' directory) is ``train``)."""
     from mlflow.data.meta_dataset import MetaDataset
 
     origin = data_source(source, report)
