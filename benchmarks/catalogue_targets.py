@@ -15,9 +15,8 @@ import argparse
 import sys
 import time
 
-import torch
-
 import scoring
+import torch
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,10 +19,9 @@ import sys
 import time
 from pathlib import Path
 
+import scoring
 import torch
 from scipy.stats import spearmanr
-
-import scoring
 
 from pricer.params import params_from_dict, with_overrides
 

@@ -41,9 +41,8 @@ from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 from pricer.catalogue import generate_catalogue  # noqa: E402
 from pricer.features import VectorizerSettings, vectorize_texts  # noqa: E402
 from pricer.params import Params, load_params  # noqa: E402
-from pricer.training.recipes import architecture, recipe  # noqa: E402
 from pricer.training import Recipe  # noqa: E402
-
+from pricer.training.recipes import architecture, recipe  # noqa: E402
 
 # ------------------------------------------------------------------------------------------
 # Machine and parameters

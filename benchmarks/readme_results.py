@@ -15,6 +15,7 @@ and on what machine it was measured.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -44,11 +45,9 @@ def run(command: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess, flo
 
 def machine() -> str:
     model = ""
-    try:
+    with contextlib.suppress(OSError, StopIteration):
         model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                      if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return f"{os.cpu_count()}-core {model or platform.machine()} CPU, {memory:.0f} GB, no GPU"
 

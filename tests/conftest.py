@@ -130,7 +130,6 @@ def log_tiny_model(root: Path, exp_name: str, seed: int) -> LoggedModel:
 
     from pricer import tracking
     from pricer.catalogue import generate_catalogue
-    from pricer.digests import directory_md5
     from pricer.features import VectorizerSettings
     from pricer.models import build_model
     from pricer.predictor import PricePredictor

@@ -18,10 +18,9 @@ def test_write_json_is_canonical(tmp_path):
 def test_failed_write_keeps_old_file_and_leaves_no_temporary(tmp_path):
     target = tmp_path / "out.txt"
     target.write_text("old")
-    with pytest.raises(RuntimeError):
-        with atomic_path(target) as tmp:
-            tmp.write_text("half")
-            raise RuntimeError("killed")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed")
     assert target.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
 
@@ -40,10 +39,9 @@ def test_atomic_directory_replaces_whole_directory(tmp_path):
         (tmp / "new.txt").write_text("new")
         assert not (target / "new.txt").exists()
     assert sorted(p.name for p in target.iterdir()) == ["new.txt"]
-    with pytest.raises(RuntimeError):
-        with atomic_directory(target) as tmp:
-            (tmp / "partial.txt").write_text("x")
-            raise RuntimeError("killed")
+    with pytest.raises(RuntimeError), atomic_directory(target) as tmp:
+        (tmp / "partial.txt").write_text("x")
+        raise RuntimeError("killed")
     assert sorted(p.name for p in target.iterdir()) == ["new.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
 
@@ -56,9 +54,8 @@ def test_a_full_disk_is_one_error_naming_the_output_and_keeps_the_old_file(tmp_p
             tmp.write_text("half")
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
-    with pytest.raises(OutputError, match="model: cannot write it"):
-        with atomic_directory(tmp_path / "model") as tmp:
-            raise OSError(errno.EDQUOT, os.strerror(errno.EDQUOT))
+    with pytest.raises(OutputError, match="model: cannot write it"), atomic_directory(tmp_path / "model") as tmp:
+        raise OSError(errno.EDQUOT, os.strerror(errno.EDQUOT))
 
 
 def test_a_file_where_the_output_directory_should_be_is_one_error_naming_the_output(tmp_path):
@@ -68,9 +65,8 @@ def test_a_file_where_the_output_directory_should_be_is_one_error_naming_the_out
 
 
 def test_other_errors_inside_the_block_pass_through_unchanged(tmp_path):
-    with pytest.raises(FileNotFoundError):
-        with atomic_path(tmp_path / "out.txt"):
-            open(tmp_path / "missing-input.txt")
+    with pytest.raises(FileNotFoundError), atomic_path(tmp_path / "out.txt"):
+        open(tmp_path / "missing-input.txt")
 
 
 @pytest.mark.parametrize("umask, file_mode, directory_mode", [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700)])

@@ -1982,10 +1982,9 @@ def features_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def predictor(catalogue_features) -> PricePredictor:
+    from pricer.intervals import Calibration
     from pricer.models import build_model
     from pricer.target import TargetTransform
-
-    from pricer.intervals import Calibration
 
     settings, _, train_y, held_out_x, held_out_y, _ = catalogue_features
     arch = {"kind": "resnet", "n_features": 512, "hidden": 16, "layers": 3, "dropout": 0.2}

@@ -1,7 +1,6 @@
 import numpy as np
 import pandas as pd
 import pytest
-import scipy.sparse as sp
 from sklearn.feature_extraction.text import HashingVectorizer
 
 from pricer.features import (

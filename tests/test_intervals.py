@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 
 from pricer.intervals import (
-    CALIBRATION_FILE, MIN_BAND_SCORES, Calibration, CalibrationError, conformal_quantile, coverage,
+    CALIBRATION_FILE,
+    MIN_BAND_SCORES,
+    Calibration,
+    CalibrationError,
+    conformal_quantile,
+    coverage,
     coverage_problems,
 )
 from pricer.metrics import PRICE_BANDS

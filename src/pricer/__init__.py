@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # importing torch is slow: the functions below import it when first called
     import numpy as np
@@ -26,10 +26,10 @@ DEFAULT_MODEL = "models/resnet"
 
 __all__ = ["DEFAULT_MODEL", "load_model", "predict"]
 
-_loaded: dict[tuple[str, str, int], "PricePredictor"] = {}
+_loaded: dict[tuple[str, str, int], PricePredictor] = {}
 
 
-def load_model(path: Union[str, Path] = DEFAULT_MODEL, *, device: str = "cpu") -> "PricePredictor":
+def load_model(path: str | Path = DEFAULT_MODEL, *, device: str = "cpu") -> PricePredictor:
     """Load a trained model directory or an MLflow model URI (``runs:/<run id>/model``,
     ``models:/pricer-resnet@champion``); raises ``pricer.predictor.ModelLoadError`` with the reason."""
     from pricer.tracking.registry import load_predictor
@@ -38,11 +38,11 @@ def load_model(path: Union[str, Path] = DEFAULT_MODEL, *, device: str = "cpu") -
 
 
 def predict(
-    texts: Union[str, Sequence[str]],
-    model: Union[str, Path, "PricePredictor"] = DEFAULT_MODEL,
+    texts: str | Sequence[str],
+    model: str | Path | PricePredictor = DEFAULT_MODEL,
     *,
     batch_rows: int = 8192,
-) -> Union[float, "np.ndarray"]:
+) -> float | np.ndarray:
     """Dollar prices for product texts: a float for one string, an array for a sequence.
 
     ``model`` is a loaded model, a model directory (loaded once and reused while its weights

@@ -29,7 +29,7 @@ class CSRTensors:
     targets: torch.Tensor | None  # float32, one per row
 
     @classmethod
-    def from_scipy(cls, matrix: sp.csr_matrix, targets: np.ndarray | None = None) -> "CSRTensors":
+    def from_scipy(cls, matrix: sp.csr_matrix, targets: np.ndarray | None = None) -> CSRTensors:
         matrix = sp.csr_matrix(matrix)
         if targets is not None and len(targets) != matrix.shape[0]:
             raise ValueError(f"{len(targets)} targets for {matrix.shape[0]} rows")
@@ -53,7 +53,7 @@ class CSRTensors:
             values=self.values[first:last],
         )
 
-    def take_rows(self, rows: np.ndarray) -> "CSRTensors":
+    def take_rows(self, rows: np.ndarray) -> CSRTensors:
         """A new CSRTensors with the given rows, in that order (used once per epoch).
 
         Done in numpy on the tensors' shared memory: one repeat and one gather per array, which

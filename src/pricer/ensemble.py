@@ -90,7 +90,7 @@ class EnsemblePredictor:
 
     @classmethod
     def calibrated(cls, name: str, members: Sequence[PricePredictor], validation_features: sp.csr_matrix,
-                   validation_prices: np.ndarray) -> "EnsemblePredictor":
+                   validation_prices: np.ndarray) -> EnsemblePredictor:
         """The ensemble of ``members`` with its range calibrated on the validation split."""
         ensemble = cls(name, tuple(members))
         predicted = ensemble.predict_matrix(validation_features)
@@ -111,7 +111,7 @@ class EnsemblePredictor:
             self.calibration.save(directory)
 
     @classmethod
-    def load(cls, directory: str | Path, *, device: str | torch.device = "cpu") -> "EnsemblePredictor":
+    def load(cls, directory: str | Path, *, device: str | torch.device = "cpu") -> EnsemblePredictor:
         directory = Path(directory)
         path = directory / ENSEMBLE_FILE
         try:

@@ -85,7 +85,7 @@ class Calibration:
     band_scores: tuple[np.ndarray, ...]
 
     @classmethod
-    def fit(cls, actual: np.ndarray, predicted: np.ndarray) -> "Calibration":
+    def fit(cls, actual: np.ndarray, predicted: np.ndarray) -> Calibration:
         actual, predicted = np.asarray(actual, dtype=np.float64), np.asarray(predicted, dtype=np.float64)
         if actual.shape != predicted.shape or actual.size == 0:
             raise CalibrationError(f"calibration needs as many predictions as prices, and some: got "
@@ -104,7 +104,7 @@ class Calibration:
         predicted = np.clip(np.asarray(predicted, dtype=np.float64), 0.0, None)
         logs = np.log1p(predicted)
         low, high = np.full(predicted.shape, np.inf), np.full(predicted.shape, -np.inf)
-        for half, (_, band_low, band_high) in zip(self.half_widths(level), PRICE_BANDS):
+        for half, (_, band_low, band_high) in zip(self.half_widths(level), PRICE_BANDS, strict=False):
             piece_low = np.maximum(np.expm1(logs - half), band_low)
             piece_high = np.minimum(np.expm1(logs + half), band_high)
             some = piece_low <= piece_high
@@ -115,10 +115,10 @@ class Calibration:
         return {"method": METHOD, "split": "validation", "min_band_scores": MIN_BAND_SCORES,
                 "bands": [{"band": label, "low": low, "high": None if math.isinf(high) else high,
                            "scores": [round(float(score), 6) for score in scores]}
-                          for (label, low, high), scores in zip(PRICE_BANDS, self.band_scores)]}
+                          for (label, low, high), scores in zip(PRICE_BANDS, self.band_scores, strict=False)]}
 
     @classmethod
-    def from_dict(cls, payload: Mapping[str, Any]) -> "Calibration":
+    def from_dict(cls, payload: Mapping[str, Any]) -> Calibration:
         bands = payload["bands"]
         labels = [band["band"] for band in bands]
         if labels != [label for label, _, _ in PRICE_BANDS]:
@@ -129,7 +129,7 @@ class Calibration:
         write_json(Path(directory) / CALIBRATION_FILE, self.to_dict())
 
     @classmethod
-    def load(cls, directory: Path) -> "Calibration | None":
+    def load(cls, directory: Path) -> Calibration | None:
         """The calibration saved in a model directory; None for a model saved without one."""
         path = Path(directory) / CALIBRATION_FILE
         if not path.is_file():

@@ -11,6 +11,7 @@ from typing import Any
 
 from pricer.errors import PricerError
 
+
 class ArtifactError(PricerError):
     """A pipeline file is missing or unreadable; the message names it and the stage to rerun."""
 

@@ -29,7 +29,7 @@ class SparseBatch:
     def rows(self) -> int:
         return int(self.offsets.shape[0])
 
-    def to(self, device: torch.device | str) -> "SparseBatch":
+    def to(self, device: torch.device | str) -> SparseBatch:
         return SparseBatch(
             self.indices.to(device, non_blocking=True),
             self.offsets.to(device, non_blocking=True),
@@ -102,7 +102,7 @@ class MLP(nn.Module):
         super().__init__()
         self.input = SparseLinear(n_features, hidden_layers[0])
         layers: list[nn.Module] = []
-        for width_in, width_out in zip(hidden_layers[:-1], hidden_layers[1:]):
+        for width_in, width_out in zip(hidden_layers[:-1], hidden_layers[1:], strict=False):
             layers += [nn.ReLU(), nn.Linear(width_in, width_out)]
         layers += [nn.ReLU(), nn.Linear(hidden_layers[-1], 1)]
         self.body = nn.Sequential(*layers)

@@ -185,7 +185,7 @@ class Params(_Section):
     tracking: TrackingParams = TrackingParams()
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Params":
+    def _consistent(self) -> Params:
         try:
             check_split_fractions(self.data.validation_fraction, self.data.test_fraction)
         except ValueError as error:

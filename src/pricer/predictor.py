@@ -106,7 +106,7 @@ class PricePredictor:
         return digest.hexdigest()[:8]
 
     @classmethod
-    def load(cls, directory: str | Path, *, device: str | torch.device = "cpu") -> "PricePredictor":
+    def load(cls, directory: str | Path, *, device: str | torch.device = "cpu") -> PricePredictor:
         directory = Path(directory)
         config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
         if not config_path.is_file() or not weights_path.is_file():

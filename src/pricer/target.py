@@ -29,7 +29,7 @@ class TargetTransform:
             raise ValueError(f"target std must be positive and finite, got {self.std!r}")
 
     @classmethod
-    def fit(cls, kind: str, prices: np.ndarray) -> "TargetTransform":
+    def fit(cls, kind: str, prices: np.ndarray) -> TargetTransform:
         """Learn the statistics of ``kind`` from training prices (only standardized_log has any)."""
         if kind != "standardized_log":
             return cls(kind=kind)

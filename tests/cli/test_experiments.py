@@ -11,6 +11,7 @@ from pricer.cli.experiments import Run, differing_params, items_differ, load_run
 
 from .conftest import PARAMS, commit_run, git, predictions
 
+
 def test_workspace_revision_and_experiment_ref(repo, prices):
     first = commit_run(repo, predictions(prices, {"mlp": 5.0}), PARAMS, "first")
     second = commit_run(repo, predictions(prices, {"mlp": 3.0}), PARAMS | {"lr": 0.002}, "second")

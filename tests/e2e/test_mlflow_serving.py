@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 
 import pricer
-from pricer.tracking import registry
 from pricer.predictor import PricePredictor
+from pricer.tracking import registry
 
 from .conftest import REPO_ROOT, Project, copy_project
 from .servers import chromium, chromium_run, free_port, running

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pricer.sources import FetchResult
 from pricer.layout import SPLITS
+from pricer.sources import FetchResult
 from pricer.sources.validate import DROP_REASONS
 
 

@@ -20,8 +20,8 @@ from typing import Any
 import datasets
 import pandas as pd
 import pytest
-
 from helpers import not_found_hub
+
 from pricer.sources import DataError, fetch_splits, hub
 
 from .frames import all_ids, items

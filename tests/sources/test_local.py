@@ -12,8 +12,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from pricer.sources import DataError, fetch_splits
 from pricer.layout import SPLITS
+from pricer.sources import DataError, fetch_splits
 from pricer.sources.split import unit_hash
 from pricer.sources.validate import DROP_REASONS
 

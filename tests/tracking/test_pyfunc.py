@@ -15,8 +15,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import Model
 
 from pricer import tracking
-from pricer.tracking import pyfunc
 from pricer.predictor import PricePredictor
+from pricer.tracking import pyfunc
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from conftest import log_tiny_model
 
-from pricer.tracking import registry
 from pricer.predictor import ModelLoadError, PricePredictor
+from pricer.tracking import registry
 
 
 @pytest.fixture(autouse=True)

@@ -75,7 +75,7 @@ def test_rows_touched_at_every_step_train_exactly_like_dense_adamw():
     batches = _batches([[0, 1, 2, 3, 4, 5]] * STEPS)
     _train(dense, batches, lazy=False)
     _train(lazy, batches, lazy=True)
-    for (name, expected), (_, actual) in zip(dense.state_dict().items(), lazy.state_dict().items()):
+    for (name, expected), (_, actual) in zip(dense.state_dict().items(), lazy.state_dict().items(), strict=False):
         torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-6, msg=name)
 
 
@@ -103,7 +103,7 @@ def test_a_row_left_untouched_keeps_its_moments_and_catches_up_on_decay_when_tou
     _train(model, _batches(steps), lazy=True, on_step=remember)
     weight_1, exp_avg_1, exp_avg_sq_1 = snapshots[1]
     for step in range(2, STEPS):  # untouched: nothing about the row changes, not even its decay
-        assert all(torch.equal(now, then) for now, then in zip(snapshots[step], snapshots[1])), step
+        assert all(torch.equal(now, then) for now, then in zip(snapshots[step], snapshots[1], strict=False)), step
     # the first update at step STEPS applies the decay of the steps 2..STEPS it had missed
     lrs = _lrs()
     missed_decay = np.prod([1 - lr * WEIGHT_DECAY for lr in lrs[1:]])

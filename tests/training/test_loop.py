@@ -42,7 +42,7 @@ def test_training_beats_the_median_baseline(catalogue_features):
 def test_same_seed_gives_identical_weights(catalogue_features):
     first, _, _ = _train(catalogue_features)
     second, _, _ = _train(catalogue_features)
-    for (name, a), (_, b) in zip(first.state_dict().items(), second.state_dict().items()):
+    for (name, a), (_, b) in zip(first.state_dict().items(), second.state_dict().items(), strict=False):
         assert torch.equal(a, b), name
 
 
@@ -81,7 +81,7 @@ def test_resume_after_interruption_gives_the_uninterrupted_weights(catalogue_fea
         _train(catalogue_features, recipe=recipe, checkpoint_path=checkpoint, on_epoch=crash_in_epoch_3)
     resumed, result, _ = _train(catalogue_features, recipe=recipe, checkpoint_path=checkpoint, resume=True)
     assert [r.val_mae for r in result.history] == [r.val_mae for r in full.history]
-    for (name, a), (_, b) in zip(uninterrupted.state_dict().items(), resumed.state_dict().items()):
+    for (name, a), (_, b) in zip(uninterrupted.state_dict().items(), resumed.state_dict().items(), strict=False):
         assert torch.equal(a, b), name
 
 

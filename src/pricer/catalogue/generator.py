@@ -67,7 +67,7 @@ class ItemDraw:
     price: np.ndarray
     weight: np.ndarray
 
-    def take(self, rows: np.ndarray) -> "ItemDraw":
+    def take(self, rows: np.ndarray) -> ItemDraw:
         return ItemDraw(**{f.name: getattr(self, f.name)[rows] for f in fields(self)})
 
     def __len__(self) -> int:

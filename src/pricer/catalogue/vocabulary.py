@@ -69,12 +69,12 @@ class Category(_Strict):
     def _rows_to_records(cls, data: dict) -> dict:
         # The YAML writes products and accessories as compact rows; name their fields here.
         data = dict(data)
-        data["products"] = [dict(zip(Product.model_fields, row)) for row in data.get("products", [])]
-        data["accessories"] = [dict(zip(Accessory.model_fields, row)) for row in data.get("accessories", [])]
+        data["products"] = [dict(zip(Product.model_fields, row, strict=False)) for row in data.get("products", [])]
+        data["accessories"] = [dict(zip(Accessory.model_fields, row, strict=False)) for row in data.get("accessories", [])]
         return data
 
     @model_validator(mode="after")
-    def _accessories_when_sold(self) -> "Category":
+    def _accessories_when_sold(self) -> Category:
         if self.accessory_share > 0 and not self.accessories:
             raise ValueError(f"category {self.name!r} has accessory_share > 0 but no accessories")
         nouns = {product.noun for product in self.products}
@@ -122,7 +122,7 @@ class Vocabulary(_Strict):
     boilerplate: list[str]
 
     @model_validator(mode="after")
-    def _references_resolve(self) -> "Vocabulary":
+    def _references_resolve(self) -> Vocabulary:
         for category in self.categories:
             for product in category.products:
                 if product.spec not in self.spec_kinds:
@@ -199,7 +199,7 @@ class Tables:
         self.accessory_log_base = np.log([a.base_price for _, a in rows])
         self.accessory_weight = np.asarray([a.weight_lb for _, a in rows])
         # Host products per accessory, padded to a matrix; a count of 0 means a generic part.
-        product_index = {(c, name): i for i, (c, name) in enumerate(zip(self.product_category, self.product_names))}
+        product_index = {(c, name): i for i, (c, name) in enumerate(zip(self.product_category, self.product_names, strict=False))}
         hosts = [[product_index[(index, host)] for host in a.hosts] for index, a in rows]
         self.accessory_host_count = np.asarray([len(h) for h in hosts], dtype=np.int64)
         self.accessory_hosts = np.zeros((len(rows), max([1, *map(len, hosts)])), dtype=np.int64)

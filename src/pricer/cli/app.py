@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from pricer.cli import compare, models, predict, promote, train_worker
@@ -120,10 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             log.error("%s", one_line(str(error)))
             return 1
         except BrokenPipeError:  # `pricer predict ... | head` closed the pipe: not an error
-            try:
+            with suppress(OSError, ValueError, io.UnsupportedOperation):
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            except (OSError, ValueError, io.UnsupportedOperation):
-                pass
             return 0
         except MemoryError:  # a file too large for this machine (a huge CSV field, a giant JSON document)
             log.error("out of memory while running %s; give it smaller input (split the file)", args.command)

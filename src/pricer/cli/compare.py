@@ -31,8 +31,8 @@ from pricer.comparison import (
     seed_spread,
     too_few_items,
 )
-from pricer.layout import project_root
 from pricer.intervals import coverage
+from pricer.layout import project_root
 from pricer.metrics import mean_absolute_error
 
 log = logging.getLogger("pricer.cli")

@@ -13,7 +13,14 @@ from pricer.cli.errors import CliError
 from pricer.cli.models import LoadedModel, load_models
 from pricer.cli.readers import INPUT_FORMATS, Record, batched, parquet_rows, read_records, resolve_source
 from pricer.cli.writers import (
-    FORMATS, WRITERS, Result, check_output, open_output, output_format, plain, range_columns,
+    FORMATS,
+    WRITERS,
+    Result,
+    check_output,
+    open_output,
+    output_format,
+    plain,
+    range_columns,
 )
 from pricer.intervals import DEFAULT_LEVEL, check_level
 from pricer.text import MAX_TEXT_CHARS, NO_WORDS, cut_text, text_problem, wordless
@@ -35,8 +42,8 @@ def predict_batch(models: Sequence[LoadedModel], records: Sequence[Record], batc
         for position, no_words in zip(readable, without_words, strict=True):
             if no_words:
                 problems[position] = NO_WORDS
-    valid = [cut_text(record.text) for record, problem in zip(records, problems) if problem is None]
-    for record, problem in zip(records, problems):
+    valid = [cut_text(record.text) for record, problem in zip(records, problems, strict=False) if problem is None]
+    for record, problem in zip(records, problems, strict=False):
         length = record.length or (len(record.text) if problem is None else 0)
         if problem is None and length > MAX_TEXT_CHARS:
             log.warning("row %d: text of %s characters cut to %s, as in training", record.row, f"{length:,}",
@@ -47,10 +54,10 @@ def predict_batch(models: Sequence[LoadedModel], records: Sequence[Record], batc
         calibration = model.predictor.calibration
         ranged = calibration.ranges(prices, level) if calibration is not None else None
         priced[model.label] = prices.tolist()
-        for column, bound in zip(range_columns(model.label), (ranged.low, ranged.high) if ranged else (None, None)):
+        for column, bound in zip(range_columns(model.label), (ranged.low, ranged.high) if ranged else (None, None), strict=False):
             priced[column] = bound.tolist() if bound is not None else [None] * len(valid)
     results, position = [], 0
-    for record, problem in zip(records, problems):
+    for record, problem in zip(records, problems, strict=False):
         if problem is None:
             prices = {label: None if values[position] is None else round(float(values[position]), 2)
                       for label, values in priced.items()}

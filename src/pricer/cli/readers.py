@@ -274,7 +274,7 @@ def _read_parquet(source: Source, text_column: str, id_column: str | None, batch
             for batch in parquet.iter_batches(batch_size=batch_rows, columns=wanted):
                 texts = _strings(batch.column(text_column))
                 ids = _strings(batch.column(id_column)) if id_column else [None] * len(texts)
-                for text, ident in zip(texts, ids):
+                for text, ident in zip(texts, ids, strict=False):
                     row += 1
                     yield Record(row, text, ident)
         except (pa.ArrowException, OSError, UnicodeDecodeError) as error:

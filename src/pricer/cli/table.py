@@ -10,6 +10,6 @@ def text_table(lines: Sequence[Sequence[str]], right: set[int] = frozenset()) ->
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     return "".join(
         "  ".join(cell.rjust(width) if i in right else cell.ljust(width)
-                  for i, (cell, width) in enumerate(zip(line, widths))).rstrip() + "\n"
+                  for i, (cell, width) in enumerate(zip(line, widths, strict=False))).rstrip() + "\n"
         for line in lines
     )

@@ -9,6 +9,7 @@ With ``HF_HUB_OFFLINE=1`` the probe is skipped and only the local Hub cache is u
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 
@@ -104,10 +105,8 @@ def _hub_unreachable_message(dataset_id: str, revision: str | None, error: BaseE
     )
     cached = None
     if not datasets.config.HF_HUB_OFFLINE:
-        try:
+        with contextlib.suppress(DataError):
             cached = cached_hub_snapshot(dataset_id, revision)
-        except DataError:
-            pass
     if cached is not None:
         why += f". This revision is in the local Hub cache ({cached}): rerun with HF_HUB_OFFLINE=1 to use it"
     return (

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from pricer.console import progress_enabled
-from pricer.errors import PricerError
 from pricer.ensemble import Predictor, load_directory
+from pricer.errors import PricerError
 from pricer.layout import PREDICTOR_NAMES, project_root
 from pricer.predictor import ModelLoadError
 from pricer.tracking.store import MODEL_DIGEST_TAG, STORE_FILE, mlflow_client, resolve_tracking_uri, store_errors

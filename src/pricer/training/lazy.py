@@ -214,7 +214,7 @@ def _summed_rows(grad: torch.Tensor, world_size: int) -> torch.Tensor:
     gathered_values = [torch.empty_like(padded_values) for _ in range(world_size)]
     dist.all_gather(gathered_rows, padded_rows)
     dist.all_gather(gathered_values, padded_values)
-    all_rows = torch.cat([part[:size] for part, size in zip(gathered_rows, sizes)])
-    all_values = torch.cat([part[:size] for part, size in zip(gathered_values, sizes)])
+    all_rows = torch.cat([part[:size] for part, size in zip(gathered_rows, sizes, strict=False)])
+    all_values = torch.cat([part[:size] for part, size in zip(gathered_values, sizes, strict=False)])
     # the rows come from coalesced gradients: valid, so the (costly) invariant checks stay off, said so
     return torch.sparse_coo_tensor(all_rows.unsqueeze(0), all_values, grad.shape, check_invariants=False).coalesce()

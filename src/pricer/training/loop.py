@@ -33,8 +33,8 @@ from pricer.batching import (
     model_outputs,
     share_of_epoch,
 )
-from pricer.models import SparseBatch, SparseLinear
 from pricer.errors import PricerError
+from pricer.models import SparseBatch, SparseLinear
 from pricer.target import TargetTransform
 from pricer.training.checkpoint import CHECKPOINT_FORMAT, identity_difference, load_checkpoint, save_checkpoint
 from pricer.training.lazy import LazyInputAdamW, broadcast_parameters, clip_gradients, sum_gradients
@@ -176,7 +176,7 @@ def _sparse_gradients(model: nn.Module, enabled: bool) -> Iterator[None]:
     try:
         yield
     finally:
-        for layer, value in zip(layers, previous):
+        for layer, value in zip(layers, previous, strict=False):
             layer.sparse_gradient = value
 
 

@@ -20,8 +20,8 @@ from torch import nn
 
 from pricer import layout
 from pricer.atomic import atomic_directory, write_json, write_text
-from pricer.digests import file_md5, package_source_md5
 from pricer.batching import CSRTensors, RowShare
+from pricer.digests import file_md5, package_source_md5
 from pricer.features import MANIFEST, VectorizerSettings, feature_files, load_feature_rows, load_labels, prices_of
 from pricer.intervals import Calibration
 from pricer.models import build_model, count_parameters
