@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     splits = scoring.hashed_splits("synthetic", params, synthetic_items=args.items)
     sizes = {name: len(prices) for name, prices in splits.prices.items()}
-    print(f"catalogue splits {sizes}, data seed {params.data.seed}, fetched and hashed in {time.perf_counter() - started:.0f} s")
+    print(f"catalogue splits {sizes}, data seed {params.data.seed}, "
+          f"fetched and hashed in {time.perf_counter() - started:.0f} s")
     baselines = scoring.baseline_test_maes(splits)
     alpha, ridge = scoring.ridge_test_mae(splits)
     maes = {}

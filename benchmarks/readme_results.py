@@ -39,7 +39,8 @@ def run(command: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess, flo
     started = time.perf_counter()
     done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
     if done.returncode:
-        raise SystemExit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        raise SystemExit(f"{' '.join(command)} failed ({done.returncode}):\n"
+                         f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     return done, time.perf_counter() - started
 
 
@@ -80,8 +81,10 @@ def section(project: Path, repro_seconds: float, peak_gb: float, exp_seconds: fl
         f"| residual network (hidden 256, 6 layers) | **{interval(metrics['resnet'], 'test_mae')}** | "
         f"{interval(metrics['resnet'], 'test_mae_first_200')} | {metrics['resnet']['test_rmsle']:.3f} | "
         f"{metrics['resnet']['test_hit_rate']:.1%} |",
-        f"| constant: training median ({money(baselines['train_median_price'])}) | {money(baselines['train_median_test_mae'])} | | | |",
-        f"| constant: training mean ({money(baselines['train_mean_price'])}) | {money(baselines['train_mean_test_mae'])} | | | |",
+        f"| constant: training median ({money(baselines['train_median_price'])}) | "
+        f"{money(baselines['train_median_test_mae'])} | | | |",
+        f"| constant: training mean ({money(baselines['train_mean_price'])}) | "
+        f"{money(baselines['train_mean_test_mae'])} | | | |",
         "",
         f"On the same test items, the residual network's MAE minus the MLP's is {money(pair['mae_difference'])} "
         f"[{money(pair['ci95_low'])}, {money(pair['ci95_high'])}]: **{pair['verdict']}** "
@@ -92,7 +95,8 @@ def section(project: Path, repro_seconds: float, peak_gb: float, exp_seconds: fl
         resnet = paired["resnet"]
         lines += ["", f"`dvc exp run --temp -n {EXPERIMENT[0]} -S {EXPERIMENT[1]}` then took {exp_seconds:.0f} s "
                   f"(it reran {' and '.join(stages)}); against the baseline on the same items, the residual "
-                  f"network's MAE changed by {money(resnet['diff'])} [{money(resnet['low'])}, {money(resnet['high'])}]: "
+                  f"network's MAE changed by {money(resnet['diff'])} "
+                  f"[{money(resnet['low'])}, {money(resnet['high'])}]: "
                   f"**{resnet['verdict']}**. Which of two close settings wins is noise until the interval of "
                   "their difference excludes zero."]
     lines += ["", "Regenerate this section with `.venv/bin/python benchmarks/readme_results.py --write`."]

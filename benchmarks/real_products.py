@@ -189,7 +189,8 @@ def bootstrap_mae(actual: np.ndarray, first: np.ndarray, second: np.ndarray) -> 
     def interval(values: np.ndarray) -> list[float]:
         return [float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))]
 
-    return {"first": interval(mae_first), "second": interval(mae_second), "difference": interval(mae_second - mae_first)}
+    return {"first": interval(mae_first), "second": interval(mae_second),
+            "difference": interval(mae_second - mae_first)}
 
 
 def final(workdir: Path, threads: int | None, reuse: bool) -> None:

@@ -178,7 +178,8 @@ def main() -> None:
           f"resnet.input_optimizer {params['resnet']['input_optimizer']}")
 
     results = {}
-    print(f"\n{'stage':14s} {'wall s':>8s} {'tree peak GB':>13s} {'largest process GB':>19s} {'procs':>6s}  goal <= {GOAL_GB:g} GB")
+    print(f"\n{'stage':14s} {'wall s':>8s} {'tree peak GB':>13s} {'largest process GB':>19s} {'procs':>6s}  "
+          f"goal <= {GOAL_GB:g} GB")
     for stage in args.stages:
         log_path = workdir / f"{stage}.log"
         measured = run_measured([sys.executable, *STAGES[stage]], workdir, env, log_path)
@@ -186,8 +187,10 @@ def main() -> None:
         tree_gb = measured["peak_tree_rss_bytes"] / 1e9
         single_gb = measured["max_single_process_rss_bytes_kernel"] / 1e9
         ok = measured["exit_code"] == 0
-        verdict = ("met" if max(tree_gb, single_gb) <= GOAL_GB else "NOT MET") if ok else f"FAILED (exit {measured['exit_code']})"
-        print(f"{stage:14s} {measured['wall_s']:8.1f} {tree_gb:13.2f} {single_gb:19.2f} {measured['most_processes']:6d}  {verdict}",
+        verdict = (("met" if max(tree_gb, single_gb) <= GOAL_GB else "NOT MET") if ok
+                   else f"FAILED (exit {measured['exit_code']})")
+        print(f"{stage:14s} {measured['wall_s']:8.1f} {tree_gb:13.2f} {single_gb:19.2f} "
+              f"{measured['most_processes']:6d}  {verdict}",
               flush=True)
         if (args.processes or 1) > 1 and stage.startswith("train"):
             # each process's sampled peak: the ranks, the launcher and the stage script that started it
@@ -197,7 +200,8 @@ def main() -> None:
             print(log_path.read_text(encoding="utf-8")[-3000:])
             break
     for stage in results:
-        lines = [line for line in (workdir / f"{stage}.log").read_text(encoding="utf-8").splitlines() if " INFO " in line]
+        lines = [line for line in (workdir / f"{stage}.log").read_text(encoding="utf-8").splitlines()
+                 if " INFO " in line]
         results[stage]["log_tail"] = lines[-12:]
     name = "stage_memory_full" if items >= 800_000 else "stage_memory"
     if params["vectorize"]["n_features"] != 5000:

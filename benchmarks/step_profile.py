@@ -133,7 +133,8 @@ def profile_model(kind: str, params, settings, train, args, report: dict) -> Non
     # 3. pricer's step, cumulative, as the engine runs it
     sparse = recipe.optimizer == "sgd"
     model, optimizer = pricer_variant(sparse)
-    times["pricer: forward"] = time_per_step(step_fn(model, optimizer, backward=False, update=False), batches, args.passes)
+    times["pricer: forward"] = time_per_step(step_fn(model, optimizer, backward=False, update=False), batches,
+                                             args.passes)
     times["pricer: forward+backward"] = time_per_step(step_fn(model, optimizer, update=False), batches, args.passes)
     model, optimizer = pricer_variant(sparse)
     times["pricer: full step (engine)"] = time_per_step(step_fn(model, optimizer), batches, args.passes)
@@ -145,7 +146,8 @@ def profile_model(kind: str, params, settings, train, args, report: dict) -> Non
             model, optimizer = pricer_variant(False, kwargs)
             times[f"pricer: full step, {label}"] = time_per_step(step_fn(model, optimizer), batches, args.passes)
         model, optimizer = pricer_variant(True, {"foreach": True})
-        times["pricer: full step, sparse gradient, SGD foreach"] = time_per_step(step_fn(model, optimizer), batches, args.passes)
+        times["pricer: full step, sparse gradient, SGD foreach"] = time_per_step(step_fn(model, optimizer), batches,
+                                                                                 args.passes)
     else:
         for label, kwargs in [("AdamW default (for-loop)", {}), ("AdamW foreach", {"foreach": True}),
                               ("AdamW fused", {"fused": True})]:
@@ -164,7 +166,8 @@ def profile_model(kind: str, params, settings, train, args, report: dict) -> Non
     # 5. the reference's step on collated batches (its data path excluded), seed optimizer
     model = copy.deepcopy(base)
     optimizer = harness.seed_optimizer(model, recipe)
-    times["reference: full step on a collated batch"] = time_per_step(step_fn(model, optimizer), dense_batches, args.passes)
+    times["reference: full step on a collated batch"] = time_per_step(step_fn(model, optimizer), dense_batches,
+                                                                      args.passes)
     model = copy.deepcopy(base)
     optimizer = harness.seed_optimizer(model, recipe)
     times["reference: forward on a collated batch"] = time_per_step(
@@ -201,7 +204,8 @@ def _iterate_cost(data: CSRTensors, rows: int, steps: int, passes: int) -> float
 
 
 def _loader_cost(dense_x: torch.Tensor, dense_y: torch.Tensor, rows: int, passes: int) -> float:
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(dense_x, dense_y), batch_size=rows, shuffle=True)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(dense_x, dense_y), batch_size=rows,
+                                         shuffle=True)
     best = float("inf")
     for _ in range(passes):
         started = clock()

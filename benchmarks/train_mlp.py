@@ -101,7 +101,8 @@ def main() -> None:
             "SGD MLP training throughput", {"reference": reference, "pricer": pricer_fit}, args.repeats,
             args.items * args.epochs, ("dense reference (DataLoader)", "pricer fit (sparse CSR batches)"),
             "samples/s", GOAL, threads)
-        print(f"  validation MAE after {args.epochs} epoch(s) (sanity, last run): reference ${val_mae['reference']:.2f}, "
+        print(f"  validation MAE after {args.epochs} epoch(s) (sanity, last run): "
+              f"reference ${val_mae['reference']:.2f}, "
               f"pricer ${val_mae['pricer']:.2f}")
         payload["by_threads"][str(threads)] = {
             "reference": ref.as_dict(), "pricer": new.as_dict(), **ratios,

@@ -117,7 +117,8 @@ def timing(args: argparse.Namespace, params) -> dict:
         cells = []
         for width in WIDTHS:
             values = [m[clock] for m in measured[(name, width)]]
-            cells.append(f"{best[(name, width)]:7.2f} ({np.median(values):5.2f}) {best[(name, width)] / best[(name, 5000)]:4.2f}x")
+            cells.append(f"{best[(name, width)]:7.2f} ({np.median(values):5.2f}) "
+                         f"{best[(name, width)] / best[(name, 5000)]:4.2f}x")
         print(f"  {name:14s} " + "".join(f"{cell:>22s}" for cell in cells))
     verdicts = {}
     for name, reference in (("mlp", "mlp"), ("resnet lazy", "resnet lazy"), ("resnet lazy", "resnet dense")):
@@ -134,7 +135,8 @@ def timing(args: argparse.Namespace, params) -> dict:
         writes = {f"{name} {width}": checkpoint_seconds(params, *CONFIGS[name], width, Path(scratch))
                   for name in ("mlp", "resnet lazy") for width in WIDTHS}
     print("  per-epoch checkpoint write, wall s: " + ", ".join(f"{k} {v:.2f}" for k, v in writes.items()))
-    return {"rows": args.rows, "nnz_per_row": nnz, "clock": clock, "best": {f"{k[0]} {k[1]}": v for k, v in best.items()},
+    return {"rows": args.rows, "nnz_per_row": nnz, "clock": clock,
+            "best": {f"{k[0]} {k[1]}": v for k, v in best.items()},
             "all": {f"{k[0]} {k[1]}": v for k, v in measured.items()}, "ratios": verdicts, "init_wall": init,
             "checkpoint_write_wall": writes}
 
@@ -181,7 +183,8 @@ def memory(args: argparse.Namespace, params) -> dict:
     """Peak RSS at (rows, 5000), (rows, 2^18), (4 x rows, 2^18); projected to 800,000 rows."""
     few, many = args.memory_rows, 4 * args.memory_rows
     out = {}
-    print(f"\npeak RSS of one training epoch with a checkpoint (fresh process each), GB; projection to {FULL_ROWS:,} rows")
+    print(f"\npeak RSS of one training epoch with a checkpoint (fresh process each), GB; "
+          f"projection to {FULL_ROWS:,} rows")
     with tempfile.TemporaryDirectory() as scratch:
         data_few = probe_data(args, params, few, Path(scratch) / "few")
         data_many = probe_data(args, params, many, Path(scratch) / "many")

@@ -41,7 +41,8 @@ def main(model_name: str) -> int:
         check_same_run(processes, params.as_dict(), data.file_md5s)  # on every node: same commit, params, data
         plan = plan_training(params, model_name, data, processes.device)
         with tracking.training_run(params, model_name, data.file_md5s, is_main=processes.is_main) as run:
-            run.log_params({"params": params.as_dict(), "recipe": plan.recipe.to_dict(), "architecture": plan.architecture,
+            run.log_params({"params": params.as_dict(), "recipe": plan.recipe.to_dict(),
+                            "architecture": plan.architecture,
                             "parameters": plan.parameters, "processes": processes.world_size,
                             "device": str(processes.device)})
             trained = run_training(plan, data, processes, on_epoch=run.log_epoch,

@@ -139,7 +139,8 @@ def log_tiny_model(root: Path, exp_name: str, seed: int) -> LoggedModel:
     architecture = {"kind": "resnet", "n_features": 512, "hidden": 16, "layers": 3, "dropout": 0.2}
     torch.manual_seed(seed)
     predictor = PricePredictor("resnet", build_model(architecture).eval(), architecture,
-                               VectorizerSettings(n_features=512), TargetTransform.fit("standardized_log", items["price"].to_numpy()))
+                               VectorizerSettings(n_features=512),
+                               TargetTransform.fit("standardized_log", items["price"].to_numpy()))
     from pricer.features import vectorize_texts
     from pricer.intervals import Calibration
 

@@ -324,7 +324,7 @@ def check_text_not_text(tmp_path: Path) -> None:
     for value, shown in ((12, "int 12"), ([1, 2], "list [1, 2]"), ({"a": 1}, "dict {'a': 1}"), (True, "bool True")):
         path = write_source(tmp_path, with_values(items(), 7, summary=value), "jsonl")
         raises(rf"{re.escape(str(path))} line 8, column 'summary': expected text, got {re.escape(shown)}$",
-               lambda: fetch_splits(str(path)))
+               lambda path=path: fetch_splits(str(path)))
 
 
 @case("text-invisible", "the text is only control or format characters (NUL, escape, zero-width space, a BOM)",
@@ -407,7 +407,8 @@ def check_dir_without_parquet(tmp_path: Path) -> None:
     raises(r"empty: directory has no parquet files", lambda: fetch_splits(str(tmp_path / "empty")))
 
 
-@case("unknown-source", "`data.source` is none of synthetic / a path / `owner/name` (e.g. `nonsense`, `a/b/c`, `table.csv`)",
+@case("unknown-source",
+      "`data.source` is none of synthetic / a path / `owner/name` (e.g. `nonsense`, `a/b/c`, `table.csv`)",
       "error listing the accepted kinds; the fetch stage exits 1 and writes nothing")
 def check_unknown_source(tmp_path: Path) -> None:
     raises(r"'a/b/c': not a known data source; expected 'synthetic'", lambda: fetch_splits("a/b/c"))
@@ -474,7 +475,8 @@ def check_jsonl_bom_line_endings(tmp_path: Path) -> None:
 def check_file_empty(tmp_path: Path) -> None:
     for name in ("empty.jsonl", "empty.json"):
         (tmp_path / name).write_bytes(b"")
-        raises(rf"{re.escape(str(tmp_path / name))} is an empty file$", lambda: fetch_splits(str(tmp_path / name)))
+        raises(rf"{re.escape(str(tmp_path / name))} is an empty file$",
+               lambda name=name: fetch_splits(str(tmp_path / name)))
     (tmp_path / "blank.jsonl").write_text("\n  \r\n\n")
     raises(r"blank\.jsonl is an empty file \(no JSON records\)", lambda: fetch_splits(str(tmp_path / "blank.jsonl")))
 
@@ -575,7 +577,8 @@ def check_hub_unknown_revision(tmp_path: Path) -> None:
     assert answer["error"] == "owner/items: the Hub dataset has no revision 'v999'"
 
 
-@case("hub-missing-split", "a Hub dataset without a `train` split (a missing validation/test split is carved from train)",
+@case("hub-missing-split",
+      "a Hub dataset without a `train` split (a missing validation/test split is carved from train)",
       "error naming the dataset and the splits it has")
 def check_hub_missing_split(tmp_path: Path) -> None:
     cache_hub_dataset(tmp_path / "hf-home", "owner/items", {"validation": items(5), "test": items(5, 10)})
@@ -753,7 +756,8 @@ def check_params_workers_above_cores(tmp_path: Path, features_dir: Path) -> None
         assert listing(project) == before
 
 
-@case("device-unavailable", "`train.device: cuda` on a machine without CUDA", "the train stage exits 1 naming the key; writes nothing")
+@case("device-unavailable", "`train.device: cuda` on a machine without CUDA",
+      "the train stage exits 1 naming the key; writes nothing")
 def check_device_unavailable(tmp_path: Path) -> None:
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
@@ -812,7 +816,8 @@ def check_model_incompatible(tmp_path: Path, predictor: PricePredictor) -> None:
     config = json.loads((tmp_path / "model.json").read_text())
     (tmp_path / "model.json").write_text(json.dumps({**config, "format_version": 99}))
     raises(r"model\.json: model format 99 is not supported", lambda: PricePredictor.load(tmp_path), ModelLoadError)
-    (tmp_path / "model.json").write_text(json.dumps({**config, "architecture": {**config["architecture"], "hidden": 8}}))
+    (tmp_path / "model.json").write_text(
+        json.dumps({**config, "architecture": {**config["architecture"], "hidden": 8}}))
     raises(r"weights\.pt: weights do not fit the architecture", lambda: PricePredictor.load(tmp_path), ModelLoadError)
     shutil.rmtree(tmp_path / "gone", ignore_errors=True)
     raises(r"gone: not a pricer model directory", lambda: PricePredictor.load(tmp_path / "gone"), ModelLoadError)
@@ -1059,7 +1064,8 @@ def check_store_locked(tmp_path: Path, features_dir: Path) -> None:
     project = tracked_project(tmp_path, features_dir, "locked", busy_timeout_s=1)
     with exclusive_lock(project / "mlflow.db"):
         started = time.monotonic()
-        raises(r"mlflow\.db\?timeout=1 cannot be used: OperationalError: .*database is locked.*tracking\.busy_timeout_s",
+        raises(r"mlflow\.db\?timeout=1 cannot be used: OperationalError: "
+               r".*database is locked.*tracking\.busy_timeout_s",
                lambda: tracking.start_run(enabled=True, experiment="pricer", run_name="x", tags={}, root=project,
                                           busy_timeout_s=1), tracking.TrackingError)
         assert time.monotonic() - started < 10
@@ -1280,7 +1286,8 @@ def check_predict_interrupted(tmp_path: Path, predictor: PricePredictor, capsys:
     predictor.save(tmp_path / "model")
     (tmp_path / "cut.json").write_text('[{"summary": "Title: a lamp"}, ')
     (tmp_path / "p.csv").write_text("old\n")
-    status, _, err = predict_cli(tmp_path / "model", capsys, "-i", str(tmp_path / "cut.json"), "-o", str(tmp_path / "p.csv"))
+    status, _, err = predict_cli(tmp_path / "model", capsys, "-i", str(tmp_path / "cut.json"),
+                                 "-o", str(tmp_path / "p.csv"))
     assert_one_line_error(status, err, r"cut\.json: not valid JSON")
     assert (tmp_path / "p.csv").read_text() == "old\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.json", "model", "p.csv"]
@@ -1316,7 +1323,8 @@ def check_predict_no_rows(tmp_path: Path, predictor: PricePredictor, capsys: pyt
     predictor.save(tmp_path / "model")
     for name, content in (("empty.txt", ""), ("header.csv", "id,summary\n")):
         (tmp_path / name).write_text(content)
-        status, _, err = predict_cli(tmp_path / "model", capsys, "-i", str(tmp_path / name), "-o", str(tmp_path / "p.csv"))
+        status, _, err = predict_cli(tmp_path / "model", capsys, "-i", str(tmp_path / name),
+                                     "-o", str(tmp_path / "p.csv"))
         assert_one_line_error(status, err, rf"{name}: no rows to price")
     assert not (tmp_path / "p.csv").exists()
 
@@ -1356,7 +1364,8 @@ def check_predict_huge_line(tmp_path: Path, predictor: PricePredictor, capsys: p
         round(float(predictor.predict([huge[:MAX_TEXT_CHARS]])[0]), 2))
 
 
-@case("predict-format-mismatch", "`-f csv -o prices.json`, or `--input-format csv` (or a `.csv` name) on a parquet file",
+@case("predict-format-mismatch",
+      "`-f csv -o prices.json`, or `--input-format csv` (or a `.csv` name) on a parquet file",
       "error naming the file and the format to pass; nothing written")
 def check_predict_format_mismatch(tmp_path: Path, predictor: PricePredictor, capsys: pytest.CaptureFixture) -> None:
     predictor.save(tmp_path / "model")
@@ -1958,7 +1967,8 @@ def assert_nothing_written(project: Path) -> None:
 
 def assert_no_training(project: Path, done: subprocess.CompletedProcess) -> None:
     assert "epoch 1/" not in done.stderr  # failed before the first epoch
-    assert not any(p.startswith(("models", "metrics", "checkpoints")) for p in listing(project)), sorted(listing(project))
+    assert not any(p.startswith(("models", "metrics", "checkpoints")) for p in listing(project)), \
+        sorted(listing(project))
 
 
 def source_files() -> list[Path]:

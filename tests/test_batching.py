@@ -13,7 +13,8 @@ def test_batches_cover_rows_in_order_with_targets(random_csr):
     for batch, batch_targets in iterate_batches(data, 64):
         rows = batch.rows
         rebuilt = torch.zeros(rows, random_csr.shape[1])
-        row_ids = torch.repeat_interleave(torch.arange(rows), torch.diff(torch.cat([batch.offsets, torch.tensor([len(batch.indices)])])))
+        row_ids = torch.repeat_interleave(torch.arange(rows),
+                                          torch.diff(torch.cat([batch.offsets, torch.tensor([len(batch.indices)])])))
         rebuilt[row_ids, batch.indices] = batch.values
         start = len(seen)
         torch.testing.assert_close(rebuilt, dense[start : start + rows])

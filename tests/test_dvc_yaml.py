@@ -120,7 +120,8 @@ def test_layout_paths_are_the_ones_dvc_yaml_declares():
         expected |= {str(layout.model_dir(name)), str(layout.checkpoint_file(name)), str(layout.history_csv(name)),
                      str(layout.train_metrics(name)), str(layout.test_metrics(name))}
     ensemble = layout.ENSEMBLE_NAME
-    expected |= {str(layout.model_dir(ensemble)), str(layout.train_metrics(ensemble)), str(layout.test_metrics(ensemble))}
+    expected |= {str(layout.model_dir(ensemble)), str(layout.train_metrics(ensemble)),
+                 str(layout.test_metrics(ensemble))}
     assert declared == expected
 
 

@@ -24,7 +24,8 @@ ARCHS = {
 def members(catalogue_features):
     settings, _, train_y, *_ = catalogue_features
     torch.manual_seed(0)
-    return [PricePredictor(name, build_model(arch).eval(), arch, settings, TargetTransform.fit("standardized_log", train_y))
+    return [PricePredictor(name, build_model(arch).eval(), arch, settings,
+                           TargetTransform.fit("standardized_log", train_y))
             for name, arch in ARCHS.items()]
 
 
@@ -38,7 +39,8 @@ def test_the_price_is_the_geometric_mean_of_the_members(ensemble, members, catal
     texts = catalogue_features[5]["summary"].tolist()[:50]
     prices = [member.predict(texts) for member in members]
     np.testing.assert_allclose(ensemble.predict(texts), np.sqrt((1 + prices[0]) * (1 + prices[1])) - 1, rtol=1e-9)
-    between = (np.minimum(*prices) <= ensemble.predict(texts) + 1e-9) & (ensemble.predict(texts) <= np.maximum(*prices) + 1e-9)
+    between = ((np.minimum(*prices) <= ensemble.predict(texts) + 1e-9)
+               & (ensemble.predict(texts) <= np.maximum(*prices) + 1e-9))
     assert between.all()
 
 
@@ -49,8 +51,10 @@ def test_calibrated_on_validation_and_saved_as_one_directory(ensemble, catalogue
     assert sorted(path.name for path in (tmp_path / "ensemble").iterdir()) == [
         "calibration.json", ENSEMBLE_FILE, "mlp", "resnet"]
     loaded = load_directory(tmp_path / "ensemble")
-    assert isinstance(loaded, EnsemblePredictor) and loaded.version == load_directory(tmp_path / "ensemble").version != ""
-    assert loaded.info["val_mae"] == pytest.approx(np.mean(np.abs(ensemble.predict_matrix(validation_x) - validation_y)),
+    assert isinstance(loaded, EnsemblePredictor) \
+        and loaded.version == load_directory(tmp_path / "ensemble").version != ""
+    assert loaded.info["val_mae"] == pytest.approx(
+        np.mean(np.abs(ensemble.predict_matrix(validation_x) - validation_y)),
                                                    abs=1e-3)
     before, after = ensemble.predict_range(texts, level=0.8), loaded.predict_range(texts, level=0.8)
     np.testing.assert_array_equal(after.price, before.price)

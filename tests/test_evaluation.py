@@ -13,7 +13,8 @@ from pricer.params import EvaluateParams
 class OffsetPredictor:
     """Prices each test item at its true price (read back from the text) times a factor."""
 
-    def __init__(self, name: str, factor: float, noise: float, seed: int, calibration_noise: float | None = None) -> None:
+    def __init__(self, name: str, factor: float, noise: float, seed: int,
+                 calibration_noise: float | None = None) -> None:
         self.name, self.factor, self.noise = name, factor, noise
         self.rng = np.random.default_rng(seed)
         self.vectorizer = SimpleNamespace(text_field="summary")
@@ -42,7 +43,8 @@ def test_every_mae_comes_with_its_interval_and_the_models_are_paired(test_split)
         mae = mean_absolute_error(actual, result.predictions[name].to_numpy())
         assert figures["test_mae_ci95_low"] < figures["test_mae"] < figures["test_mae_ci95_high"]
         assert figures["test_mae"] == pytest.approx(mae, abs=0.01)
-        assert figures["test_mae_first_200_ci95_low"] < figures["test_mae_first_200"] < figures["test_mae_first_200_ci95_high"]
+        assert (figures["test_mae_first_200_ci95_low"] < figures["test_mae_first_200"]
+                < figures["test_mae_first_200_ci95_high"])
         # 200 items give a wider interval than all 600
         width = figures["test_mae_ci95_high"] - figures["test_mae_ci95_low"]
         assert figures["test_mae_first_200_ci95_high"] - figures["test_mae_first_200_ci95_low"] > width
@@ -50,7 +52,8 @@ def test_every_mae_comes_with_its_interval_and_the_models_are_paired(test_split)
     (pair,) = result.comparison.values()
     assert list(result.comparison) == ["resnet_vs_mlp"]
     assert pair["verdict"] == "better" and pair["ci95_high"] < 0  # four times less noise: clearly better
-    assert pair["mae_difference"] == pytest.approx(result.figures["resnet"]["test_mae"] - result.figures["mlp"]["test_mae"], abs=2e-4)
+    assert pair["mae_difference"] == pytest.approx(
+        result.figures["resnet"]["test_mae"] - result.figures["mlp"]["test_mae"], abs=2e-4)
 
 
 def test_two_equally_good_models_show_no_detectable_difference(test_split):

@@ -23,7 +23,8 @@ def test_default_settings_are_the_seed_recipe():
 @pytest.mark.parametrize(("chunk_rows", "n_jobs"), [(7, 1), (50, 2), (1000, 1)])
 def test_chunked_and_parallel_hashing_equals_single_transform(tiny_texts, chunk_rows, n_jobs):
     settings = VectorizerSettings(n_features=64)
-    expected = HashingVectorizer(n_features=64, stop_words="english", binary=True, dtype=np.float32).transform(tiny_texts)
+    expected = HashingVectorizer(n_features=64, stop_words="english", binary=True,
+                                 dtype=np.float32).transform(tiny_texts)
     matrix = vectorize_texts(tiny_texts, settings, chunk_rows=chunk_rows, n_jobs=n_jobs)
     assert matrix.format == "csr" and matrix.dtype == np.float32
     assert matrix.shape == (len(tiny_texts), 64)

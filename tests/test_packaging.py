@@ -106,7 +106,8 @@ def test_this_environment_matches_the_lock():
     declared = lockfile.declared()
     for requirement in (Requirement(line) for group in ("", "test") for line in declared[group]):
         name = normalized(requirement.name)
-        if lockfile.UNLOCKED.match(name) or name not in pins or (requirement.marker and not requirement.marker.evaluate()):
+        if lockfile.UNLOCKED.match(name) or name not in pins or (
+                requirement.marker and not requirement.marker.evaluate()):
             continue
         try:
             installed = importlib.metadata.version(name)

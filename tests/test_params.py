@@ -12,9 +12,11 @@ def test_repository_params_load_and_follow_the_recipes():
     params = load_params(REPO_PARAMS)
     assert params.mlp.hidden_layers == (128, 64, 64, 64, 64, 64, 64)
     assert (params.mlp.lr, params.mlp.batch_size, params.mlp.epochs) == (0.01, 64, 10)
-    assert (params.lr, params.resnet.weight_decay, params.resnet.batch_size, params.resnet.epochs) == (0.001, 0.01, 64, 5)
+    assert (params.lr, params.resnet.weight_decay, params.resnet.batch_size, params.resnet.epochs) == (
+        0.001, 0.01, 64, 5)
     assert (params.resnet.dropout, params.resnet.cosine_t_max, params.resnet.grad_clip) == (0.2, 10, 1.0)
-    assert (params.vectorize.n_features, params.vectorize.stop_words, params.vectorize.binary) == (5000, "english", True)
+    assert (params.vectorize.n_features, params.vectorize.stop_words, params.vectorize.binary) == (
+        5000, "english", True)
 
 
 def test_missing_keys_take_defaults():

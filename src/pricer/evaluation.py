@@ -94,8 +94,10 @@ def evaluate(
         predictions[f"{name}_low"], predictions[f"{name}_high"] = np.round(ranged.low, 2), np.round(ranged.high, 2)
         figures[name] = with_intervals(predicted) | range_figures(actual, ranged)
         problems[name] = coverage_problems(actual, ranged.low, ranged.high, ranged.level)
-        bands += [{"model": name, "band": band, "items": band_items[band], "mae": None if mae is None else round(mae, 4),
-                   "coverage": round(coverage(actual[masks[band]], ranged.low[masks[band]], ranged.high[masks[band]]), 4)
+        bands += [{"model": name, "band": band, "items": band_items[band],
+                   "mae": None if mae is None else round(mae, 4),
+                   "coverage": round(coverage(actual[masks[band]], ranged.low[masks[band]],
+                                              ranged.high[masks[band]]), 4)
                    if band_items[band] else None}
                   for band, mae in mae_by_band(actual, predicted).items()]
     baselines: dict[str, float] = {}

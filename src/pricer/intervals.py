@@ -108,7 +108,8 @@ class Calibration:
             piece_low = np.maximum(np.expm1(logs - half), band_low)
             piece_high = np.minimum(np.expm1(logs + half), band_high)
             some = piece_low <= piece_high
-            low, high = np.where(some, np.minimum(low, piece_low), low), np.where(some, np.maximum(high, piece_high), high)
+            low, high = (np.where(some, np.minimum(low, piece_low), low),
+                         np.where(some, np.maximum(high, piece_high), high))
         return PriceRange(predicted, np.clip(low, 0.0, None), high, level)
 
     def to_dict(self) -> dict[str, Any]:

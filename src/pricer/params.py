@@ -83,7 +83,8 @@ PositiveInt = Annotated[Integer, _rule("an integer >= 1", lambda v: v >= 1)]
 PositiveNumber = Annotated[Number, _rule("a positive number", lambda v: v > 0)]
 NonNegativeNumber = Annotated[Number, _rule("a number >= 0", lambda v: v >= 0)]
 Seed = Annotated[Integer, _rule("an integer >= 0", lambda v: v >= 0)]
-SplitFraction = Annotated[Number, _rule(f"a fraction in (0, {MAX_SPLIT_FRACTION})", lambda v: 0 < v < MAX_SPLIT_FRACTION)]
+SplitFraction = Annotated[Number, _rule(f"a fraction in (0, {MAX_SPLIT_FRACTION})",
+                                        lambda v: 0 < v < MAX_SPLIT_FRACTION)]
 NonBlank = Annotated[Text, _rule("a non-empty string", lambda v: v.strip() != "")]
 
 Device = Literal["auto", "cpu", "cuda", "mps"]
@@ -98,7 +99,8 @@ class _Section(BaseModel):
 
 
 class DataParams(_Section):
-    source: Annotated[Text, _rule("'synthetic', a local path or a Hub dataset id", lambda v: v.strip() != "")] = "synthetic"
+    source: Annotated[Text, _rule("'synthetic', a local path or a Hub dataset id",
+                                  lambda v: v.strip() != "")] = "synthetic"
     revision: Text | None = None
     seed: Seed = 42  # the catalogue and the splits: the test items stay put when `seed` changes
     synthetic_items: Annotated[Integer, _rule("an integer >= 10", lambda v: v >= 10)] = 60000
@@ -216,7 +218,8 @@ def _key(location: tuple[Any, ...]) -> str:
 
 def _message(error: dict[str, Any], raw: Any) -> str:
     """One pydantic error as ``<key> must be <what>, got <value>``."""
-    location = tuple(part for part in error["loc"] if not str(part).startswith(("function-", "literal[", "bool", "lax")))
+    location = tuple(part for part in error["loc"]
+                     if not str(part).startswith(("function-", "literal[", "bool", "lax")))
     key, kind, value = _key(location), error["type"], error.get("input")
     if kind == "extra_forbidden":
         section = Params

@@ -143,7 +143,8 @@ class PricePredictor:
         try:
             model.load_state_dict(state)
         except RuntimeError as error:
-            raise ModelLoadError(f"{weights_path}: weights do not fit the architecture in {CONFIG_FILE}: {error}") from None
+            raise ModelLoadError(f"{weights_path}: weights do not fit the architecture in {CONFIG_FILE}: "
+                                 f"{error}") from None
         try:
             device = torch.device(device)
             model.to(device).eval()

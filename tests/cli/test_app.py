@@ -38,7 +38,8 @@ def test_help_explains_every_command(capsys):
     with pytest.raises(SystemExit):
         main(["compare", "--help"])
     out = capsys.readouterr().out
-    for words in ("95% percentile-bootstrap interval", "--resamples", "--json", "workspace", "no detectable difference"):
+    for words in ("95% percentile-bootstrap interval", "--resamples", "--json", "workspace",
+                  "no detectable difference"):
         assert words in out
 
 

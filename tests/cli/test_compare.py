@@ -68,7 +68,8 @@ def test_runs_on_other_items_are_not_paired(repo, prices, capsys):
 
 def test_a_sweep_is_sorted_best_first_with_the_params_that_differ():
     prices = np.round(np.random.default_rng(1).lognormal(3.5, 1.0, size=300), 2)
-    runs = [run("a", prices, {"mlp": 6.0, "resnet": 3.0}, lr=0.01), run("b", prices, {"mlp": 2.0, "resnet": 9.0}, lr=0.02),
+    runs = [run("a", prices, {"mlp": 6.0, "resnet": 3.0}, lr=0.01),
+            run("b", prices, {"mlp": 2.0, "resnet": 9.0}, lr=0.02),
             run("c", prices, {"mlp": 4.0, "resnet": 1.0}, lr=0.03)]
     report = compare_runs(runs, resamples=200, seed=0, sort_by=None)
     assert report["sorted_by"] == "resnet"  # the lowest MAE of all: c's resnet
@@ -94,7 +95,8 @@ def test_usage_mistakes_are_one_line_errors(repo, prices, capsys):
     assert main(["compare", "HEAD", "HEAD"]) == 1
     assert capsys.readouterr().err == "pricer: a run is named twice: HEAD HEAD\n"
     assert main(["compare", "nothing-here"]) == 1
-    assert capsys.readouterr().err == "pricer: nothing-here: neither a DVC experiment (`dvc exp show`) nor a git revision\n"
+    assert capsys.readouterr().err == ("pricer: nothing-here: neither a DVC experiment (`dvc exp show`) "
+                                       "nor a git revision\n")
     commit_run(repo, pd.DataFrame({"id": [1], "price": [3.0], "knn": [2.0]}), PARAMS, "another model")
     assert main(["compare", "HEAD~1", "HEAD"]) == 1
     assert capsys.readouterr().err == "pricer: the runs have no model in common in their predictions\n"
@@ -123,7 +125,8 @@ def test_price_ranges_are_shown_by_their_coverage_and_not_taken_for_models(price
     assert "0.750 ($4.00)" in text and "0.750 ($10.00)" in text
     without = Run("plain", None, predictions(prices, {"mlp": 0.0}), {})
     assert without.price_range("mlp") is None
-    assert "coverage" not in compare_runs([without, without], resamples=100, seed=0, sort_by=None)["runs"][0]["mae"]["mlp"]
+    assert "coverage" not in compare_runs([without, without], resamples=100, seed=0,
+                                          sort_by=None)["runs"][0]["mae"]["mlp"]
 
 
 def test_compare_from_a_subdirectory_reads_the_project(repo, prices, capsys, monkeypatch):

@@ -127,7 +127,8 @@ def test_jsonl_file_with_bad_lines(project, capsys):
     assert by_row[7]["error"] == "missing text"
     assert by_row[1]["id"] == "a" and by_row[8]["id"] == "h"
     expected = expected_prices(models, [TEXTS[0], TEXTS[1]])
-    assert [by_row[1]["prices"]["resnet"], by_row[8]["prices"]["resnet"]] == pytest.approx(expected["resnet"], abs=0.006)
+    assert [by_row[1]["prices"]["resnet"], by_row[8]["prices"]["resnet"]] == pytest.approx(expected["resnet"],
+                                                                                          abs=0.006)
     assert document["summary"] == {"rows": 7, "priced": 2, "failed": 5}
     described = {m["label"]: m for m in document["models"]}
     assert described["mlp"]["version"] == weights_version(root / "models" / "mlp")

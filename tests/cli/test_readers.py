@@ -31,7 +31,8 @@ def test_input_without_rows_is_an_error_and_writes_nothing(project, capsys, name
 
 def test_header_only_parquet_is_an_error(project, capsys):
     root, _ = project
-    pd.DataFrame({"id": pd.Series([], dtype="int64"), "summary": pd.Series([], dtype=str)}).to_parquet(root / "none.parquet")
+    pd.DataFrame({"id": pd.Series([], dtype="int64"), "summary": pd.Series([], dtype=str)}).to_parquet(
+        root / "none.parquet")
     assert main(["predict", "-i", str(root / "none.parquet")]) == 1
     assert "none.parquet: no rows to price" in capsys.readouterr().err
 

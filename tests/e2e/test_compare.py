@@ -64,7 +64,8 @@ def test_exp_show_compact_columns_and_metrics_diff(compared):
         "train_mean_test_mae", "train_median_test_mae", "lr"}
     rows = {row["Experiment"] or row["rev"]: row for row in table}
     assert rows["half-lr"]["lr"] == "0.0005" and rows["main"]["lr"] == "0.001"
-    assert float(rows["half-lr"]["metrics/resnet.json:test_mae"]) == compared.read_json("metrics/resnet.json")["test_mae"]
+    assert (float(rows["half-lr"]["metrics/resnet.json:test_mae"])
+            == compared.read_json("metrics/resnet.json")["test_mae"])
     assert rows["half-lr"]["metrics/mlp.json:test_mae"] == rows["main"]["metrics/mlp.json:test_mae"]
 
     diff = json.loads(compared.dvc("metrics", "diff", "main", "half-lr", "--json").stdout)

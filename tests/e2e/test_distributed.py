@@ -54,7 +54,8 @@ def _train(project: Project, model: str, processes: int) -> float:
 
 
 @pytest.mark.parametrize("train_rows", ROW_COUNTS)
-@pytest.mark.parametrize(("model", "tolerance"), [("mlp", MLP_RELATIVE_TOLERANCE), ("resnet", RESNET_RELATIVE_TOLERANCE)])
+@pytest.mark.parametrize(("model", "tolerance"),
+                         [("mlp", MLP_RELATIVE_TOLERANCE), ("resnet", RESNET_RELATIVE_TOLERANCE)])
 def test_two_processes_train_any_row_count_close_to_one_process(project_with_rows, model, tolerance, train_rows):
     project = project_with_rows(train_rows)
     assert len(pd.read_parquet(project.root / "data/features/train.parquet")) == train_rows

@@ -171,14 +171,17 @@ def test_the_ui_opens_on_the_training_runs_with_datasets_and_sources(repro, tmp_
         api = f"{url}/api/2.0/mlflow"
         with urllib.request.urlopen(f"{api}/experiments/get?experiment_id={experiment_id}", timeout=10) as response:
             experiment = json.loads(response.read())["experiment"]
-        assert {tag["key"]: tag["value"] for tag in experiment["tags"]}["mlflow.experimentKind"] == "custom_model_development"
+        assert ({tag["key"]: tag["value"] for tag in experiment["tags"]}["mlflow.experimentKind"]
+                == "custom_model_development")
         status, found = _post(f"{api}/runs/search", json.dumps({"experiment_ids": [experiment_id]}).encode())
         runs = {run["info"]["run_name"]: run for run in found["runs"]}
         assert set(runs) == {"mlp-workspace", "resnet-workspace"}
         for run in runs.values():
             tags = {tag["key"]: tag["value"] for tag in run["data"]["tags"]}
-            assert tags["mlflow.source.git.commit"] == project.git_head() and tags["mlflow.source.name"] == "stages/train.py"
-            contexts = {next(tag["value"] for tag in item["tags"] if tag["key"] == "mlflow.data.context"): item["dataset"]
+            assert (tags["mlflow.source.git.commit"] == project.git_head()
+                    and tags["mlflow.source.name"] == "stages/train.py")
+            contexts = {next(tag["value"] for tag in item["tags"] if tag["key"] == "mlflow.data.context"):
+                        item["dataset"]
                         for item in run["inputs"]["dataset_inputs"]}
             assert set(contexts) == {"training", "validation", "testing"}
             assert contexts["testing"]["name"] == "synthetic:test" and len(contexts["testing"]["digest"]) == 32

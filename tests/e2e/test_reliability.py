@@ -73,7 +73,8 @@ def test_deterministic_mode_runs_on_cpu_and_changes_nothing(repro_project):
         for model in ("mlp", "resnet"):
             project.run("python", "stages/train.py", model)
             weights = f"models/{model}/weights.pt"
-            assert (project.root / weights).read_bytes() == first[weights], f"{model}: deterministic mode changed the weights"
+            assert (project.root / weights).read_bytes() == first[weights], \
+                f"{model}: deterministic mode changed the weights"
             assert (project.root / f"metrics/train/{model}.json").read_bytes() == first[f"metrics/train/{model}.json"]
     finally:
         project.run("git", "checkout", "params.yaml")
@@ -84,7 +85,8 @@ def test_repro_force_twice_is_byte_identical(repro_project):
     project.dvc("repro", "--force")
     second = snapshot(project.root)
     assert sorted(second) == sorted(first)
-    assert len([p for p in first if p.startswith("metrics/")]) == 10 and len([p for p in first if p.endswith(".pt")]) == 2
+    assert (len([p for p in first if p.startswith("metrics/")]) == 10
+            and len([p for p in first if p.endswith(".pt")]) == 2)
     different = [path for path in first if first[path] != second[path]]
     assert not different, f"not reproduced byte for byte: {different}"
 
@@ -287,7 +289,8 @@ RESUME_EPOCHS = 5
 def vectorized_project(tmp_path_factory) -> Project:
     project = make_project(
         tmp_path_factory.mktemp("pricer-interrupt"),
-        {"data": {"synthetic_items": 2000}, "vectorize": {"n_jobs": 1}, "resnet": {"hidden": 32, "epochs": RESUME_EPOCHS},
+        {"data": {"synthetic_items": 2000}, "vectorize": {"n_jobs": 1},
+         "resnet": {"hidden": 32, "epochs": RESUME_EPOCHS},
          "train": {"device": "cpu"}, "tracking": {"enabled": False}},
     )
     project.dvc("repro", "vectorize")
@@ -410,7 +413,8 @@ def test_killed_vectorize_leaves_each_output_old_or_complete(vectorized_project,
                                                f"killed at write {number} {writes[number - 1]}")
         before = snapshot(project.root, ("data/features/**/*",))
         killed_after(project, stage, random.Random(6).uniform(0.5, 0.95) * seconds, tmp_path / "vectorize.log")
-        assert_each_output_old_or_complete(project.root, before, VECTORIZE_LOADERS, ("data/features",), "killed at random")
+        assert_each_output_old_or_complete(project.root, before, VECTORIZE_LOADERS, ("data/features",),
+                                           "killed at random")
     finally:
         project.run("git", "checkout", "params.yaml")
     # the next `dvc repro` notices the changed folder and restores it exactly, leftovers gone
@@ -475,8 +479,10 @@ def test_killed_training_leaves_each_output_old_or_complete_and_the_next_run_cle
         assert_each_output_old_or_complete(project.root, before, TRAIN_LOADERS, TRAIN_FOLDERS, "killed at random")
 
         # the model folder's swap: old folder renamed aside, new one not yet in place
-        (dir_swap,) = [int(n) for n, event, path in writes if event == "os.rename" and re.match(r"models/\.resnet\.[^/]*\.tmp$", path)]
-        moments = kill_moments(writes, (r"^checkpoints/", r"^models/\.resnet\.[^/]*\.tmp/\.weights", r"^metrics/train/"),
+        (dir_swap,) = [int(n) for n, event, path in writes
+                       if event == "os.rename" and re.match(r"models/\.resnet\.[^/]*\.tmp$", path)]
+        moments = kill_moments(writes,
+                               (r"^checkpoints/", r"^models/\.resnet\.[^/]*\.tmp/\.weights", r"^metrics/train/"),
                                seed=7)
         for number in [m for m in moments if m != dir_swap] + [dir_swap]:
             before = snapshot(project.root, outputs)

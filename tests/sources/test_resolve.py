@@ -91,7 +91,8 @@ def test_a_missing_source_in_a_temp_experiment_says_that_such_runs_see_only_trac
     temp_copy.mkdir(parents=True)
     monkeypatch.chdir(temp_copy)
     for source in ("items_lite", "./items_lite", "items.parquet"):
-        with pytest.raises(DataError, match=r"`dvc exp run --temp` or queued experiment.*only the files git or DVC track"):
+        with pytest.raises(DataError,
+                           match=r"`dvc exp run --temp` or queued experiment.*only the files git or DVC track"):
             resolve_source(source)
     monkeypatch.chdir(tmp_path)
     with pytest.raises(DataError) as raised:

@@ -14,7 +14,8 @@ TRAIN_FILES = {"data/features/train": "a" * 32, "data/features/train.parquet": "
 def test_sources_follow_the_resolved_kind(tmp_path):
     hub = inputs.data_source("ed-donner/items_lite", {"kind": "hub", "resolved_revision": "abc123"})
     assert hub._get_source_type() == "hugging_face"
-    assert json.loads(hub.to_json())["path"] == "ed-donner/items_lite" and json.loads(hub.to_json())["revision"] == "abc123"
+    assert json.loads(hub.to_json())["path"] == "ed-donner/items_lite" \
+        and json.loads(hub.to_json())["revision"] == "abc123"
     synthetic = inputs.data_source("synthetic", {"kind": "synthetic", "seed": 7, "text_field": "summary"})
     assert synthetic._get_source_type() == "code" and json.loads(synthetic.to_json())["tags"]["data.seed"] == "7"
     items = tmp_path / "items.parquet"
@@ -46,6 +47,7 @@ def test_logged_inputs_carry_their_context(tmp_path, monkeypatch):
     tracker.log_inputs(inputs.split_datasets("synthetic", {"kind": "synthetic"}, TRAIN_FILES))
     tracker.finish()
     logged = tracker.client.get_run(tracker.run_id).inputs.dataset_inputs
-    contexts = {item.dataset.name: [tag.value for tag in item.tags if tag.key == "mlflow.data.context"] for item in logged}
+    contexts = {item.dataset.name: [tag.value for tag in item.tags if tag.key == "mlflow.data.context"]
+                for item in logged}
     assert contexts == {"synthetic:train": ["training"], "synthetic:validation": ["validation"]}
     assert {item.dataset.source_type for item in logged} == {"code"}

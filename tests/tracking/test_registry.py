@@ -79,7 +79,8 @@ def test_load_predictor_from_a_directory_a_run_and_the_champion(two_versions):
     assert not np.array_equal(second_prices, first_prices)
 
 
-@pytest.mark.parametrize("uri", ["models:/pricer-resnet@nobody", "models:/pricer-mlp/1", "runs:/0123456789abcdef/model"])
+@pytest.mark.parametrize("uri", ["models:/pricer-resnet@nobody", "models:/pricer-mlp/1",
+                                 "runs:/0123456789abcdef/model"])
 def test_load_predictor_names_a_uri_that_leads_nowhere(two_versions, uri):
     with pytest.raises(ModelLoadError, match=f"^{uri}: "):
         registry.load_predictor(uri, root=two_versions[0])

@@ -61,11 +61,13 @@ def test_a_copied_project_refuses_to_write_into_the_originals_artifacts(tmp_path
     _store_with_one_run(original, monkeypatch)
     copy = tmp_path / "copy"
     shutil.copytree(original, copy)  # what `cp -a` does
-    with pytest.raises(tracking.TrackingError, match=r"keeps its artifacts in .*original/mlartifacts, outside this project"):
+    with pytest.raises(tracking.TrackingError,
+                       match=r"keeps its artifacts in .*original/mlartifacts, outside this project"):
         tracking.start_run(enabled=True, experiment="pricer", run_name="mlp-y", tags={}, root=copy)
     # the way out the message names: another experiment gets this project's own artifact location
     tracker = tracking.start_run(enabled=True, experiment="pricer-copy", run_name="mlp-y", tags={}, root=copy)
-    assert tracker.client.get_experiment_by_name("pricer-copy").artifact_location == (copy / "mlartifacts").resolve().as_uri()
+    assert tracker.client.get_experiment_by_name("pricer-copy").artifact_location == (
+        copy / "mlartifacts").resolve().as_uri()
 
 
 def test_a_damaged_store_fails_before_any_training(tmp_path, monkeypatch):
@@ -84,9 +86,9 @@ def test_a_run_ends_killed_after_sigterm_or_ctrl_c_and_failed_after_an_error(tmp
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     statuses = {}
     for label, error in (("sigterm", SystemExit(143)), ("ctrl-c", KeyboardInterrupt()), ("error", RuntimeError("x"))):
-        with pytest.raises(type(error)):
-            with tracking.start_run(enabled=True, experiment="pricer", run_name=label, tags={}, root=tmp_path) as tracker:
-                raise error
+        with pytest.raises(type(error)), tracking.start_run(
+                enabled=True, experiment="pricer", run_name=label, tags={}, root=tmp_path) as tracker:
+            raise error
         statuses[label] = tracker.client.get_run(tracker.run_id).info.status
     assert statuses == {"sigterm": "KILLED", "ctrl-c": "KILLED", "error": "FAILED"}
 

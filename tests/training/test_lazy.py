@@ -111,7 +111,8 @@ def test_a_row_left_untouched_keeps_its_moments_and_catches_up_on_decay_when_tou
     beta1, beta2 = 0.9, 0.999
     gradient = (exp_avg_last - beta1 * exp_avg_1) / (1 - beta1)  # the step's clipped gradient
     torch.testing.assert_close(exp_avg_sq_last, beta2 * exp_avg_sq_1 + (1 - beta2) * gradient**2, rtol=1e-4, atol=1e-9)
-    adam_step = lrs[-1] / (1 - beta1**STEPS) * exp_avg_last / (exp_avg_sq_last.sqrt() / math.sqrt(1 - beta2**STEPS) + 1e-8)
+    adam_step = (lrs[-1] / (1 - beta1**STEPS) * exp_avg_last
+                 / (exp_avg_sq_last.sqrt() / math.sqrt(1 - beta2**STEPS) + 1e-8))
     torch.testing.assert_close(weight_last, weight_1 * missed_decay - adam_step, rtol=1e-5, atol=1e-6)
 
 

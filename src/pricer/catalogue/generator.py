@@ -39,7 +39,8 @@ class ItemDraw:
     """Every random choice for a batch of items, as index arrays into the vocabulary tables.
 
     ``product`` is the item's product, or an accessory's host product; ``accessory`` is -1 for
-    main products; ``has_host`` is false for generic accessories (no host in their title or price); ``partner`` is the bundled second product or -1; ``label`` is 0 for the
+    main products; ``has_host`` is false for generic accessories (no host in their title or price);
+    ``partner`` is the bundled second product or -1; ``label`` is 0 for the
     category's main label, -1 for an empty one, or 1 + a tail-label index.
     """
 
@@ -181,7 +182,8 @@ def _price(rng: np.random.Generator, world: Tables, draw: ItemDraw) -> None:
     accessory_log = (
         world.accessory_log_base[accessory]
         + world.brand_log_effect[category, draw.brand_slot]
-        + np.where(draw.has_host, vocabulary.accessory_host_elasticity * (host - world.product_log_base[draw.product]), 0.0)
+        + np.where(draw.has_host,
+                   vocabulary.accessory_host_elasticity * (host - world.product_log_base[draw.product]), 0.0)
     )
     log_price = np.where(is_accessory, accessory_log, main)
     pack_count = world.pack_counts[draw.pack].astype(np.float64)

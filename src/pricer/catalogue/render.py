@@ -108,7 +108,8 @@ def _description(world: Tables, draw: ItemDraw, brand: pa.Array) -> pa.Array:
 
 
 def _details(world: Tables, draw: ItemDraw, model: pa.Array) -> pa.Array:
-    spec_detail = [f"{label}: {text}; " if text else "" for label, text in zip(world.spec_label, world.spec_text, strict=False)]
+    spec_detail = [f"{label}: {text}; " if text else ""
+                   for label, text in zip(world.spec_label, world.spec_text, strict=False)]
     return _concat(
         "Model: ", model, "; Item weight: ", _numbers(draw.weight), " pounds; ",
         _pick(spec_detail, draw.spec),

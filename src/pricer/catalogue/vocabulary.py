@@ -70,7 +70,8 @@ class Category(_Strict):
         # The YAML writes products and accessories as compact rows; name their fields here.
         data = dict(data)
         data["products"] = [dict(zip(Product.model_fields, row, strict=False)) for row in data.get("products", [])]
-        data["accessories"] = [dict(zip(Accessory.model_fields, row, strict=False)) for row in data.get("accessories", [])]
+        data["accessories"] = [dict(zip(Accessory.model_fields, row, strict=False))
+                               for row in data.get("accessories", [])]
         return data
 
     @model_validator(mode="after")
@@ -199,7 +200,8 @@ class Tables:
         self.accessory_log_base = np.log([a.base_price for _, a in rows])
         self.accessory_weight = np.asarray([a.weight_lb for _, a in rows])
         # Host products per accessory, padded to a matrix; a count of 0 means a generic part.
-        product_index = {(c, name): i for i, (c, name) in enumerate(zip(self.product_category, self.product_names, strict=False))}
+        product_index = {(c, name): i
+                         for i, (c, name) in enumerate(zip(self.product_category, self.product_names, strict=False))}
         hosts = [[product_index[(index, host)] for host in a.hosts] for index, a in rows]
         self.accessory_host_count = np.asarray([len(h) for h in hosts], dtype=np.int64)
         self.accessory_hosts = np.zeros((len(rows), max([1, *map(len, hosts)])), dtype=np.int64)

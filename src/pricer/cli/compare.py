@@ -126,7 +126,8 @@ def render(report: dict[str, Any], runs: dict[str, Run]) -> str:
         parts.append(f"A = {first.label}, B = {second.label}: {entries[0]['items']:,} test items, the same in both")
         lines = [["model", "A: MAE [95% CI]", "B: MAE [95% CI]", "A - B [95% CI]", "verdict (A against B)"]]
         for row in report["paired"]:
-            lines.append([row["model"], _interval(entries[0]["mae"][row["model"]]), _interval(entries[1]["mae"][row["model"]]),
+            lines.append([row["model"], _interval(entries[0]["mae"][row["model"]]),
+                          _interval(entries[1]["mae"][row["model"]]),
                           f"{row['diff']:+.2f} [{row['low']:+.2f}, {row['high']:+.2f}]", row["verdict"]])
         parts.append(text_table(lines).rstrip("\n"))
     else:
@@ -134,7 +135,8 @@ def render(report: dict[str, Any], runs: dict[str, Run]) -> str:
         for entry in entries:
             lines.append([runs[entry["name"]].label, str(entry["items"]),
                           *[_interval(entry["mae"][model]) for model in models],
-                          *["" if entry["params"][name] is None else str(entry["params"][name]) for name in report["params"]]])
+                          *["" if entry["params"][name] is None else str(entry["params"][name])
+                            for name in report["params"]]])
         if len(entries) > 2:
             parts.append(f"{len(entries)} runs, best {report['sorted_by']} first")
         parts.append(text_table(lines, right={1}).rstrip("\n"))
@@ -149,7 +151,8 @@ def render(report: dict[str, Any], runs: dict[str, Run]) -> str:
         parts.append("price ranges: share of test prices inside their range")
         parts.append(text_table(lines).rstrip("\n"))
     for group in report["seed_groups"]:
-        spread = ", ".join(f"{model} {figure['mean']:.2f} ± {figure['std']:.2f}" for model, figure in group["models"].items())
+        spread = ", ".join(f"{model} {figure['mean']:.2f} ± {figure['std']:.2f}"
+                           for model, figure in group["models"].items())
         parts.append(f"seed spread over {len(group['runs'])} runs differing only in seed "
                      f"({', '.join(map(str, group['seeds']))}): test MAE mean ± std: {spread}")
     parts.append(f"95% intervals: percentile bootstrap over test items, {report['resamples']:,} resamples, "

@@ -2,7 +2,8 @@
 (not MLflow runs: those are :mod:`pricer.tracking`'s).
 
 Each run's per-item test predictions are ``metrics/predictions.csv`` (id, price, a column per
-model, and each model's range as ``<model>_low``/``<model>_high`` where the run has one), read at the run's commit with ``dvc.api.read`` (the workspace: as it is on disk); its
+model, and each model's range as ``<model>_low``/``<model>_high`` where the run has one), read
+at the run's commit with ``dvc.api.read`` (the workspace: as it is on disk); its
 params with ``dvc.api.params_show``. A DVC experiment is a git ref ``refs/exps/../<name>``, so
 an experiment name is resolved with ``git for-each-ref``; anything else with ``git rev-parse``.
 """

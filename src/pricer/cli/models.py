@@ -130,7 +130,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.format == "json":
         sys.stdout.write(json.dumps(described, indent=2) + "\n")
         return 0
-    keys = ["label", "version", "path", "kind", "parameters", "text_field", "best_epoch", "best_val_mae", "mlflow_run_id"]
+    keys = ["label", "version", "path", "kind", "parameters", "text_field", "best_epoch", "best_val_mae",
+            "mlflow_run_id"]
     lines = [keys] + [["" if entry[key] is None else str(entry[key]) for key in keys] for entry in described]
     sys.stdout.write(text_table(lines))
     return 0

@@ -54,7 +54,8 @@ def predict_batch(models: Sequence[LoadedModel], records: Sequence[Record], batc
         calibration = model.predictor.calibration
         ranged = calibration.ranges(prices, level) if calibration is not None else None
         priced[model.label] = prices.tolist()
-        for column, bound in zip(range_columns(model.label), (ranged.low, ranged.high) if ranged else (None, None), strict=False):
+        for column, bound in zip(range_columns(model.label), (ranged.low, ranged.high) if ranged else (None, None),
+                                 strict=False):
             priced[column] = bound.tolist() if bound is not None else [None] * len(valid)
     results, position = [], 0
     for record, problem in zip(records, problems, strict=False):
@@ -96,7 +97,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     fields = {model.predictor.vectorizer.text_field for model in models}
     text_column = args.text_column or models[0].predictor.vectorizer.text_field
     if not args.text_column and len(fields) > 1:
-        log.warning("the models were trained on different fields (%s); reading %r", ", ".join(sorted(fields)), text_column)
+        log.warning("the models were trained on different fields (%s); reading %r", ", ".join(sorted(fields)),
+                    text_column)
 
     records = read_records(source, text_column=text_column, id_column=args.id_column, batch_rows=args.batch_size)
     from tqdm import tqdm
@@ -106,7 +108,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     batches = batched(records, args.batch_size)
     first = next(batches, [])  # reads a file's header: a missing column stops here, before any output
     if not first:
-        raise CliError(f"{source.name}: no rows to price (the input is empty{' but for its header' if source.kind == 'csv' else ''})")
+        raise CliError(f"{source.name}: no rows to price "
+                       f"(the input is empty{' but for its header' if source.kind == 'csv' else ''})")
     has_id = any(record.id is not None for record in first)
     with open_output(output) as stream:
         writer = WRITERS[out_format](stream, models, source.has_ids and (has_id or args.id_column is not None),
@@ -127,7 +130,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 bar.update(len(batch))
         writer.finish(summary)
     if summary["failed"] > MAX_ROW_ERRORS_LOGGED:
-        log.warning("... and %d more rows with errors (see the error column)", summary["failed"] - MAX_ROW_ERRORS_LOGGED)
+        log.warning("... and %d more rows with errors (see the error column)",
+                    summary["failed"] - MAX_ROW_ERRORS_LOGGED)
     if summary["priced"] == 0:
         log.error("no row could be priced (%d rows read from %s)", summary["rows"], source.name)
         return 1
@@ -227,7 +231,8 @@ def add_parser(commands: argparse._SubParsersAction, parents: list[argparse.Argu
     parser.add_argument("-f", "--format", choices=FORMATS, default=None,
                         help="output format (default: from -o's extension .csv/.json/.jsonl/.ndjson, else table; "
                              "an -f that contradicts the extension is refused). csv: a line per input row with a "
-                             "price column per model (and its _low and _high), an error column and each model's version; json: one "
+                             "price column per model (and its _low and _high), an error column and each "
+                             "model's version; json: one "
                              "document with the models and every row; jsonl: one object per row")
     parser.add_argument("-o", "--output", metavar="FILE",
                         help="write the output to FILE, atomically (default: standard output)")

@@ -38,7 +38,8 @@ def data_source(source: str, report: Mapping[str, Any]) -> Any:
     if kind == "synthetic" or source == "synthetic":
         from mlflow.data.code_dataset_source import CodeDatasetSource
 
-        return CodeDatasetSource({"generator": "pricer.catalogue.generate_catalogue", "data.seed": str(report.get("seed", "")),
+        return CodeDatasetSource({"generator": "pricer.catalogue.generate_catalogue",
+                                  "data.seed": str(report.get("seed", "")),
                                   "text_field": str(report.get("text_field", ""))})
     from mlflow.data.dataset_source_registry import resolve_dataset_source
 

@@ -62,7 +62,8 @@ def pip_requirements() -> list[str]:
 
 def signature(text_field: str) -> ModelSignature:
     return ModelSignature(inputs=Schema([ColSpec(DataType.string, text_field)]),
-                          outputs=Schema([ColSpec(DataType.double, column) for column in (OUTPUT_COLUMN, *RANGE_COLUMNS)]),
+                          outputs=Schema([ColSpec(DataType.double, column)
+                                          for column in (OUTPUT_COLUMN, *RANGE_COLUMNS)]),
                           params=ParamSchema([ParamSpec(LEVEL_PARAM, DataType.double, DEFAULT_LEVEL)]))
 
 

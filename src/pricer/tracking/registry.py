@@ -79,7 +79,8 @@ def register_version(client: Any, *, run_id: str, logged_model: Any, extra_tags:
     except MlflowException as error:
         if error.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
             raise
-    tags = {key: run_tags[key] for key in PROVENANCE_TAGS if key in run_tags} | {k: str(v) for k, v in extra_tags.items()}
+    tags = ({key: run_tags[key] for key in PROVENANCE_TAGS if key in run_tags}
+            | {k: str(v) for k, v in extra_tags.items()})
     with global_store(client.tracking_uri):
         version = client.create_model_version(name, source=f"models:/{logged_model.model_id}", run_id=run_id,
                                               tags=tags, model_id=logged_model.model_id)
@@ -208,7 +209,8 @@ def _check_training_run(uri: str, run_id: str | None, artifact_dir: Path, store:
 
 def load_predictor(location: str | Path, *, device: str = "cpu", root: Path | None = None) -> Predictor:
     """A PricePredictor (or EnsemblePredictor) from a model directory or an MLflow model URI
-    (``runs:/<run_id>/model``, ``models:/pricer-resnet@champion``, ``models:/pricer-mlp/3``), its files checked against the
+    (``runs:/<run_id>/model``, ``models:/pricer-resnet@champion``, ``models:/pricer-mlp/3``), its files checked
+    against the
     ``pricer.model_digest`` tag of the run that logged them. Raises ModelLoadError."""
     if not is_mlflow_uri(location):
         return load_directory(location, device=device)

@@ -128,7 +128,8 @@ def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
     if recipe.input_optimizer not in ("dense", "lazy"):
         raise ValueError(f"input_optimizer must be 'dense' or 'lazy', got {recipe.input_optimizer!r}")
     if recipe.input_optimizer == "lazy" and recipe.optimizer != "adamw":
-        raise ValueError(f"input_optimizer 'lazy' is an AdamW variant; the {recipe.optimizer!r} recipe has no use for it")
+        raise ValueError(f"input_optimizer 'lazy' is an AdamW variant; the {recipe.optimizer!r} recipe "
+                         "has no use for it")
     if recipe.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=recipe.lr)
     if recipe.optimizer == "adamw" and recipe.input_optimizer == "lazy":
