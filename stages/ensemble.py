@@ -12,9 +12,8 @@ from pathlib import Path
 from pricer import layout, tracking
 from pricer.atomic import atomic_directory, refuse_outputs_outside, write_json
 from pricer.console import run_stage
-from pricer.digests import file_md5
 from pricer.ensemble import COMBINE, EnsemblePredictor
-from pricer.features import feature_files, load_features, prices_of
+from pricer.features import feature_md5s, load_features, prices_of
 from pricer.params import load_params
 from pricer.predictor import PricePredictor
 
@@ -32,7 +31,7 @@ def main() -> int:
         ensemble.save(tmp)
     write_json(layout.train_metrics(layout.ENSEMBLE_NAME), ensemble.info)
     log.info("ensemble of %s: validation MAE $%.2f", ", ".join(layout.MODEL_NAMES), ensemble.info["val_mae"])
-    inputs = {str(path): file_md5(path) for path in feature_files(layout.FEATURES_DIR, "validation")}
+    inputs = feature_md5s(layout.FEATURES_DIR, ["validation"])
     with tracking.training_run(params, layout.ENSEMBLE_NAME, inputs, is_main=True,
                                source_name="stages/ensemble.py") as run:
         run.log_params({"params": params.as_dict(), "members": ",".join(layout.MODEL_NAMES), "combine": COMBINE,

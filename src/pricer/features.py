@@ -139,6 +139,14 @@ def feature_files(directory: Path, split: str) -> tuple[Path, Path]:
     return directory / split, directory / f"{split}.parquet"
 
 
+def feature_md5s(directory: Path, splits: Sequence[str]) -> dict[str, str]:
+    """``{path: md5}`` of each split's matrix and labels: what a stage read, as run inputs and in a
+    checkpoint's identity. A matrix is a directory of parts whose manifest lists each part's md5,
+    so the manifest's md5 stands for them all."""
+    files = [path for split in splits for path in feature_files(directory, split)]
+    return {str(path): file_md5(path / MANIFEST if path.is_dir() else path) for path in files}
+
+
 class FeatureWriter:
     """Writes a split one part at a time: ``<split>/part-NNNNN.npz`` (uncompressed CSR) with
     ``<split>/manifest.json``, and ``<split>.parquet`` (id, price; one row group per part).

@@ -21,8 +21,8 @@ from torch import nn
 from pricer import layout
 from pricer.atomic import atomic_directory, write_json, write_text
 from pricer.batching import CSRTensors, RowShare
-from pricer.digests import file_md5, package_source_md5
-from pricer.features import MANIFEST, VectorizerSettings, feature_files, load_feature_rows, load_labels, prices_of
+from pricer.digests import package_source_md5
+from pricer.features import VectorizerSettings, feature_md5s, load_feature_rows, load_labels, prices_of
 from pricer.intervals import Calibration
 from pricer.models import build_model, count_parameters
 from pricer.params import Params
@@ -76,10 +76,8 @@ def load_training_data(features_dir: Path = layout.FEATURES_DIR, rank: int = 0, 
     validation_share = RowShare.of_rank(len(load_labels(features_dir, "validation")), rank, world_size)
     train_x, train_labels = load_feature_rows(features_dir, "train", train_share.start, train_share.stop)
     val_x, val_labels = load_feature_rows(features_dir, "validation", validation_share.start, validation_share.stop)
-    files = [path for split in TRAINING_SPLITS for path in feature_files(features_dir, split)]
-    # A matrix is a directory of parts; its manifest lists each part's md5, so its md5 covers them all.
     return TrainingData(train_x, prices_of(train_labels), val_x, prices_of(val_labels),
-                        {str(path): file_md5(path / MANIFEST if path.is_dir() else path) for path in files},
+                        feature_md5s(features_dir, TRAINING_SPLITS),
                         all_train_prices, train_share, validation_share, features_dir)
 
 
