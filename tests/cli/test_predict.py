@@ -194,3 +194,25 @@ def test_missing_input_and_model_are_clear_errors(project, capsys):
     assert "--input-format" in capsys.readouterr().err
     assert main(["predict", "-i", "odd.xyz", "lamp"]) == 1
     assert "not both" in capsys.readouterr().err
+
+
+def test_parquet_output_carries_each_price_with_its_range(project, capsys, tmp_path):
+    _, models = project
+    output = tmp_path / "prices.parquet"
+    bad = "   "
+    assert main(["predict", "-o", str(output), *TEXTS, bad]) == 0
+    frame = pd.read_parquet(output)
+    assert list(frame.columns) == ["row", "mlp", "mlp_low", "mlp_high", "resnet", "resnet_low", "resnet_high",
+                                   "error", "mlp_version", "resnet_version"]
+    expected = expected_prices(models, TEXTS)
+    for name in ARCHS:
+        priced = frame[name].iloc[:3].to_numpy()
+        np.testing.assert_allclose(priced, expected[name], rtol=1e-6)
+        assert (frame[f"{name}_low"].iloc[:3] <= priced).all() and (priced <= frame[f"{name}_high"].iloc[:3]).all()
+    assert frame["row"].tolist() == [1, 2, 3, 4]
+    assert frame[["mlp", "resnet_low"]].iloc[3].isna().all() and frame["error"].iloc[3] == "empty text"
+
+
+def test_parquet_needs_a_file(project, capsys):
+    assert main(["predict", "-f", "parquet", *TEXTS]) == 1
+    assert capsys.readouterr().err == "pricer: -f parquet writes a binary file: name it with -o FILE.parquet\n"

@@ -26,8 +26,9 @@ from pricer.cli.models import LoadedModel
 from pricer.cli.table import text_table
 from pricer.intervals import DEFAULT_LEVEL
 
-FORMATS = ("table", "csv", "json", "jsonl")
-OUTPUT_EXTENSIONS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+FORMATS = ("table", "csv", "json", "jsonl", "parquet")
+OUTPUT_EXTENSIONS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
+BINARY_FORMATS = {"parquet"}  # written to a file (-o) only, never to a terminal
 TABLE_TEXT_WIDTH = 48
 
 
@@ -70,6 +71,21 @@ class Writer:
     def finish(self, summary: dict[str, int]) -> None: ...
 
 
+def result_columns(results: Sequence[Result], models: Sequence[LoadedModel], show_id: bool) -> dict[str, list[Any]]:
+    """The columns of a batch of results, as CSV and parquet write them: row, [id], per model its
+    price and range (<model>, <model>_low, <model>_high), error, then each model's version."""
+    columns: dict[str, list[Any]] = {"row": [result.row for result in results]}
+    if show_id:
+        columns["id"] = [result.id for result in results]
+    for model in models:
+        for column in (model.label, *range_columns(model.label)):
+            columns[column] = [result.prices.get(column) for result in results]
+    columns["error"] = [result.error for result in results]
+    for model in models:
+        columns[f"{model.label}_version"] = [model.version] * len(results)
+    return columns
+
+
 class CsvWriter(Writer):
     """One line per input row: row, [id], per model its price and range (<model>, <model>_low,
     <model>_high), error, model versions."""
@@ -78,15 +94,7 @@ class CsvWriter(Writer):
         self.header_written = False
 
     def write(self, results: Sequence[Result]) -> None:
-        columns: dict[str, list[Any]] = {"row": [result.row for result in results]}
-        if self.show_id:
-            columns["id"] = [result.id for result in results]
-        for model in self.models:
-            for column in (model.label, *range_columns(model.label)):
-                columns[column] = [result.prices.get(column) for result in results]
-        columns["error"] = [result.error for result in results]
-        for model in self.models:
-            columns[f"{model.label}_version"] = [model.version] * len(results)
+        columns = result_columns(results, self.models, self.show_id)
         frame = pd.DataFrame({name: pd.Series(values, dtype=object if name == "id" else None)
                               for name, values in columns.items()})
         frame.to_csv(self.stream, index=False, header=not self.header_written, float_format="%.2f",
@@ -96,6 +104,39 @@ class CsvWriter(Writer):
     def finish(self, summary: dict[str, int]) -> None:
         if not self.header_written:  # no row: the header alone
             self.write([])
+
+
+class ParquetWriter(Writer):
+    """The CSV's columns in a parquet file, one row group per batch; ids as text (an input's ids
+    may mix numbers and text), prices and ranges as doubles, null where a row has no price."""
+
+    def start(self) -> None:
+        import pyarrow as pa
+
+        fields = [pa.field("row", pa.int64())] + ([pa.field("id", pa.string())] if self.show_id else [])
+        for model in self.models:
+            fields += [pa.field(column, pa.float64()) for column in (model.label, *range_columns(model.label))]
+        fields += [pa.field("error", pa.string())]
+        fields += [pa.field(f"{model.label}_version", pa.string()) for model in self.models]
+        self.schema = pa.schema(fields)
+        self.sink = None
+
+    def write(self, results: Sequence[Result]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        columns = result_columns(results, self.models, self.show_id)
+        if "id" in columns:
+            columns["id"] = [None if value is None else str(plain(value)) for value in columns["id"]]
+        table = pa.Table.from_pydict(columns, schema=self.schema)
+        if self.sink is None:
+            self.sink = pq.ParquetWriter(self.stream.buffer, self.schema)
+        self.sink.write_table(table)
+
+    def finish(self, summary: dict[str, int]) -> None:
+        if self.sink is None:  # no row: a file with the columns alone
+            self.write([])
+        self.sink.close()
 
 
 class JsonLinesWriter(Writer):
@@ -167,7 +208,8 @@ def price_with_range(prices: dict[str, float | None], label: str, level: float) 
     return f"${price:,.2f} (${low:,.2f}–${high:,.2f}, {100 * level:g}%)"
 
 
-WRITERS = {"table": TableWriter, "csv": CsvWriter, "json": JsonWriter, "jsonl": JsonLinesWriter}
+WRITERS = {"table": TableWriter, "csv": CsvWriter, "json": JsonWriter, "jsonl": JsonLinesWriter,
+           "parquet": ParquetWriter}
 
 
 def output_format(requested: str | None, output: str | None) -> str:
@@ -178,6 +220,8 @@ def output_format(requested: str | None, output: str | None) -> str:
     if implied and requested != implied:
         raise CliError(f"-o {output}: the extension says {implied}, -f says {requested}; "
                        f"pass -f {implied} or another file name")
+    if requested in BINARY_FORMATS and output is None:
+        raise CliError(f"-f {requested} writes a binary file: name it with -o FILE.{requested}")
     return requested
 
 
