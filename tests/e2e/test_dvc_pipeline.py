@@ -32,7 +32,9 @@ def test_repro_produces_models_metrics_and_mlflow_runs(pipeline):
         metrics = project.read_json(f"metrics/{name}.json")
         assert set(metrics) == {"test_mae", "test_mae_first_200", "test_rmsle", "test_hit_rate",
                                 "test_mae_ci95_low", "test_mae_ci95_high",
-                                "test_mae_first_200_ci95_low", "test_mae_first_200_ci95_high"}
+                                "test_mae_first_200_ci95_low", "test_mae_first_200_ci95_high",
+                                "interval_level", "test_interval_coverage", "test_interval_width_median"}
+        assert metrics["interval_level"] == 0.8 and 0 < metrics["test_interval_coverage"] <= 1
         assert metrics["test_mae_ci95_low"] < metrics["test_mae"] < metrics["test_mae_ci95_high"]
         assert metrics["test_mae"] > 0
         assert PricePredictor.load(project.root / "models" / name).predict(["Title: a lamp"]).shape == (1,)
@@ -47,7 +49,7 @@ def test_repro_produces_models_metrics_and_mlflow_runs(pipeline):
     assert "metrics/comparison.json" in shown and pair["verdict"] in shown
 
     runs = {run.data.tags["model"]: run for run in project.mlflow_runs()}
-    assert set(runs) == {"mlp", "resnet"}
+    assert set(runs) == {"mlp", "resnet", "ensemble"}
     resnet = runs["resnet"]
     assert resnet.data.params["params.lr"] == "0.001" and resnet.data.params["params.resnet.hidden"] == "32"
     assert resnet.data.metrics["test_mae"] == pytest.approx(project.read_json("metrics/resnet.json")["test_mae"])
@@ -62,7 +64,7 @@ def test_repro_again_is_up_to_date(pipeline):
 
 def test_exp_run_lr_reruns_only_the_residual_network_and_evaluation(half_lr):
     project, output = half_lr  # the outputs committed, then `dvc exp run -n half-lr -S lr=0.0005`
-    assert _stages_run(output) == ["train_resnet", "evaluate"]
+    assert _stages_run(output) == ["train_resnet", "ensemble", "evaluate"]
 
     table = json.loads(project.dvc("exp", "show", "--json").stdout)
     rows = {}
@@ -91,9 +93,10 @@ def test_an_edit_to_any_module_a_stage_imports_makes_it_stale(pipeline, tmp_path
     # evaluate's (pricing needs no optimizer), the hashing is not fetch's.
     for edited, expected in (("src/pricer/training/recipes.py", {"train_mlp", "train_resnet"}),
                              ("src/pricer/training/loop.py", {"train_mlp", "train_resnet"}),
-                             ("src/pricer/features.py", {"vectorize", "train_mlp", "train_resnet", "evaluate"}),
+                             ("src/pricer/features.py",
+                              {"vectorize", "train_mlp", "train_resnet", "ensemble", "evaluate"}),
                              # the text rules: training's and every way of pricing's
-                             ("src/pricer/text.py", {"fetch", "train_mlp", "train_resnet", "evaluate"})):
+                             ("src/pricer/text.py", {"fetch", "train_mlp", "train_resnet", "ensemble", "evaluate"})):
         source = project.root / edited
         original = source.read_text()
         try:
