@@ -28,7 +28,8 @@ from .servers import chromium, chromium_run, free_port, running
 pytestmark = pytest.mark.e2e
 
 ARTIFACTS = REPO_ROOT / "test-artifacts"
-PLOT_IDS = {"Validation MAE per epoch", "Loss per epoch", "Test predictions vs actual price", "Test MAE by price band"}
+PLOT_IDS = {"Validation MAE per epoch", "Loss per epoch", "Test predictions vs actual price", "Test MAE by price band",
+            "Price range coverage by price band"}
 # The compact comparison of docs/comparing.md, verbatim.
 EXP_SHOW = [
     "exp", "show", "--only-changed", "--keep", ".*test_mae$",
@@ -57,11 +58,16 @@ def test_exp_show_compact_columns_and_metrics_diff(compared):
     # the MAEs, the changed interval bounds and the paired comparison; `--only-changed` hides the
     # MLP's interval, which lr leaves as it was
     # (and the verdict too, where lr changed it)
-    assert columns - {"resnet_vs_mlp.verdict"} == {
+    compact = {
         "Experiment", "rev", "typ", "metrics/mlp.json:test_mae", "metrics/resnet.json:test_mae",
         "metrics/resnet.json:test_mae_ci95_low", "metrics/resnet.json:test_mae_ci95_high",
         "resnet_vs_mlp.mae_difference", "resnet_vs_mlp.ci95_low", "resnet_vs_mlp.ci95_high",
         "train_mean_test_mae", "train_median_test_mae", "lr"}
+    assert compact <= columns
+    # beyond those, only what the residual network's lr also moves: the ensemble (built on it),
+    # its comparisons, and the ranges' coverage and width
+    extra = columns - compact - {"resnet_vs_mlp.verdict"}
+    assert all("ensemble" in column or "interval" in column for column in extra), extra
     rows = {row["Experiment"] or row["rev"]: row for row in table}
     assert rows["half-lr"]["lr"] == "0.0005" and rows["main"]["lr"] == "0.001"
     assert (float(rows["half-lr"]["metrics/resnet.json:test_mae"])
@@ -142,8 +148,11 @@ def test_mlflow_server_has_both_models_runs_with_history_and_renders_the_compari
     experiment = _get(f"{api}/experiments/get-by-name?experiment_name=pricer")["experiment"]
     runs = _post(f"{api}/runs/search", {"experiment_ids": [experiment["experiment_id"]], "max_results": 50})["runs"]
     by_name = {run["info"]["run_name"]: run for run in runs}
-    assert set(by_name) == {"mlp-workspace", "resnet-workspace", "resnet-half-lr"}
-    for name, run in by_name.items():
+    # the two models' training runs, the ensemble stage's, and (the MLP being trained by the
+    # baseline, not by half-lr) an evaluate run of half-lr's own for the MLP's test figures
+    trained = {"mlp-workspace", "resnet-workspace", "resnet-half-lr"}
+    assert set(by_name) == trained | {"ensemble-workspace", "ensemble-half-lr", "mlp-half-lr-evaluate"}
+    for name, run in ((name, by_name[name]) for name in sorted(trained)):
         tags = {t["key"]: t["value"] for t in run["data"]["tags"]}
         params = {p["key"]: p["value"] for p in run["data"]["params"]}
         metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
@@ -203,11 +212,12 @@ def test_share_through_a_dvc_remote_and_a_git_clone(compared, tmp_path_factory):
     done = clone.dvc("exp", "run", "-n", "in-clone", "-S", "evaluate.hit_dollars=30")
     assert _stages_run(done.stdout) == ["evaluate"]
     runs = {run.info.run_name: run for run in clone.mlflow_runs()}
-    assert set(runs) == {"mlp-in-clone", "resnet-in-clone"}
-    assert runs["resnet-in-clone"].data.metrics["test_mae"] == clone.read_json("metrics/resnet.json")["test_mae"]
+    assert set(runs) == {"mlp-in-clone-evaluate", "resnet-in-clone-evaluate", "ensemble-in-clone-evaluate"}
+    evaluated = runs["resnet-in-clone-evaluate"]
+    assert evaluated.data.metrics["test_mae"] == clone.read_json("metrics/resnet.json")["test_mae"]
     # the new run names the model it evaluated by content, as the training run on the first machine does
     digest = directory_md5(clone.root / "models/resnet")
-    assert runs["resnet-in-clone"].data.tags["pricer.evaluated_model_digest"] == digest
+    assert evaluated.data.tags["pricer.evaluated_model_digest"] == digest
     (trained,) = [run for run in project.mlflow_runs() if run.data.tags.get("model") == "resnet"
                   and run.data.tags.get("dvc_exp_name") == "half-lr"]
     assert trained.data.tags[tracking.MODEL_DIGEST_TAG] == digest

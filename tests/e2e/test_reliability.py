@@ -85,8 +85,11 @@ def test_repro_force_twice_is_byte_identical(repro_project):
     project.dvc("repro", "--force")
     second = snapshot(project.root)
     assert sorted(second) == sorted(first)
-    assert (len([p for p in first if p.startswith("metrics/")]) == 10
-            and len([p for p in first if p.endswith(".pt")]) == 2)
+    # metrics of the two trained models, the ensemble (trained nothing: metrics/train/ensemble.json
+    # and its test figures) and the comparisons; weights of the two models and their copies in
+    # models/ensemble
+    assert (len([p for p in first if p.startswith("metrics/")]) == 12
+            and len([p for p in first if p.endswith(".pt")]) == 4)
     different = [path for path in first if first[path] != second[path]]
     assert not different, f"not reproduced byte for byte: {different}"
 
@@ -98,7 +101,8 @@ def test_mlflow_runs_record_code_data_inputs_and_environment(repro_project):
     latest = {}
     for run in sorted(project.mlflow_runs(), key=lambda r: r.info.start_time):
         latest[run.data.tags["model"]] = run
-    assert set(latest) == {"mlp", "resnet"}
+    assert set(latest) == {"mlp", "resnet", "ensemble"}
+    del latest["ensemble"]  # the ensemble stage trains nothing: its run is checked in tests/test_ensemble.py
     for model, run in latest.items():
         tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
         assert run.info.status == "FINISHED"
@@ -208,10 +212,10 @@ def test_parallel_queued_experiments_with_a_concurrent_reader(repro_project, tmp
             assert rows[name]["metrics"][f"metrics/{model}.json"]["test_mae"] > 0
 
     runs = project.mlflow_runs()
-    assert len(runs) == runs_before + 4
+    assert len(runs) == runs_before + 6  # per experiment: mlp, resnet and the ensemble
     queued = {(r.data.tags["dvc_exp_name"], r.data.tags["model"]): r for r in runs
               if r.data.tags["dvc_exp_name"] in experiments}
-    assert set(queued) == {(name, model) for name in experiments for model in ("mlp", "resnet")}
+    assert set(queued) == {(name, model) for name in experiments for model in ("mlp", "resnet", "ensemble")}
     for (name, model), run in queued.items():
         assert run.info.status == "FINISHED" and run.data.metrics["test_mae"] > 0
         lr_key = "params.lr" if model == "resnet" else "params.mlp.lr"

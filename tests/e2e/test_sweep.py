@@ -67,7 +67,8 @@ def test_a_training_seed_sweep_keeps_the_test_items(swept):
     project, names, _ = swept
     seed_run = names[(0.001, 7)]
     logs = project.dvc("queue", "logs", seed_run).stdout
-    assert sorted(re.findall(r"Running stage '([^']+)'", logs)) == ["evaluate", "train_mlp", "train_resnet"], logs
+    assert sorted(re.findall(r"Running stage '([^']+)'", logs)) == ["ensemble", "evaluate", "train_mlp",
+                                                                     "train_resnet"], logs
     before, after = (project.run("git", "show", f"{rev}:metrics/predictions.csv").stdout.splitlines()
                      for rev in ("main", experiments(project)[seed_run]))
     ids_and_prices = [[line.split(",")[:2] for line in rows] for rows in (before, after)]
@@ -128,7 +129,7 @@ def test_runs_differing_only_in_seed_get_their_spread(swept):
 def test_two_runs_on_the_same_items_are_paired(swept):
     project, names, other_data = swept
     done = compare(project, names[(0.003, 42)], names[(0.0003, 42)])
-    assert f"A = {names[(0.003, 42)]} (" in done.stdout and "80 test items, the same in both" in done.stdout
+    assert f"A = {names[(0.003, 42)]} (" in done.stdout and "85 test items, the same in both" in done.stdout
     report = json.loads(compare(project, names[(0.003, 42)], names[(0.0003, 42)], "--json").stdout)
     paired = {row["model"]: row for row in report["paired"]}
     assert paired["mlp"]["diff"] == 0 and paired["mlp"]["verdict"] == "no detectable difference"  # lr is resnet's
@@ -141,7 +142,7 @@ def test_two_runs_on_the_same_items_are_paired(swept):
 def test_runs_differing_only_in_the_training_seed_are_paired_on_the_same_items(swept):
     project, names, _ = swept
     report = json.loads(compare(project, names[(0.001, 7)], names[(0.001, 42)], "--json").stdout)
-    assert report["paired"] and {row["model"] for row in report["paired"]} == {"mlp", "resnet"}
+    assert report["paired"] and {row["model"] for row in report["paired"]} == {"mlp", "resnet", "ensemble"}
 
 
 def test_runs_on_other_test_items_are_not_paired(swept):
