@@ -64,10 +64,11 @@ def test_exp_show_compact_columns_and_metrics_diff(compared):
         "resnet_vs_mlp.mae_difference", "resnet_vs_mlp.ci95_low", "resnet_vs_mlp.ci95_high",
         "train_mean_test_mae", "train_median_test_mae", "lr"}
     assert compact <= columns
-    # beyond those, only what the residual network's lr also moves: the ensemble (built on it),
-    # its comparisons, and the ranges' coverage and width
+    # beyond those, only metrics that the residual network's lr also moves (the ensemble built on
+    # it, the comparisons, the ranges): no other param, and nothing that --drop removes
     extra = columns - compact - {"resnet_vs_mlp.verdict"}
-    assert all("ensemble" in column or "interval" in column for column in extra), extra
+    assert all(".json:" in column or "_vs_" in column for column in extra), extra
+    assert not [column for column in extra if "metrics/train/" in column or "first_200" in column], extra
     rows = {row["Experiment"] or row["rev"]: row for row in table}
     assert rows["half-lr"]["lr"] == "0.0005" and rows["main"]["lr"] == "0.001"
     assert (float(rows["half-lr"]["metrics/resnet.json:test_mae"])
