@@ -7,6 +7,7 @@ lost. One set of services for the module; every wait is bounded."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -15,6 +16,7 @@ import time
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -43,22 +45,12 @@ def team_clone(project: Project, services) -> Project:
 @contextmanager
 def as_admin(services):
     """An MLflow client logged in as the admin (the login lives in the environment, as for users)."""
-    import os
-
     from mlflow.tracking import MlflowClient
 
     login = {"MLFLOW_TRACKING_USERNAME": ADMIN, "MLFLOW_TRACKING_PASSWORD": ADMIN_PASSWORD,
              "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3"}
-    saved = {name: os.environ.get(name) for name in login}
-    os.environ.update(login)
-    try:
+    with mock.patch.dict(os.environ, login):  # the environment as it was, afterwards
         yield MlflowClient(services.tracking_uri, registry_uri=services.tracking_uri)
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def versions(services, name: str) -> list:
