@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -121,3 +122,13 @@ def read_json_output(path: Path, stage: str, *, missing_ok: bool = False) -> dic
         raise ArtifactError(f"{path}: expected a JSON object, found {type(payload).__name__}; "
                             f"rerun `dvc repro -f {stage}`")
     return payload
+
+
+def checkout_commit(cwd: Path | None = None) -> str:
+    """The commit checked out here (``git rev-parse HEAD``), or "" outside a git checkout."""
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=30,
+                              check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""

@@ -20,7 +20,7 @@ from typing import Any
 
 from pricer.digests import directory_md5, file_md5
 from pricer.errors import PricerError
-from pricer.layout import project_root
+from pricer.layout import checkout_commit, project_root
 from pricer.params import Params, TrackingParams, flatten
 from pricer.tracking import registry
 from pricer.tracking.inputs import read_fetch_report, split_datasets
@@ -341,7 +341,7 @@ def run_tags(model_name: str, data_source: str, extra: Mapping[str, Any] | None 
              source_name: str = "") -> dict[str, str]:
     """Tags that tie a run to its DVC experiment, code revision and data: MLflow's own system
     tags (the UI's Source column shows the script and commit) and pricer's DVC tags."""
-    commit = _git_revision()
+    commit = checkout_commit()
     tags = {
         "model": model_name,
         "data_source": data_source,
@@ -358,13 +358,3 @@ def run_tags(model_name: str, data_source: str, extra: Mapping[str, Any] | None 
     tags["version.python"] = platform.python_version()
     tags.update({k: str(v) for k, v in (extra or {}).items()})
     return tags
-
-
-def _git_revision() -> str:
-    import subprocess
-
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
-    return out.stdout.strip()

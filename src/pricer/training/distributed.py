@@ -32,6 +32,7 @@ import torch
 
 from pricer.cores import available_cores
 from pricer.errors import PricerError
+from pricer.layout import checkout_commit
 from pricer.params import TrainParams, flatten
 from pricer.training.loop import select_device
 
@@ -222,11 +223,3 @@ def check_same_run(processes: Processes, params: Mapping[str, Any], feature_md5s
             )
 
 
-def checkout_commit(cwd: Path | None = None) -> str:
-    """The commit checked out here (``git rev-parse HEAD``), or "" outside a git checkout."""
-    try:
-        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=30,
-                              check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
-    return done.stdout.strip() if done.returncode == 0 else ""
