@@ -876,6 +876,7 @@ def check_checkpoint_other_config(tmp_path: Path, catalogue_features, caplog: py
     from pricer.models import build_model
     from pricer.target import TargetTransform
     from pricer.training import Recipe, fit
+    from pricer.training.checkpoint import Checkpointing
 
     _, train_x, train_y, val_x, val_y, _ = catalogue_features
     target = TargetTransform.fit("standardized_log", train_y)
@@ -886,8 +887,8 @@ def check_checkpoint_other_config(tmp_path: Path, catalogue_features, caplog: py
         model = build_model({"kind": "resnet", "n_features": 512, "hidden": 8, "layers": 2, "dropout": 0.0})
         result = fit(model, CSRTensors.from_scipy(train_x, target.encode(train_y)),
                      CSRTensors.from_scipy(val_x, target.encode(val_y)), val_y, target, recipe,
-                     device=torch.device("cpu"), model_name="resnet", checkpoint_path=checkpoint,
-                     checkpoint_key=key, resume=True)
+                     device=torch.device("cpu"), model_name="resnet",
+                     checkpoint=Checkpointing(checkpoint, key, resume=True))
         return len(result.history)
 
     assert train({"train_rows": 1000, "train.processes": 2}) == 2

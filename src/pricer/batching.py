@@ -104,6 +104,21 @@ class RowShare:
 
 
 @dataclass(frozen=True)
+class RankShares:
+    """Where one data-parallel rank stands: its ``rank`` among ``world_size``, and the rows of the
+    train and validation splits it holds (None: the data it is given is the whole split, and it
+    takes its ``RowShare.of_rank`` of it). The default is one process holding everything."""
+
+    rank: int = 0
+    world_size: int = 1
+    train: RowShare | None = None
+    validation: RowShare | None = None
+
+
+ONE_PROCESS = RankShares()
+
+
+@dataclass(frozen=True)
 class ShareOfEpoch:
     """A rank's part of one epoch: its rows in the epoch's order, cut at the global batches."""
 

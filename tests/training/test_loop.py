@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from pricer.batching import CSRTensors
+from pricer.batching import CSRTensors, RankShares, RowShare
 from pricer.models import build_model
 from pricer.target import TargetTransform
 from pricer.training import DivergedError, Recipe, fit, model_outputs, select_device
+from pricer.training.checkpoint import Checkpointing
 
 CPU = torch.device("cpu")
 RESNET = {"kind": "resnet", "n_features": 512, "hidden": 32, "layers": 3, "dropout": 0.2}
@@ -78,8 +79,8 @@ def test_resume_after_interruption_gives_the_uninterrupted_weights(catalogue_fea
             raise KeyboardInterrupt  # what a kill during epoch 3 leaves: the epoch-2 checkpoint
 
     with pytest.raises(KeyboardInterrupt):
-        _train(catalogue_features, recipe=recipe, checkpoint_path=checkpoint, on_epoch=crash_in_epoch_3)
-    resumed, result, _ = _train(catalogue_features, recipe=recipe, checkpoint_path=checkpoint, resume=True)
+        _train(catalogue_features, recipe=recipe, checkpoint=Checkpointing(checkpoint), on_epoch=crash_in_epoch_3)
+    resumed, result, _ = _train(catalogue_features, recipe=recipe, checkpoint=Checkpointing(checkpoint, resume=True))
     assert [r.val_mae for r in result.history] == [r.val_mae for r in full.history]
     for (name, a), (_, b) in zip(uninterrupted.state_dict().items(), resumed.state_dict().items(), strict=False):
         assert torch.equal(a, b), name
@@ -87,8 +88,8 @@ def test_resume_after_interruption_gives_the_uninterrupted_weights(catalogue_fea
 
 def test_checkpoint_of_another_configuration_is_ignored(catalogue_features, tmp_path):
     checkpoint = tmp_path / "ckpt.pt"
-    _train(catalogue_features, checkpoint_path=checkpoint, checkpoint_key={"train_rows": 1})
-    _, result, _ = _train(catalogue_features, checkpoint_path=checkpoint, checkpoint_key={"train_rows": 2}, resume=True)
+    _train(catalogue_features, checkpoint=Checkpointing(checkpoint, {"train_rows": 1}))
+    _, result, _ = _train(catalogue_features, checkpoint=Checkpointing(checkpoint, {"train_rows": 2}, resume=True))
     assert len(result.history) == ADAMW.epochs  # trained from epoch 1, not resumed
 
 
@@ -122,7 +123,6 @@ def _rank_worker(rank: int, world_size: int, rendezvous: str, out: str, arch: di
                  train_rows: int) -> None:
     import torch.distributed as dist
 
-    from pricer.batching import RowShare
     from pricer.catalogue import generate_catalogue
     from pricer.features import VectorizerSettings, vectorize_texts
 
@@ -142,8 +142,7 @@ def _rank_worker(rank: int, world_size: int, rendezvous: str, out: str, arch: di
         model = build_model(arch)
         result = fit(model, CSRTensors.from_scipy(mine_x, target.encode(mine_y)),
                      CSRTensors.from_scipy(mine_val_x, target.encode(mine_val_y)), mine_val_y, target, recipe,
-                     device=CPU, model_name="test-model", rank=rank, world_size=world_size,
-                     train_share=train_share, validation_share=val_share)
+                     device=CPU, model_name="test-model", ranks=RankShares(rank, world_size, train_share, val_share))
         torch.save({"state": model.state_dict(), "val_mae": [r.val_mae for r in result.history],
                     "train_loss": [r.train_loss for r in result.history]}, f"{out}/rank{rank}.pt")
     finally:
@@ -203,8 +202,8 @@ def test_fit_leaves_the_model_with_dense_gradients(catalogue_features):
 
 def test_unreadable_checkpoint_is_ignored_and_training_starts_afresh(catalogue_features, tmp_path, caplog):
     checkpoint = tmp_path / "ckpt.pt"
-    _train(catalogue_features, checkpoint_path=checkpoint)
+    _train(catalogue_features, checkpoint=Checkpointing(checkpoint))
     checkpoint.write_bytes(checkpoint.read_bytes()[:500])  # cut short, as by a kill mid-write
-    _, result, _ = _train(catalogue_features, checkpoint_path=checkpoint, resume=True)
+    _, result, _ = _train(catalogue_features, checkpoint=Checkpointing(checkpoint, resume=True))
     assert len(result.history) == ADAMW.epochs
     assert "is not a readable checkpoint (truncated?); training from epoch 1" in caplog.text

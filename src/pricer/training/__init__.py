@@ -5,6 +5,7 @@ params → recipes (``recipes``) and one training stage as library calls (``runn
 The loop's public names are importable from here.
 """
 
+from pricer.training.checkpoint import Checkpointing
 from pricer.training.loop import (
     DivergedError,
     EpochRecord,
@@ -18,5 +19,5 @@ from pricer.training.loop import (
     uses_sparse_gradients,
 )
 
-__all__ = ["DivergedError", "EpochRecord", "FitResult", "Recipe", "fit", "make_optimizer", "model_outputs",
-           "rank_seed", "select_device", "uses_sparse_gradients"]
+__all__ = ["Checkpointing", "DivergedError", "EpochRecord", "FitResult", "Recipe", "fit", "make_optimizer",
+           "model_outputs", "rank_seed", "select_device", "uses_sparse_gradients"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,17 @@ from pricer.atomic import atomic_path
 #: 2: ``torch_rng`` holds every data-parallel rank's generator state (rank order), not rank 0's alone.
 #: 3: the identity holds the digest of pricer's source (``code``).
 CHECKPOINT_FORMAT = 3
+
+
+@dataclass(frozen=True)
+class Checkpointing:
+    """Checkpoint every completed epoch to ``path``; with ``resume``, restart after the last epoch
+    found there, provided it was written for the same recipe and ``identity`` (architecture, data
+    fingerprint, code...)."""
+
+    path: Path
+    identity: dict[str, Any] = field(default_factory=dict)
+    resume: bool = False
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:

@@ -24,7 +24,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from pricer.batching import (
+    ONE_PROCESS,
     CSRTensors,
+    RankShares,
     RowShare,
     ShareOfEpoch,
     autocast,
@@ -36,7 +38,13 @@ from pricer.batching import (
 from pricer.errors import PricerError
 from pricer.models import SparseBatch, SparseLinear
 from pricer.target import TargetTransform
-from pricer.training.checkpoint import CHECKPOINT_FORMAT, identity_difference, load_checkpoint, save_checkpoint
+from pricer.training.checkpoint import (
+    CHECKPOINT_FORMAT,
+    Checkpointing,
+    identity_difference,
+    load_checkpoint,
+    save_checkpoint,
+)
 from pricer.training.lazy import LazyInputAdamW, broadcast_parameters, clip_gradients, sum_gradients
 
 log = logging.getLogger(__name__)
@@ -323,30 +331,26 @@ def fit(
     device: torch.device,
     model_name: str,
     on_epoch: Callable[[EpochRecord], None] | None = None,
-    checkpoint_path: Path | None = None,
-    checkpoint_key: dict[str, Any] | None = None,
-    resume: bool = False,
-    rank: int = 0,
-    world_size: int = 1,
-    train_share: RowShare | None = None,
-    validation_share: RowShare | None = None,
+    checkpoint: Checkpointing | None = None,
+    ranks: RankShares = ONE_PROCESS,
     progress: bool = False,
 ) -> FitResult:
     """Train ``model`` in place; return the per-epoch history and the best epoch.
 
-    With ``world_size`` > 1 each rank owns a contiguous share of the train rows and of the
-    validation rows: ``train_share`` / ``validation_share`` when ``train`` / ``validation`` hold
+    With ``ranks.world_size`` > 1 each rank owns a contiguous share of the train rows and of the
+    validation rows: ``ranks.train`` / ``ranks.validation`` when ``train`` / ``validation`` hold
     only those rows, else the rank takes its share of the whole split they hold. Every epoch's
     global batches are the one-process batches; each rank computes its rows' part of the loss
     and ``fit`` sums the gradients across ranks (:func:`training.lazy.sum_gradients`: the input
     layer's sparsely, its touched rows), so W ranks train what one process trains up to float
     summation order (and their own dropout masks). ``model`` must be unwrapped (no DDP). With
     ``keep_best`` the weights of the epoch with the lowest validation MAE are loaded back at the
-    end. With ``checkpoint_path`` every completed epoch is checkpointed, and ``resume`` restarts
-    after the last one it finds (rank 0's file), provided it was written for the same recipe and
-    ``checkpoint_key`` (architecture, data fingerprint...).
+    end. With ``checkpoint`` every completed epoch is checkpointed, and ``checkpoint.resume``
+    restarts after the last one it finds (rank 0's file), provided it was written for the same
+    recipe and ``checkpoint.identity``.
     """
-    identity = {"recipe": recipe.to_dict(), **(checkpoint_key or {})}
+    rank, world_size = ranks.rank, ranks.world_size
+    identity = {"recipe": recipe.to_dict(), **(checkpoint.identity if checkpoint else {})}
     loss_fn = _loss_function(recipe.loss)
     optimizer = make_optimizer(model, recipe)
     scheduler = make_scheduler(optimizer, recipe)
@@ -357,8 +361,8 @@ def fit(
         broadcast_parameters(model)
         synchronize = functools.partial(_synchronize_gradients, list(model.parameters()), world_size,
                                         not uses_sparse_gradients(recipe, device))
-        train_share, train_offset = _held_share(train, train_share, rank, world_size)
-        validation_share, validation_offset = _held_share(validation, validation_share, rank, world_size)
+        train_share, train_offset = _held_share(train, ranks.train, rank, world_size)
+        validation_share, validation_offset = _held_share(validation, ranks.validation, rank, world_size)
         if validation_offset or validation_share.rows != validation.rows:
             mine = np.arange(validation_offset, validation_offset + validation_share.rows)
             validation, validation_prices = validation.take_rows(mine), validation_prices[mine]
@@ -367,7 +371,9 @@ def fit(
     first_epoch = 1
     torch.manual_seed(rank_seed(recipe.seed, rank))  # dropout masks: each rank draws its own
 
-    found, state = _read_checkpoint(checkpoint_path, world_size, rank) if resume and checkpoint_path else (False, None)
+    checkpoint_path = checkpoint.path if checkpoint else None
+    found, state = (_read_checkpoint(checkpoint.path, world_size, rank) if checkpoint and checkpoint.resume
+                    else (False, None))
     if found:
         difference = None if state is None else (
             f"checkpoint format differs ({state.get('format')!r} vs {CHECKPOINT_FORMAT})"

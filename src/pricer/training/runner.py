@@ -20,7 +20,7 @@ from torch import nn
 
 from pricer import layout
 from pricer.atomic import atomic_directory, write_json, write_text
-from pricer.batching import CSRTensors, RowShare
+from pricer.batching import CSRTensors, RankShares, RowShare
 from pricer.digests import package_source_md5
 from pricer.features import VectorizerSettings, feature_md5s, load_feature_rows, load_labels, prices_of
 from pricer.intervals import Calibration
@@ -28,6 +28,7 @@ from pricer.models import build_model, count_parameters
 from pricer.params import Params
 from pricer.predictor import PricePredictor
 from pricer.target import TargetTransform
+from pricer.training.checkpoint import Checkpointing
 from pricer.training.distributed import Processes
 from pricer.training.loop import EpochRecord, FitResult, Recipe, fit
 from pricer.training.recipes import architecture, recipe, target_kind
@@ -148,13 +149,8 @@ def run_training(
         device=processes.device,
         model_name=plan.model_name,
         on_epoch=on_epoch,
-        checkpoint_path=checkpoint_path,
-        checkpoint_key=checkpoint_key,
-        resume=resume,
-        rank=processes.rank,
-        world_size=processes.world_size,
-        train_share=data.train_share,
-        validation_share=data.validation_share,
+        checkpoint=Checkpointing(checkpoint_path, checkpoint_key, resume) if checkpoint_path else None,
+        ranks=RankShares(processes.rank, processes.world_size, data.train_share, data.validation_share),
         progress=progress and processes.is_main,
     )
     log.info("%s: best epoch %d, validation MAE $%.2f", plan.model_name, result.best_epoch, result.best_val_mae)
