@@ -6,7 +6,8 @@ starts as a copy of one empty store migrated once per session, instead of being 
 
 The suite runs in two pytest-xdist workers (pyproject.toml: ``-n 2 --dist loadscope``): a worker
 takes a whole test module at a time, so module fixtures are built once and a module's tests run
-in their order. The end-to-end modules, the slowest, are handed out first.
+in their order. The end-to-end modules, the slowest, are handed out first, the longest of them
+first (``LONGEST_FIRST``), so that no worker is left finishing a long module while the other idles.
 """
 
 from __future__ import annotations
@@ -25,8 +26,20 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 REAL_SAMPLE = REPO_ROOT.parent / "shared" / "data" / "real_items_sample.parquet"
 
 
+# The end-to-end modules that take longest, longest first (measured with `--durations=0`); the
+# others follow in collection order. A name missing here only costs balance, never a test.
+LONGEST_FIRST = ("test_team.py", "test_reliability.py", "test_docs.py", "test_sweep.py", "test_distributed.py",
+                 "test_compare.py", "test_nodes.py")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    items.sort(key=lambda item: not item.nodeid.startswith("tests/e2e/"))  # stable: in order otherwise
+    def order(item: pytest.Item) -> tuple[bool, int]:
+        module = Path(item.nodeid.split("::", 1)[0])
+        end_to_end = module.parts[:2] == ("tests", "e2e")
+        longest = LONGEST_FIRST.index(module.name) if module.name in LONGEST_FIRST else len(LONGEST_FIRST)
+        return not end_to_end, longest if end_to_end else 0
+
+    items.sort(key=order)  # stable: in collection order otherwise
 
 
 class MigratedStoreTemplate:

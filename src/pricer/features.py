@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -24,13 +24,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 from joblib import Parallel, delayed
-from sklearn.feature_extraction.text import HashingVectorizer
 
 from pricer import layout
 from pricer.atomic import atomic_directory, atomic_path
 from pricer.digests import file_md5
 from pricer.engine import ordered_map
 from pricer.layout import ArtifactError
+
+if TYPE_CHECKING:
+    from sklearn.feature_extraction.text import HashingVectorizer
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,9 @@ class VectorizerSettings:
     text_field: str = "summary"
 
     def build(self) -> HashingVectorizer:
+        # scikit-learn's import takes seconds: the stages that never hash text (train, ensemble) skip it
+        from sklearn.feature_extraction.text import HashingVectorizer
+
         return HashingVectorizer(
             n_features=self.n_features,
             stop_words=self.stop_words,

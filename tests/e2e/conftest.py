@@ -17,6 +17,8 @@ costs about a second. So one pipeline is reproduced per test session and shared:
   ``copy_project(pipeline, tmp_path / "pricer")`` (``commit_all`` then commits its outputs).
 - ``half_lr`` (session): a committed copy after ``dvc exp run -n half-lr -S lr=0.0005`` (not
   ``--temp``: the workspace holds the experiment), and that command's output. Read-only too.
+- ``comparing`` (session): docs/comparing.md walked once (its queue block is the suite's sweep:
+  see walkthroughs.py). Read-only too.
 - ``make_project(root, overrides)``: a fresh project, for other params (then ``dvc repro`` it
   yourself, or only the stages you need).
 
@@ -31,6 +33,7 @@ the ``dvc queue`` workers a test started.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -256,3 +259,14 @@ def half_lr(pipeline, tmp_path_factory) -> tuple[Project, str]:
 
     directory, output = built_once(tmp_path_factory, "half-lr", experiment)
     return Project(directory), output
+
+
+@pytest.fixture(scope="session")
+def comparing(pipeline, tmp_path_factory) -> tuple[Path, str]:
+    """docs/comparing.md walked once per test run (``walkthroughs.follow_comparing``): the directory
+    that holds the walked project (``pricer``), the sweep's copy taken after the page's queue block
+    (``swept``), the concurrent reader's report and the queued experiments' names; and the blocks'
+    output. Read it, never change it (copy it first)."""
+    from .walkthroughs import follow_comparing  # a module built on this one's Project helpers
+
+    return built_once(tmp_path_factory, "comparing", functools.partial(follow_comparing, pipeline))

@@ -100,21 +100,23 @@ def test_two_nodes_on_loopback_train_the_bytes_of_one_node_with_two_processes(no
 
 
 def test_a_node_that_never_arrives_fails_in_one_line_naming_the_rendezvous(nodes, tmp_path):
+    """Node 0 whose node 1 never comes, and a worker whose node 0 never comes (the two wait at once,
+    at two addresses)."""
     node0, node1 = nodes
-    port = _free_port()
+    port, worker_port = _free_port(), _free_port()
+    while worker_port == port:
+        worker_port = _free_port()
     started = time.monotonic()
+    worker = _worker(node1, tmp_path / "node1.log", _environment(worker_port, node_rank=1))
     done = _on_node_0(node0, _environment(port), "python", "stages/train.py", "mlp")
-    assert time.monotonic() - started < FAILURE_BOUND_S
     assert done.returncode == 1
     assert f"node 0 waited {RENDEZVOUS_TIMEOUT_S} s at PRICER_RENDEZVOUS=127.0.0.1:{port}" in done.stderr
     assert "Traceback" not in done.stderr
 
-    # and a worker whose node 0 never comes
-    started = time.monotonic()
-    worker = _worker(node1, tmp_path / "node1.log", _environment(port, node_rank=1))
     assert _finish(worker, timeout=FAILURE_BOUND_S) == 1
+    assert time.monotonic() - started < FAILURE_BOUND_S
     log = (tmp_path / "node1.log").read_text()
-    assert f"node 1 waited {RENDEZVOUS_TIMEOUT_S} s at PRICER_RENDEZVOUS=127.0.0.1:{port}" in log
+    assert f"node 1 waited {RENDEZVOUS_TIMEOUT_S} s at PRICER_RENDEZVOUS=127.0.0.1:{worker_port}" in log
     assert "Traceback" not in log
 
 

@@ -1,10 +1,11 @@
-"""A queued sweep compared with confidence: `dvc exp run --queue`, `dvc queue start -j 2`, `pricer compare`.
+"""A queued sweep compared with confidence, and two queue workers writing one MLflow store.
 
-One project for the module: the baseline (lr 0.001, seed 42) is reproduced and committed, then
-four experiments are queued and run by two queue workers: `-S lr=0.0003,0.003` (a sweep that
-retrains the residual network only), `-S seed=7`, which differs from the baseline only in its
-training seed (the two get a spread, and are paired: `data.seed` keeps the test items), and
-`-S data.seed=7`, another catalogue and split, which is not paired with anything.
+What docs/comparing.md's walk left (``comparing``, walked once per test run; see walkthroughs.py):
+the baseline (lr 0.001, seed 42) reproduced and committed, then four experiments queued and run by
+two queue workers: `-S lr=0.0003,0.003` (a sweep that retrains the residual network only),
+`-S seed=7`, which differs from the baseline only in its training seed (the two get a spread, and
+are paired: `data.seed` keeps the test items), and `-S data.seed=7`, another catalogue and split,
+which is not paired with anything. Meanwhile a third process read the store.
 """
 
 from __future__ import annotations
@@ -12,15 +13,13 @@ from __future__ import annotations
 import json
 import re
 import sys
-import time
 
 import pytest
 
-from .conftest import Project, commit_all, copy_project
+from .conftest import Project
+from .walkthroughs import QUEUE_LOGS, QUEUE_STATUS, QUEUED, READER_REPORT, SWEPT
 
 pytestmark = pytest.mark.e2e
-
-QUEUE_DEADLINE_S = 1500
 
 
 def compare(project: Project, *args: str, check: bool = True):
@@ -35,26 +34,16 @@ def experiments(project: Project) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def swept(pipeline, tmp_path_factory) -> tuple[Project, dict[tuple[float, int], str]]:
-    """The project after the sweep, and its runs' names by (lr, seed) (main and three experiments
-    on the baseline's data), plus the other data's experiment under the key "other data"."""
-    project = commit_all(copy_project(pipeline, tmp_path_factory.mktemp("pricer-sweep") / "pricer"), "baseline run")
-    project.dvc("exp", "run", "--queue", "-S", "lr=0.0003,0.003")
-    project.dvc("exp", "run", "--queue", "-S", "seed=7")
-    project.dvc("exp", "run", "--queue", "-S", "data.seed=7")
-    project.dvc("queue", "start", "-j", "2")
-    deadline = time.monotonic() + QUEUE_DEADLINE_S
-    try:
-        while True:
-            status = project.dvc("queue", "status").stdout
-            if not any(word in status for word in ("Queued", "Running")):
-                break
-            assert time.monotonic() < deadline, f"the queue had not finished in {QUEUE_DEADLINE_S} s:\n{status}"
-            time.sleep(5)
-    finally:
-        project.stop_queue_workers()
-    assert status.count("Success") == 4 and "Failed" not in status, status
-    report = json.loads(compare(project, "main", *sorted(experiments(project)), "--json").stdout)
+def swept(comparing) -> tuple[Project, dict[tuple[float, int], str], str]:
+    """The project right after the page's queue block, and its runs' names by (lr, seed) (main and
+    three queued experiments on the baseline's data), and the other data's experiment."""
+    directory, _ = comparing
+    project = Project(directory / SWEPT)
+    status = (directory / QUEUE_STATUS).read_text()
+    assert status.count("Success") >= 4 and "Failed" not in status, status
+    queued = json.loads((directory / QUEUED).read_text())
+    assert len(queued) == 4, queued
+    report = json.loads(compare(project, "main", *queued, "--json").stdout)
     names = {(entry["params"]["lr"], entry["params"]["seed"]): entry["name"] for entry in report["runs"]
              if entry["params"]["data.seed"] == 42}
     assert set(names) == {(0.001, 42), (0.0003, 42), (0.003, 42), (0.001, 7)}
@@ -63,10 +52,15 @@ def swept(pipeline, tmp_path_factory) -> tuple[Project, dict[tuple[float, int], 
     return project, names, other_data
 
 
-def test_a_training_seed_sweep_keeps_the_test_items(swept):
+def queue_log(comparing, name: str) -> str:
+    directory, _ = comparing
+    return (directory / QUEUE_LOGS / f"{name}.log").read_text()
+
+
+def test_a_training_seed_sweep_keeps_the_test_items(swept, comparing):
     project, names, _ = swept
     seed_run = names[(0.001, 7)]
-    logs = project.dvc("queue", "logs", seed_run).stdout
+    logs = queue_log(comparing, seed_run)
     assert sorted(re.findall(r"Running stage '([^']+)'", logs)) == ["ensemble", "evaluate", "train_mlp",
                                                                      "train_resnet"], logs
     before, after = (project.run("git", "show", f"{rev}:metrics/predictions.csv").stdout.splitlines()
@@ -77,8 +71,9 @@ def test_a_training_seed_sweep_keeps_the_test_items(swept):
 
 def test_every_experiment_is_in_dvc_and_in_the_one_mlflow_store(swept):
     project, names, other_data = swept
-    shown = experiments(project)
-    assert set(shown) == set(names.values()) - {"main"} | {other_data}
+    queued = set(names.values()) - {"main"} | {other_data}
+    shown = {name: rev for name, rev in experiments(project).items() if name in queued}
+    assert set(shown) == queued
     report = json.loads(compare(project, *shown, "--json").stdout)
     assert {entry["name"]: entry["rev"] for entry in report["runs"]} == shown  # the same commits
     runs = project.mlflow_runs()
@@ -165,3 +160,30 @@ def test_unknown_run_is_a_one_line_error(swept):
     done = compare(project, "no-such-run", check=False)
     assert done.returncode == 1
     assert done.stderr == "pricer: no-such-run: neither a DVC experiment (`dvc exp show`) nor a git revision\n"
+
+
+def test_two_queue_workers_and_a_concurrent_reader_share_the_one_store(swept, comparing):
+    """Load: the queue's two workers trained at once while a third process read the SQLite store:
+    no failure, no "database is locked", no run lost, and every run landed in the project's store."""
+    project, names, other_data = swept
+    directory, _ = comparing
+    read = json.loads((directory / READER_REPORT).read_text())
+    assert read["errors"] == [] and read["reads"] >= 20, read
+    runs = project.mlflow_runs()
+    retrained = {name: ("resnet", "ensemble") for name in (names[(0.0003, 42)], names[(0.003, 42)])}
+    retrained |= {names[(0.001, 7)]: ("mlp", "resnet", "ensemble"), other_data: ("mlp", "resnet", "ensemble")}
+    for name, models in retrained.items():
+        logs = queue_log(comparing, name)
+        assert "database is locked" not in logs and "Traceback" not in logs, logs[-3000:]
+        mine = {run.info.run_name: run for run in runs if run.data.tags.get("dvc_exp_name") == name}
+        trained = {model for model in ("mlp", "resnet", "ensemble") if f"{model}-{name}" in mine}
+        assert trained == set(models), sorted(mine)
+        metrics = json.loads(project.run("git", "show", f"{experiments(project)[name]}:metrics/resnet.json").stdout)
+        resnet = mine[f"resnet-{name}"]
+        assert resnet.info.status == "FINISHED"
+        lr, seed = next(key for key, value in names.items() if value == name) if name != other_data else (0.001, 42)
+        assert (float(resnet.data.params["params.lr"]), int(resnet.data.params["params.seed"])) == (lr, seed)
+        assert resnet.data.metrics["test_mae"] == pytest.approx(metrics["test_mae"])
+    assert read["most_runs"] == len(runs)  # the reader saw every run land
+    # the queue ran in copies under .dvc/tmp/exps; their runs landed in the root's store
+    assert not list((project.root / ".dvc").rglob("mlflow.db"))

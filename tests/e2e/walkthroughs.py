@@ -1,0 +1,121 @@
+"""The docs' command blocks, as a new user runs them: read from a page, run verbatim and in order.
+
+A block that cannot run here says so in the line right above it, in an HTML comment that the
+reader does not see: ``<!-- docs-test: skip (why) -->`` (a GPU, the network, a cloud account, a
+server that runs until Ctrl-C; each such block names its local stand-in in the text).
+``<!-- docs-test: setup -->`` marks a set-up block the scratch project has already done (the clone
+and the virtual environment).
+
+``follow_comparing`` walks docs/comparing.md once per test run (``comparing`` in conftest.py), and
+the tests of the page, of queued sweeps and of parallel writers to one MLflow store all read what
+that walk left: the page's queue block *is* a sweep run by two queue workers, so the suite runs it
+once instead of three times.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+
+from .conftest import REPO_ROOT, Project, copy_project
+
+BLOCK = re.compile(r"(?:<!--\s*docs-test:\s*(?P<marker>[^>]*?)\s*-->\s*\n)?```bash\n(?P<body>.*?)```", re.S)
+BLOCK_TIMEOUT_S = 900
+
+COMPARING = REPO_ROOT / "docs" / "comparing.md"
+# What follow_comparing leaves beside the walked project: a copy taken right after the queue block
+# (the sweep: main and the queued experiments, before the page applies one), what a concurrent
+# reader of the MLflow store saw while the queue ran, and the names of the queued experiments.
+# the queue's status and each queued experiment's log (`dvc queue status`, `dvc queue logs`: the
+# copy has no .dvc/tmp, where the queue keeps them).
+SWEPT, READER_REPORT, QUEUED, QUEUE_STATUS = "swept", "reader.json", "queued.json", "queue-status.txt"
+QUEUE_LOGS = "queue-logs"
+
+# A plain reader of the store (sqlite's default 5 s busy wait) polling while the queue workers write.
+READER = """
+import json, pathlib, sys, time
+from mlflow.tracking import MlflowClient
+
+root, stop = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+reads, errors, most = 0, [], 0
+while not stop.exists():
+    try:
+        experiment = client.get_experiment_by_name("pricer")
+        if experiment is not None:
+            most = max(most, len(client.search_runs([experiment.experiment_id], max_results=1000)))
+        reads += 1
+    except Exception as error:
+        errors.append(f"{type(error).__name__}: {error}"[:300])
+    time.sleep(0.05)
+print(json.dumps({"reads": reads, "errors": errors, "most_runs": most}))
+"""
+
+
+def command_blocks(page: Path) -> list[tuple[str, str]]:
+    """(marker, body) of every bash block of ``page``, in order."""
+    return [(match["marker"] or "", match["body"]) for match in BLOCK.finditer(page.read_text(encoding="utf-8"))]
+
+
+def runnable(blocks: list[tuple[str, str]]) -> list[str]:
+    return [body for marker, body in blocks if not marker.startswith(("skip", "setup"))]
+
+
+def run_block(project: Project, page: str, number: int, body: str) -> str:
+    """One block in ``bash -euo pipefail`` (output to files: a `dvc queue` worker a block starts
+    outlives it), at most ``BLOCK_TIMEOUT_S``; its stdout and stderr. Fails naming the block."""
+    done = project.run("bash", "-euo", "pipefail", "-c", body, check=False, timeout=BLOCK_TIMEOUT_S)
+    assert done.returncode == 0, (f"{page} block {number} failed ({done.returncode}):\n{body}\n--- stdout:\n"
+                                  f"{done.stdout[-3000:]}\n--- stderr:\n{done.stderr[-3000:]}")
+    return done.stdout + done.stderr
+
+
+def run_page(project: Project, page: str, blocks: list[str]) -> str:
+    """Every block in order; the queue workers stopped at the end. Their output."""
+    try:
+        return "".join(run_block(project, page, number, body) for number, body in enumerate(blocks, start=1))
+    finally:
+        project.stop_queue_workers()
+
+
+def experiment_names(project: Project) -> set[str]:
+    return set(project.dvc("exp", "ls", "--name-only").stdout.split())
+
+
+def follow_comparing(pipeline: Project, directory: Path) -> str:
+    """docs/comparing.md's blocks in a copy of ``pipeline`` (reproduced, not committed: the page's
+    first block finds it up to date). Around the queue block a reader polls the MLflow store;
+    after it, the project is copied to ``directory / SWEPT``. The blocks' output."""
+    project = copy_project(pipeline, directory / "pricer")
+    output = []
+    try:
+        for number, body in enumerate(runnable(command_blocks(COMPARING)), start=1):
+            if "dvc queue start" not in body:
+                output.append(run_block(project, COMPARING.name, number, body))
+                continue
+            before = experiment_names(project)
+            stop = directory / "stop-reading"
+            reader = project.start(sys.executable, "-c", READER, str(project.root), str(stop),
+                                   log=directory / "reader.log")
+            try:
+                output.append(run_block(project, COMPARING.name, number, body))
+            finally:
+                stop.touch()
+                reader.wait(timeout=60)
+            last_line = (directory / "reader.log").read_text().strip().splitlines()[-1]
+            (directory / READER_REPORT).write_text(last_line)
+            queued = sorted(experiment_names(project) - before)
+            (directory / QUEUED).write_text(json.dumps(queued))
+            (directory / QUEUE_STATUS).write_text(project.dvc("queue", "status").stdout)
+            (directory / QUEUE_LOGS).mkdir()
+            for name in queued:
+                (directory / QUEUE_LOGS / f"{name}.log").write_text(project.dvc("queue", "logs", name).stdout)
+            project.stop_queue_workers()  # idle now: the copy must not take a worker's files mid-write
+            shutil.rmtree(directory / SWEPT, ignore_errors=True)
+            copy_project(project, directory / SWEPT)
+    finally:
+        project.stop_queue_workers()
+    return "".join(output)
