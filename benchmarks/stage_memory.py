@@ -27,11 +27,18 @@ single process's) is printed as a ratio to its peak at the first size. Goal: at 
 200,000 to 1,000,000 items for fetch and vectorize.
 
     .venv/bin/python benchmarks/stage_memory.py --catalogue-items 200000 1000000 --stages fetch vectorize
+
+``--reuse --workdir DIR`` reruns ``--stages`` in a directory an earlier run kept (``--keep``): its
+params.yaml and data stay as they are, only ``stages/`` is refreshed from this checkout; e.g. the
+train stage alone on the 10,000,000-item data (BENCHMARKS.md, "Streaming data stages"):
+
+    .venv/bin/python benchmarks/stage_memory.py --reuse --workdir /tmp/pricer-scaling-10000000-XXXX --stages train_mlp
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -155,7 +162,11 @@ def main() -> None:
                              "peak as a ratio to its peak at the first size")
     parser.add_argument("--workdir", type=Path, default=None, help="scratch directory (default: a new temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory and its data")
+    parser.add_argument("--reuse", action="store_true",
+                        help="with --workdir: rerun --stages on its kept params.yaml and data (only stages/ refreshed)")
     args = parser.parse_args()
+    if args.reuse and (args.workdir is None or not (args.workdir / "params.yaml").is_file()):
+        parser.error("--reuse needs --workdir naming a kept scratch directory (with its params.yaml)")
     if args.catalogue_items:
         scaling(args)
         return
@@ -166,12 +177,20 @@ def main() -> None:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="pricer-stages-"))
     workdir.mkdir(parents=True, exist_ok=True)
     shutil.copytree(harness.REPO / "stages", workdir / "stages", dirs_exist_ok=True)
-    params = scratch_params(items, args.holdout, {option: getattr(args, option) for option in OVERRIDES})
-    (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    holdout = args.holdout
+    if args.reuse:
+        params = yaml.safe_load((workdir / "params.yaml").read_text(encoding="utf-8"))
+        items, holdout = (int(json.loads((workdir / f"data/features/{split}/manifest.json").read_text(
+            encoding="utf-8"))["rows"]) for split in ("train", "validation"))
+    else:
+        params = scratch_params(items, args.holdout, {option: getattr(args, option) for option in OVERRIDES})
+        (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(harness.REPO / "src"), os.environ.get("PYTHONPATH", "")]),
            "PRICER_LOG_LEVEL": "INFO", "CI": "1"}
+    env.pop("PRICER_DASK_SCHEDULER", None)  # this machine's own processes: what the figures are about
+    print(f"load average before: {' '.join(f'{load:.2f}' for load in os.getloadavg())}")
     print(f"scratch: {workdir}; data.synthetic_items {params['data']['synthetic_items']:,} "
-          f"(train {items:,}, validation/test {args.holdout:,} each), mlp.epochs {params['mlp']['epochs']}, "
+          f"(train {items:,}, validation/test {holdout:,} each), mlp.epochs {params['mlp']['epochs']}, "
           f"resnet.epochs {params['resnet']['epochs']}, train.threads {params['train']['threads']}, "
           f"train.processes {params['train']['processes']}, vectorize.n_jobs {params['vectorize']['n_jobs']}, "
           f"vectorize.n_features {params['vectorize']['n_features']:,}, "
@@ -199,11 +218,14 @@ def main() -> None:
         if not ok:
             print(log_path.read_text(encoding="utf-8")[-3000:])
             break
+    print(f"load average after: {' '.join(f'{load:.2f}' for load in os.getloadavg())}")
     for stage in results:
         lines = [line for line in (workdir / f"{stage}.log").read_text(encoding="utf-8").splitlines()
                  if " INFO " in line]
         results[stage]["log_tail"] = lines[-12:]
     name = "stage_memory_full" if items >= 800_000 else "stage_memory"
+    if args.reuse:
+        name = f"stage_memory_reuse_{items}"
     if params["vectorize"]["n_features"] != 5000:
         name += f"_{params['vectorize']['n_features']}"
     harness.write_results(name, {

@@ -18,6 +18,7 @@ from pricer.cores import check_at_most_cores
 from pricer.params import load_params
 from pricer.training.distributed import check_same_run, needs_relaunch, process_group, relaunch_under_torchrun
 from pricer.training.runner import (
+    check_features_fit_in_memory,
     load_training_data,
     plan_training,
     run_training,
@@ -37,6 +38,7 @@ def main(model_name: str) -> int:
     with process_group(params.train) as processes:
         if processes.is_main:
             remove_stale_temporaries(*training_outputs(model_name))  # left by a run killed mid-write
+        check_features_fit_in_memory(processes=params.train.processes, world_size=processes.world_size)
         data = load_training_data(rank=processes.rank, world_size=processes.world_size)
         check_same_run(processes, params.as_dict(), data.file_md5s)  # on every node: same commit, params, data
         plan = plan_training(params, model_name, data, processes.device)

@@ -799,6 +799,26 @@ def check_features_missing(tmp_path: Path, features_dir: Path) -> None:
            lambda: load_features(project / "data/features", "validation"), ArtifactError)
 
 
+@case("features-exceed-memory", "hashed train and validation features larger than the memory available to "
+      "train on (e.g. 10,000,000 catalogue items on a small machine)",
+      "the train stage exits 1 before loading, naming the GiB needed, the GiB available and `train.nodes`, instead "
+      "of an out-of-memory kill with no message")
+def check_features_exceed_memory(features_dir: Path) -> None:
+    from pricer.training.runner import FeaturesExceedMemoryError, check_features_fit_in_memory
+
+    manifests = [json.loads((features_dir / split / "manifest.json").read_text()) for split in ("train", "validation")]
+    need = sum(m["nnz"] * 8 + m["rows"] * 24 for m in manifests)  # the lower bound the check computes
+    check_features_fit_in_memory(features_dir, available=need)
+    raises(r"features: the train and validation features need at least 0\.0 GiB in memory for this process "
+           r"\([\d,]+ non-zeros\), but 0\.0 GiB is available; free memory, or spread the rows over machines with "
+           r"train\.nodes", lambda: check_features_fit_in_memory(features_dir, available=need - 1),
+           FeaturesExceedMemoryError)
+    # two machines of two ranks each: each machine holds half the rows
+    check_features_fit_in_memory(features_dir, processes=2, world_size=4, available=need // 2 + 1)
+    raises("this machine's 2 of 4 ranks", lambda: check_features_fit_in_memory(
+        features_dir, processes=2, world_size=4, available=need // 2 - 100), FeaturesExceedMemoryError)
+
+
 @case("dask-scheduler-unreachable", "`PRICER_DASK_SCHEDULER` names an address where no scheduler answers",
       "fetch and vectorize exit 1 within the connect timeout, naming the variable and address; nothing written")
 def check_dask_scheduler_unreachable(tmp_path: Path) -> None:

@@ -92,11 +92,47 @@ def test_indices_become_int64_past_2_to_the_31_non_zeros(monkeypatch, random_csr
     from pricer import features
 
     pieces = [random_csr[:100], random_csr[100:]]
-    assert features._stack_rows(pieces, 50).indptr.dtype == np.int32
+    stack = {"rows": 200, "nnz_bound": random_csr.nnz}
+    assert features._stack_rows(pieces, 50, **stack).indptr.dtype == np.int32
     monkeypatch.setattr(features, "INT32_NNZ_LIMIT", 100)  # stands in for 2^31, which would take 16 GB to build
-    stacked = features._stack_rows(pieces, 50)
+    stacked = features._stack_rows(pieces, 50, **stack)
     assert stacked.indptr.dtype == np.int64 and stacked.indices.dtype == np.int64
     assert (stacked != random_csr).nnz == 0
+
+
+def test_stacking_lets_each_piece_go_before_taking_the_next(random_csr):
+    import gc
+    import weakref
+
+    from pricer import features
+
+    taken = []
+
+    def pieces():
+        for start in range(0, 200, 40):
+            # the third piece is taken only once the first is copied and dropped (the first two are
+            # taken together, to tell one piece from several)
+            if len(taken) >= 2:
+                gc.collect()
+                assert taken[-2]() is None, f"piece {len(taken) - 2} still held when piece {len(taken)} is read"
+            piece = random_csr[start : start + 40]
+            taken.append(weakref.ref(piece))
+            yield piece
+
+    stacked = features._stack_rows(pieces(), 50, rows=200, nnz_bound=random_csr.nnz)
+    assert len(taken) == 5 and (stacked != random_csr).nnz == 0
+    assert stacked.data.dtype == np.float32 and stacked.indices.dtype == np.int32
+
+
+def test_stacking_a_share_overshooting_the_bound_keeps_exactly_its_rows(random_csr):
+    from pricer import features
+
+    pieces = [random_csr[10:64], random_csr[64:128], random_csr[128:150]]
+    stacked = features._stack_rows(pieces, 50, rows=140, nnz_bound=random_csr.nnz)  # the three whole parts' nnz
+    assert stacked.shape == (140, 50) and stacked.nnz == random_csr[10:150].nnz
+    assert (stacked != random_csr[10:150]).nnz == 0
+    with pytest.raises(ValueError, match="not 141"):
+        features._stack_rows(pieces, 50, rows=141, nnz_bound=random_csr.nnz)
 
 
 def test_vectorize_split_streams_in_parts_identical_for_any_worker_count(tmp_path, tiny_texts):

@@ -1,14 +1,21 @@
 """Mini-batches straight from a CSR matrix, without densifying and without per-batch scipy.
 
-Once per epoch the rows are permuted (one vectorised numpy gather); a batch is then a contiguous
-row range, so its column ids and values are zero-copy slices of the CSR arrays and its offsets
-one subtraction. This keeps per-step Python overhead to a few tensor views at batch size 64.
+Each epoch the rows are permuted a block at a time (one vectorised numpy gather per block of
+``EPOCH_BLOCK_BATCHES`` batches); a batch is then a contiguous row range of its block, so its values
+are a zero-copy slice, its column ids one small int32 -> int64 cast and its offsets one subtraction.
+This keeps per-step Python overhead to a few tensor ops at batch size 64, and an epoch's scratch
+memory to one block rather than a shuffled copy of the whole split.
+
+The column ids are held as int32 (they are below ``n_features``) and the values as float32, both
+sharing memory with the scipy matrix they came from when it already has those dtypes: at 10M
+catalogue items (525M non-zeros) the split is 4.2 GB once, not 4.2 GB of scipy plus 6.3 GB of
+tensors plus a 6.3 GB shuffled copy and its 4.2 GB gather array.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,25 +25,32 @@ from torch import nn
 
 from pricer.models import SparseBatch
 
+EPOCH_BLOCK_BATCHES = 1024  # batches whose rows one epoch block copies (64 rows each: ~4M non-zeros, ~50 MB)
+INT32_MAX = np.iinfo(np.int32).max
+
 
 @dataclass(frozen=True)
 class CSRTensors:
     """A CSR matrix (and optional targets) held as torch tensors."""
 
     indptr: torch.Tensor  # int64, rows + 1
-    indices: torch.Tensor  # int64
+    indices: torch.Tensor  # int32 column ids (int64 past 2^31 columns); a batch hands the model int64
     values: torch.Tensor  # float32
     targets: torch.Tensor | None  # float32, one per row
 
     @classmethod
     def from_scipy(cls, matrix: sp.csr_matrix, targets: np.ndarray | None = None) -> CSRTensors:
+        """The matrix's arrays as tensors: its column ids and values are shared, not copied, when
+        they are already int32 and float32 (as hashed features are); only ``indptr`` (8 bytes a
+        row) is always a new int64 array."""
         matrix = sp.csr_matrix(matrix)
         if targets is not None and len(targets) != matrix.shape[0]:
             raise ValueError(f"{len(targets)} targets for {matrix.shape[0]} rows")
+        column_dtype = np.int32 if matrix.shape[1] - 1 <= INT32_MAX else np.int64
         return cls(
             indptr=torch.from_numpy(matrix.indptr.astype(np.int64)),
-            indices=torch.from_numpy(matrix.indices.astype(np.int64)),
-            values=torch.from_numpy(matrix.data.astype(np.float32)),
+            indices=torch.from_numpy(matrix.indices.astype(column_dtype, copy=False)),
+            values=torch.from_numpy(matrix.data.astype(np.float32, copy=False)),
             targets=None if targets is None else torch.from_numpy(np.asarray(targets, dtype=np.float32)),
         )
 
@@ -45,16 +59,17 @@ class CSRTensors:
         return int(self.indptr.shape[0]) - 1
 
     def batch(self, start: int, stop: int) -> SparseBatch:
-        """Rows ``start:stop`` as a SparseBatch (views into this matrix)."""
+        """Rows ``start:stop`` as a SparseBatch: values a view into this matrix, column ids and
+        offsets the batch's own int64 tensors (what ``embedding_bag`` is given)."""
         first, last = int(self.indptr[start]), int(self.indptr[stop])
         return SparseBatch(
-            indices=self.indices[first:last],
+            indices=self.indices[first:last].long(),
             offsets=self.indptr[start:stop] - first,
             values=self.values[first:last],
         )
 
     def take_rows(self, rows: np.ndarray) -> CSRTensors:
-        """A new CSRTensors with the given rows, in that order (used once per epoch).
+        """A new CSRTensors with the given rows, in that order (an epoch block, a rank's validation rows).
 
         Done in numpy on the tensors' shared memory: one repeat and one gather per array, which
         at 800,000 rows is 4x faster and needs 0.6 GB less scratch than the same in torch ops.
@@ -74,6 +89,39 @@ class CSRTensors:
             values=torch.from_numpy(self.values.numpy()[gather]),
             targets=None if self.targets is None else self.targets[torch.from_numpy(rows)],
         )
+
+
+def shuffled_batches(
+    data: CSRTensors,
+    order: np.ndarray,
+    batch_ends: Sequence[int] | np.ndarray,
+    *,
+    block_batches: int | None = None,
+) -> Iterator[tuple[SparseBatch, torch.Tensor | None]]:
+    """The batches ``order[batch_ends[i - 1]:batch_ends[i]]`` of ``data`` (the first from 0), in
+    turn, with their targets: exactly the batches of ``data.take_rows(order)`` cut at
+    ``batch_ends``, but only ``block_batches`` batches' rows (default ``EPOCH_BLOCK_BATCHES``) are
+    copied (``take_rows``) at a time. A batch may be empty (a data-parallel rank's part of a
+    global batch)."""
+    block_batches = EPOCH_BLOCK_BATCHES if block_batches is None else block_batches
+    if block_batches < 1:
+        raise ValueError(f"block_batches must be >= 1, got {block_batches}")
+    ends = np.asarray(batch_ends, dtype=np.int64)
+    start = 0
+    for first in range(0, len(ends), block_batches):
+        block_ends = ends[first : first + block_batches] - start
+        block = data.take_rows(order[start : start + int(block_ends[-1])])
+        local = 0
+        for end in block_ends.tolist():
+            yield block.batch(local, end), None if block.targets is None else block.targets[local:end]
+            local = end
+        start += int(block_ends[-1])
+        del block  # before the next block is taken: one block's copy at a time
+
+
+def batch_ends(rows: int, batch_size: int) -> np.ndarray:
+    """The end of each consecutive batch of ``batch_size`` rows (the last may be shorter)."""
+    return np.minimum(np.arange(1, -(-rows // batch_size) + 1, dtype=np.int64) * batch_size, rows)
 
 
 def epoch_order(rows: int, seed: int, epoch: int) -> np.ndarray:

@@ -13,7 +13,7 @@ import json
 import math
 import zipfile
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -244,7 +244,7 @@ def load_features(directory: Path, split: str) -> tuple[sp.csr_matrix, pd.DataFr
 def load_feature_rows(directory: Path, split: str, start: int, stop: int) -> tuple[sp.csr_matrix, pd.DataFrame]:
     """Rows ``[start, stop)`` of a split's matrix and labels, reading only the parts that hold them.
 
-    Indices are int32 unless the rows' non-zeros pass 2^31, then int64.
+    Indices are int32 unless the parts holding the rows have 2^31 non-zeros or more, then int64.
     """
     directory = Path(directory)
     manifest = read_manifest(directory, split)
@@ -252,16 +252,20 @@ def load_feature_rows(directory: Path, split: str, start: int, stop: int) -> tup
     total = int(manifest["rows"])
     if not 0 <= start <= stop <= total:
         raise ValueError(f"{matrix_path}: rows [{start}, {stop}) outside its {total} rows")
-    pieces, label_groups = [], []
+    selected, label_groups = [], []
     first = 0
     for group, part in enumerate(manifest["parts"]):
         last = first + int(part["rows"])
         if last > start and first < stop:
-            pieces.append(_read_part(matrix_path / part["file"], part, manifest)[max(start - first, 0) : stop - first])
+            selected.append((matrix_path / part["file"], part, max(start - first, 0), stop - first))
             label_groups.append((group, max(start - first, 0), min(stop, last) - first))
         first = last
     labels = _read_label_groups(labels_path, label_groups, len(manifest["parts"]))
-    matrix = _stack_rows(pieces, int(manifest["n_features"]))
+    # each part is read as the stacking reaches it and dropped once copied: the rows are in memory
+    # once (plus one part), not as all the parts and then their stacked copy
+    pieces = (_read_part(path, part, manifest)[begin:end] for path, part, begin, end in selected)
+    matrix = _stack_rows(pieces, int(manifest["n_features"]), rows=stop - start,
+                         nnz_bound=sum(int(part["nnz"]) for _, part, _, _ in selected))
     if matrix.shape[0] != len(labels) or matrix.shape[0] != stop - start:
         raise ArtifactError(f"{matrix_path} has {matrix.shape[0]} rows but {labels_path} has {len(labels)}")
     return matrix, labels
@@ -297,25 +301,47 @@ def _read_label_groups(path: Path, groups: list[tuple[int, int, int]], expected_
     return table.to_pandas()
 
 
-def _stack_rows(pieces: list[sp.csr_matrix], n_features: int) -> sp.csr_matrix:
-    """One CSR matrix of the pieces' rows, built in place of ``sp.vstack``'s intermediate copies."""
-    if not pieces:
+def _stack_rows(pieces: Iterable[sp.csr_matrix], n_features: int, *, rows: int, nnz_bound: int) -> sp.csr_matrix:
+    """One CSR matrix of the pieces' ``rows`` rows (at most ``nnz_bound`` non-zeros), built in place
+    of ``sp.vstack``'s intermediate copies: each piece is copied into arrays allocated once and
+    let go before the next is taken, so an iterator of pieces read one by one never has them all
+    in memory at once. Indices are int64 when ``nnz_bound`` reaches 2^31, else int32."""
+    iterator = iter(pieces)
+    first = next(iterator, None)
+    if first is None:
         return sp.csr_matrix((0, n_features), dtype=np.float32)
-    if len(pieces) == 1:
-        return pieces[0]
-    nnz = sum(piece.nnz for piece in pieces)
-    index_dtype = np.int64 if nnz >= INT32_NNZ_LIMIT else np.int32
-    data = np.concatenate([piece.data for piece in pieces])
-    indices = np.concatenate([piece.indices.astype(index_dtype, copy=False) for piece in pieces])
-    indptr = np.zeros(sum(piece.shape[0] for piece in pieces) + 1, dtype=index_dtype)
+    second = next(iterator, None)
+    if second is None:
+        return first
+    index_dtype = np.int64 if nnz_bound >= INT32_NNZ_LIMIT else np.int32
+    data = np.empty(nnz_bound, dtype=first.data.dtype)
+    indices = np.empty(nnz_bound, dtype=index_dtype)
+    indptr = np.zeros(rows + 1, dtype=index_dtype)
     row, offset = 0, 0
-    for piece in pieces:
-        rows = piece.shape[0]
-        indptr[row + 1 : row + rows + 1] = piece.indptr[1:].astype(index_dtype) - piece.indptr[0] + offset
-        row, offset = row + rows, offset + piece.indptr[-1] - piece.indptr[0]
-    matrix = sp.csr_matrix((data, indices, indptr), shape=(row, n_features), copy=False)
+
+    def add(piece: sp.csr_matrix) -> None:
+        nonlocal row, offset
+        piece_rows, begin, end = piece.shape[0], int(piece.indptr[0]), int(piece.indptr[-1])
+        if row + piece_rows > rows or offset + end - begin > nnz_bound:
+            raise ValueError(f"pieces of more than {rows} rows or {nnz_bound} non-zeros")
+        data[offset : offset + end - begin] = piece.data[begin:end]
+        indices[offset : offset + end - begin] = piece.indices[begin:end]
+        indptr[row + 1 : row + piece_rows + 1] = piece.indptr[1:].astype(index_dtype) - begin + offset
+        row, offset = row + piece_rows, offset + end - begin
+
+    add(first)
+    add(second)
+    del first, second
+    for piece in iterator:
+        add(piece)
+        del piece
+    if row != rows:
+        raise ValueError(f"pieces of {row} rows, not {rows}")
+    # a share's first and last parts may be partly outside it: the bound then overshoots by less
+    # than those two parts, and the arrays are views of the first ``offset`` entries
+    matrix = sp.csr_matrix((data[:offset], indices[:offset], indptr), shape=(rows, n_features), copy=False)
     # scipy narrows indices that fit in int32; keep the chosen dtype (the real case does not fit).
-    matrix.indices, matrix.indptr = indices, indptr
+    matrix.indices, matrix.indptr = indices[:offset], indptr
     return matrix
 
 

@@ -47,6 +47,23 @@ def test_same_seed_gives_identical_weights(catalogue_features):
         assert torch.equal(a, b), name
 
 
+@pytest.mark.parametrize(("arch", "recipe"), [(MLP, Recipe(optimizer="sgd", lr=0.05, loss="mse", batch_size=64,
+                                                              epochs=2)), (RESNET, ADAMW)], ids=["sgd", "adamw"])
+def test_epoch_blocks_of_any_size_train_identical_weights(catalogue_features, monkeypatch, arch, recipe):
+    from pricer import batching
+
+    whole, whole_result, _ = _train(catalogue_features, arch=arch, recipe=recipe)  # 16 batches: one block
+    copied = []
+    take_rows = CSRTensors.take_rows
+    monkeypatch.setattr(CSRTensors, "take_rows", lambda self, rows: copied.append(len(rows)) or take_rows(self, rows))
+    monkeypatch.setattr(batching, "EPOCH_BLOCK_BATCHES", 3)
+    blocked, blocked_result, _ = _train(catalogue_features, arch=arch, recipe=recipe)
+    assert max(copied) == 3 * 64 and len(copied) == 6 * recipe.epochs  # ceil(16 / 3) blocks an epoch
+    for (name, a), (_, b) in zip(whole.state_dict().items(), blocked.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+    assert [r.train_loss for r in blocked_result.history] == [r.train_loss for r in whole_result.history]
+
+
 def test_keep_best_restores_the_best_epoch(catalogue_features):
     _, _, _, val_x, val_y, _ = catalogue_features
     recipe = Recipe(optimizer="adamw", lr=0.03, loss="l1", batch_size=64, epochs=4)  # noisy: best is rarely last
@@ -127,6 +144,8 @@ def _rank_worker(rank: int, world_size: int, rendezvous: str, out: str, arch: di
     from pricer.features import VectorizerSettings, vectorize_texts
 
     dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world_size)
+    from pricer import batching
+    batching.EPOCH_BLOCK_BATCHES = 2  # the ranks copy their epoch rows in blocks of 2 batches; one process in one
     try:
         items = generate_catalogue(1200, seed=0)  # the catalogue_features fixture's data
         matrix = vectorize_texts(items["summary"].tolist(), VectorizerSettings(n_features=512))

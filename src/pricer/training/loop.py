@@ -30,13 +30,14 @@ from pricer.batching import (
     RowShare,
     ShareOfEpoch,
     autocast,
+    batch_ends,
     epoch_order,
-    iterate_batches,
     model_outputs,
     share_of_epoch,
+    shuffled_batches,
 )
 from pricer.errors import PricerError
-from pricer.models import SparseBatch, SparseLinear
+from pricer.models import SparseLinear
 from pricer.target import TargetTransform
 from pricer.training.checkpoint import (
     CHECKPOINT_FORMAT,
@@ -217,17 +218,10 @@ def make_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe) -> torch.op
     return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
 
 
-def _batches_of_share(shuffled: CSRTensors, share: ShareOfEpoch) -> Iterator[tuple[SparseBatch, torch.Tensor, int]]:
-    """This rank's part of each global batch (possibly empty), its targets and the batch's full length."""
-    start = 0
-    for end, length in zip(share.batch_ends.tolist(), share.batch_lengths.tolist(), strict=True):
-        yield shuffled.batch(start, end), shuffled.targets[start:end], length
-        start = end
-
-
 def _train_epoch(
     model: nn.Module,
-    shuffled: CSRTensors,
+    train: CSRTensors,
+    order: np.ndarray,
     optimizer: torch.optim.Optimizer,
     loss_fn: Callable[..., torch.Tensor],
     recipe: Recipe,
@@ -239,19 +233,21 @@ def _train_epoch(
     share: ShareOfEpoch | None = None,
     synchronize: Callable[[], None] | None = None,
 ) -> tuple[torch.Tensor, int]:
-    """One pass over ``shuffled`` (rows already in this epoch's order): (sum of batch losses, steps).
+    """One pass over the rows of ``train`` in this epoch's ``order``: (sum of batch losses, steps).
+    The rows are copied in that order a block of batches at a time (``batching.shuffled_batches``).
 
     One process: consecutive batches of the recipe's size, each loss the batch mean. A
-    data-parallel rank (``share``): its part of each global batch, each loss its rows' summed loss
-    over the global batch length, so that the ranks' summed gradients (``synchronize``, after each
-    backward pass and before clipping) are the one-process gradient."""
+    data-parallel rank (``share``, whose rows ``order`` is): its part of each global batch, each
+    loss its rows' summed loss over the global batch length, so that the ranks' summed gradients
+    (``synchronize``, after each backward pass and before clipping) are the one-process gradient."""
     if share is None:
-        steps = math.ceil(shuffled.rows / recipe.batch_size)
-        batches: Iterator[tuple[SparseBatch, torch.Tensor | None, int | None]] = (
-            (batch, targets, None) for batch, targets in iterate_batches(shuffled, recipe.batch_size))
+        ends = batch_ends(len(order), recipe.batch_size)
+        global_lengths: list[int | None] = [None] * len(ends)
     else:
-        steps = len(share.batch_lengths)
-        batches = _batches_of_share(shuffled, share)
+        ends, global_lengths = share.batch_ends, share.batch_lengths.tolist()
+    steps = len(ends)
+    batches = ((batch, targets, length)
+               for (batch, targets), length in zip(shuffled_batches(train, order, ends), global_lengths, strict=True))
     loss_sum = torch.zeros((), device=device)
     bar = tqdm(batches, total=steps, desc=f"{model_name} epoch {epoch}/{recipe.epochs}",
                unit="batch", disable=not progress, leave=False)
@@ -410,9 +406,8 @@ def fit(
         else:
             order = epoch_order(train.rows, recipe.seed, epoch)
         with _sparse_gradients(model, sparse_in_backward):
-            # the shuffled copy lives only inside the call: freed before the next epoch's
             loss_sum, steps = _train_epoch(
-                model, train.take_rows(order), optimizer, loss_fn, recipe, device,
+                model, train, order, optimizer, loss_fn, recipe, device,
                 model_name=model_name, epoch=epoch, progress=progress, share=share, synchronize=synchronize,
             )
         if isinstance(optimizer, LazyInputAdamW):

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil  # a dependency of dask[distributed]
 import scipy.sparse as sp
 import torch
 from torch import nn
@@ -22,7 +23,16 @@ from pricer import layout
 from pricer.atomic import atomic_directory, write_json, write_text
 from pricer.batching import CSRTensors, RankShares, RowShare
 from pricer.digests import package_source_md5
-from pricer.features import VectorizerSettings, feature_md5s, load_feature_rows, load_labels, prices_of
+from pricer.errors import PricerError
+from pricer.features import (
+    INT32_NNZ_LIMIT,
+    VectorizerSettings,
+    feature_md5s,
+    load_feature_rows,
+    load_labels,
+    prices_of,
+    read_manifest,
+)
 from pricer.intervals import Calibration
 from pricer.models import build_model, count_parameters
 from pricer.params import Params
@@ -36,6 +46,37 @@ from pricer.training.recipes import architecture, recipe, target_kind
 log = logging.getLogger(__name__)
 HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "val_mae", "lr")
 TRAINING_SPLITS = ("train", "validation")
+
+
+BYTES_PER_ROW = 24  # a row's CSR pointer in scipy (4) and as a tensor (8), its float32 target (4), its price (8)
+
+
+class FeaturesExceedMemoryError(PricerError):
+    """The features this machine's ranks would load do not fit in the memory it has available."""
+
+
+def check_features_fit_in_memory(features_dir: Path = layout.FEATURES_DIR, *, processes: int = 1, world_size: int = 1,
+                                 available: int | None = None) -> None:
+    """Refuse, before loading, features that cannot fit: a lower bound of what this machine's
+    ``processes`` ranks (of ``world_size``) hold, from the splits' manifests (8 bytes a non-zero,
+    16 past 2^31, plus each row's pointer, target and price), against the memory available
+    (psutil's, which counts reclaimable page cache). Past it the kernel kills the stage with no
+    message; with it the stage says what it needs in one line."""
+    share = processes / world_size
+    need, nnz_total = 0, 0
+    for split in TRAINING_SPLITS:
+        manifest = read_manifest(features_dir, split)
+        nnz, rows = int(manifest["nnz"]) * share, int(manifest["rows"]) * share
+        need += int(nnz * (8 if nnz < INT32_NNZ_LIMIT else 16) + rows * BYTES_PER_ROW)
+        nnz_total += int(nnz)
+    available = int(psutil.virtual_memory().available) if available is None else available
+    if need > available:
+        here = "this process" if world_size == 1 else f"this machine's {processes} of {world_size} ranks"
+        raise FeaturesExceedMemoryError(
+            f"{features_dir}: the train and validation features need at least {need / 2**30:.1f} GiB in memory for "
+            f"{here} ({nnz_total:,} non-zeros), but {available / 2**30:.1f} GiB is available; free memory, or "
+            "spread the rows over machines with train.nodes (each rank loads only its share; more train.processes "
+            "on one machine load the same rows between them)")
 
 
 @dataclass(frozen=True)
