@@ -4,7 +4,7 @@
 starts as a copy of one empty store migrated once per session, instead of being migrated anew
 (seconds each, for about 40 stores).
 
-The suite runs in two pytest-xdist workers (pyproject.toml: ``-n 2 --dist loadscope``): a worker
+The suite runs in three pytest-xdist workers (pyproject.toml: ``-n 3 --dist loadscope``): a worker
 takes a whole test module at a time, so module fixtures are built once and a module's tests run
 in their order. The end-to-end modules, the slowest, are handed out first, the longest of them
 first (``LONGEST_FIRST``), so that no worker is left finishing a long module while the other idles.
@@ -28,8 +28,8 @@ REAL_SAMPLE = REPO_ROOT.parent / "shared" / "data" / "real_items_sample.parquet"
 
 # The end-to-end modules that take longest, longest first (measured with `--durations=0`); the
 # others follow in collection order. A name missing here only costs balance, never a test.
-LONGEST_FIRST = ("test_team.py", "test_reliability.py", "test_docs.py", "test_sweep.py", "test_distributed.py",
-                 "test_compare.py", "test_nodes.py")
+LONGEST_FIRST = ("test_team.py", "test_sweep.py", "test_team_faults.py", "test_docs.py", "test_reliability.py",
+                 "test_distributed.py", "test_compare.py", "test_nodes.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

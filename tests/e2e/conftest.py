@@ -270,3 +270,13 @@ def comparing(pipeline, tmp_path_factory) -> tuple[Path, str]:
     from .walkthroughs import follow_comparing  # a module built on this one's Project helpers
 
     return built_once(tmp_path_factory, "comparing", functools.partial(follow_comparing, pipeline))
+
+
+@pytest.fixture(scope="module")
+def services(tmp_path_factory):
+    """A team's services on 127.0.0.1 (team_services.py: PostgreSQL, moto's S3, ``mlflow server``
+    with logins): one set for each test module that asks, so that two such modules run side by side."""
+    from .team_services import team_services  # it builds on this module's Project helpers
+
+    with team_services(tmp_path_factory.mktemp("team-services")) as running_services:
+        yield running_services

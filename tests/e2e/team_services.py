@@ -8,6 +8,7 @@ import contextlib
 import glob
 import os
 import pwd
+import re
 import shutil
 import signal
 import subprocess
@@ -17,9 +18,11 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
+from .conftest import Project
 from .servers import _wait_healthy as wait_healthy
 from .servers import free_port, running
 
@@ -28,6 +31,7 @@ ADMIN_PASSWORD = "admin-Secret-4242"
 BUCKET = "pricer-team"
 S3_KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 POSTGRES_TIMEOUT_S = 60
+STAGE_ERROR = re.compile(r"^\d\d:\d\d:\d\d ERROR pricer\.stages\.train: (.*)$", re.M)
 
 
 def postgres_bin() -> Path | None:
@@ -215,3 +219,51 @@ def team_services(scratch: Path) -> Iterator[TeamServices]:
         services.start_server()
         stack.callback(services.stop_server)
         yield services
+
+
+# ------------------------------------------------------------------ a team member's side
+
+
+def team_clone(project: Project, services: TeamServices) -> Project:
+    """``project`` as a team member's clone: its commands reach the services (``client_env``)."""
+    project.env |= services.client_env()
+    return project
+
+
+def with_env(project: Project, env: dict[str, str]) -> Project:
+    """``project`` with ``env`` added to its commands' environment."""
+    other = Project(project.root)
+    other.env = project.env | env
+    return other
+
+
+@contextmanager
+def as_admin(services: TeamServices):
+    """An MLflow client logged in as the admin (the login lives in the environment, as for users)."""
+    from mlflow.tracking import MlflowClient
+
+    login = {"MLFLOW_TRACKING_USERNAME": ADMIN, "MLFLOW_TRACKING_PASSWORD": ADMIN_PASSWORD,
+             "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3"}
+    with mock.patch.dict(os.environ, login):  # the environment as it was, afterwards
+        yield MlflowClient(services.tracking_uri, registry_uri=services.tracking_uri)
+
+
+def versions(services: TeamServices, name: str) -> list:
+    with as_admin(services) as client:
+        return client.search_model_versions(f"name = '{name}'")
+
+
+def all_runs(services: TeamServices) -> list:
+    with as_admin(services) as client:
+        return client.search_runs([client.get_experiment_by_name("pricer").experiment_id])
+
+
+def train(project: Project, model: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "stages/train.py", model], cwd=project.root, env=project.env | (env or {}),
+                          capture_output=True, text=True, timeout=600, check=False)
+
+
+
+def cache_files(project: Project) -> list[Path]:
+    cache = project.root / ".dvc" / "cache"
+    return sorted(path.relative_to(cache) for path in cache.rglob("*") if path.is_file())

@@ -3,7 +3,7 @@ new user follows them: a documented command that fails fails this test.
 
 Every ```bash block of the walkthroughs below runs, top to bottom, in one project per page (how
 blocks are marked as skipped or set-up: walkthroughs.py). docs/team.md is walked by
-test_team.py against its services.
+test_team.py against its services, docs/comparing.md by test_sweep.py (its walk is the sweep).
 """
 
 from __future__ import annotations
@@ -35,9 +35,3 @@ def test_the_readme_blocks_work_as_written(pipeline, tmp_path):
     blocks = command_blocks(REPO_ROOT / "README.md")[README_OPENING_BLOCKS:]
     # the first command's `dvc repro`, on the scratch project's tiny params (already run: up to date)
     run_page(copy_project(pipeline, tmp_path / "pricer"), "README.md", ["dvc repro\n"] + runnable(blocks))
-
-
-def test_the_comparing_walkthrough_works_as_written(comparing):
-    # every block ran (the fixture fails naming a block that did not); the page's promise at its end
-    _, output = comparing
-    assert "pricer-resnet@champion -> version" in output and "(experiment half-lr)" in output

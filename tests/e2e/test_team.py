@@ -1,66 +1,28 @@
 """A team's setup with real services on 127.0.0.1 (docs/team.md): ``mlflow server`` on PostgreSQL with
 its artifacts in an S3 bucket (moto's server) and the basic-auth app, a DVC remote in the same S3,
-and a bare git repository as the team's git host. Clone A trains and pushes; clone B, a second team
-member, pulls, compares, promotes and prices with the champion; then the faults, each with nothing
-lost. One set of services for the module; every wait is bounded."""
+and a bare git repository as the team's git host. Clone A follows docs/team.md and pushes; clone B,
+a second team member, pulls, compares, promotes and prices with the champion; two more clones run
+experiments at once. One set of services for the module (``services``); every wait is bounded.
+The faults are test_team_faults.py's, on a set of their own, so the two modules run side by side."""
 
 from __future__ import annotations
 
 import json
-import os
-import re
-import signal
 import subprocess
 import sys
-import time
 import urllib.request
-from contextlib import contextmanager
 from pathlib import Path
-from unittest import mock
 
 import pytest
 
 from .conftest import REPO_ROOT, Project, make_project
 from .servers import free_port, running
-from .team_services import ADMIN, ADMIN_PASSWORD, BUCKET, create_bucket, s3_keys, s3_server, team_services
+from .team_services import ADMIN_PASSWORD, all_runs, s3_keys, team_clone, versions
 from .walkthroughs import command_blocks, run_block, runnable
 
 pytestmark = pytest.mark.e2e
 
 TEXT = "Title: Cordless drill, 20V, two batteries\nCategory: Tools & Home Improvement"
-STAGE_ERROR = re.compile(r"^\d\d:\d\d:\d\d ERROR pricer\.stages\.train: (.*)$", re.M)
-
-
-@pytest.fixture(scope="module")
-def services(tmp_path_factory):
-    with team_services(tmp_path_factory.mktemp("team-services")) as running_services:
-        yield running_services
-
-
-def team_clone(project: Project, services) -> Project:
-    project.env |= services.client_env()
-    return project
-
-
-@contextmanager
-def as_admin(services):
-    """An MLflow client logged in as the admin (the login lives in the environment, as for users)."""
-    from mlflow.tracking import MlflowClient
-
-    login = {"MLFLOW_TRACKING_USERNAME": ADMIN, "MLFLOW_TRACKING_PASSWORD": ADMIN_PASSWORD,
-             "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3"}
-    with mock.patch.dict(os.environ, login):  # the environment as it was, afterwards
-        yield MlflowClient(services.tracking_uri, registry_uri=services.tracking_uri)
-
-
-def versions(services, name: str) -> list:
-    with as_admin(services) as client:
-        return client.search_model_versions(f"name = '{name}'")
-
-
-def all_runs(services) -> list:
-    with as_admin(services) as client:
-        return client.search_runs([client.get_experiment_by_name("pricer").experiment_id])
 
 
 @pytest.fixture(scope="module")
@@ -168,69 +130,6 @@ def test_the_team_walkthrough_works_as_written(services, clone_a):
     assert "carl-Reads-2027" not in refused.stderr
 
 
-def train(project: Project, model: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "stages/train.py", model], cwd=project.root, env=project.env | (env or {}),
-                          capture_output=True, text=True, timeout=600, check=False)
-
-
-def test_a_direct_database_uri_needs_the_experiments_artifact_location(services, clone_a):
-    direct = {"MLFLOW_TRACKING_URI": services.postgres.uri}
-    clone_a.set_params({"tracking": {"experiment": "direct"}})
-    try:
-        done = train(clone_a, "mlp", env=direct)
-        errors = STAGE_ERROR.findall(done.stderr)
-        assert done.returncode == 1 and len(errors) == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
-        assert "has no experiment 'direct'" in errors[0] and "--artifact-location" in errors[0]
-        assert not (clone_a.root / "mlartifacts").exists()
-        created = subprocess.run(["mlflow", "experiments", "create", "--experiment-name", "direct",
-                                  "--artifact-location", f"s3://{BUCKET}/direct"], cwd=clone_a.root,
-                                 env=clone_a.env | direct, capture_output=True, text=True, timeout=120)
-        assert created.returncode == 0, created.stderr[-3000:]
-        done = train(clone_a, "mlp", env=direct)
-        assert done.returncode == 0, done.stderr[-3000:]
-    finally:
-        clone_a.set_params({"tracking": {"experiment": "pricer"}})
-    assert any(key.endswith("/weights.pt") for key in s3_keys(services.s3_endpoint, "direct/"))
-    assert not (clone_a.root / "mlartifacts").exists()
-
-
-def test_a_postgres_restart_between_stages_loses_nothing(services, clone_a):
-    before = len(versions(services, "pricer-mlp"))
-    services.postgres.restart()
-    done = train(clone_a, "mlp")
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert len(versions(services, "pricer-mlp")) == before + 1
-
-
-def test_the_server_killed_mid_stage_is_one_line_and_the_rerun_completes(services, clone_a, tmp_path):
-    before = len(versions(services, "pricer-resnet"))
-    clone_a.set_params({"resnet": {"epochs": 30}})
-    log = tmp_path / "train.log"
-    stage = clone_a.start(sys.executable, "stages/train.py", "resnet", log=log)
-    deadline = time.monotonic() + 300
-    while "epoch 2/" not in log.read_text() and stage.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert stage.poll() is None, log.read_text()[-3000:]
-    services.stop_server(signal.SIGKILL)
-    killed_at = time.monotonic()
-    try:
-        status = stage.wait(timeout=240)
-    finally:
-        if stage.poll() is None:
-            stage.kill()
-        services.start_server()
-    output = log.read_text()
-    assert status == 1 and "Traceback" not in output, output[-3000:]
-    assert time.monotonic() - killed_at < 240
-    errors = STAGE_ERROR.findall(output)
-    assert len(errors) == 1 and services.tracking_uri in errors[0] and "does not answer" in errors[0], output[-3000:]
-    assert len(versions(services, "pricer-resnet")) == before  # nothing half-registered
-    clone_a.set_params({"resnet": {"epochs": 2}})
-    done = train(clone_a, "resnet")
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert len(versions(services, "pricer-resnet")) == before + 1
-
-
 def test_two_clones_running_experiments_at_once_both_land(services, clone_a, tmp_path):
     clones = []
     for name in ("c", "d"):
@@ -254,50 +153,3 @@ def test_two_clones_running_experiments_at_once_both_land(services, clone_a, tmp
     trained = {run.info.run_name: run for run in landed if run.info.run_name.startswith("resnet-")}
     assert sorted(trained) == ["resnet-at-once-0", "resnet-at-once-1"], sorted(trained)
     assert all(run.info.status == "FINISHED" and "test_mae" in run.data.metrics for run in trained.values())
-
-
-def test_a_failing_artifact_store_and_s3_down_are_one_line_each(services, clone_a, tmp_path):
-    """Runs last: the S3 server stops (moto keeps its objects in memory), and comes back empty."""
-    before = len(versions(services, "pricer-mlp"))
-    port = int(services.s3_endpoint.rsplit(":", 1)[1])
-    cache = cache_files(clone_a)
-    services.s3_process.terminate()
-    services.s3_process.wait(timeout=30)
-
-    started = time.monotonic()
-    done = train(clone_a, "mlp")
-    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
-    errors = STAGE_ERROR.findall(done.stderr)
-    assert len(errors) == 1 and "artifact store" in errors[0] and services.tracking_uri in errors[0], errors
-    assert time.monotonic() - started < 240
-    assert len(versions(services, "pricer-mlp")) == before  # nothing half-registered
-
-    # botocore's default 5 attempts per file make each of these a 2-minute wait (docs/team.md)
-    fail_fast = {"AWS_MAX_ATTEMPTS": "1"}
-    pushed = with_env(clone_a, fail_fast).dvc("push", check=False, timeout=300)
-    assert pushed.returncode != 0 and "Traceback" not in pushed.stderr, pushed.stderr[-3000:]
-    assert cache_files(clone_a) == cache  # nothing lost from the local cache
-    done = subprocess.run(["git", "clone", "-q", str(clone_a.remote), str(tmp_path / "e")], capture_output=True,
-                          text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    clone_e = team_clone(Project(tmp_path / "e"), services)
-    pulled = with_env(clone_e, fail_fast).dvc("pull", check=False, timeout=300)
-    assert pulled.returncode != 0 and "Traceback" not in pulled.stderr, pulled.stderr[-3000:]
-
-    with s3_server(services.scratch, port=port):  # S3 is back, empty: the same commands complete
-        create_bucket(services.s3_endpoint)
-        clone_a.dvc("push", timeout=300)
-        clone_e.dvc("pull", timeout=300)
-        assert "up to date" in clone_e.dvc("status").stdout
-
-
-def with_env(project: Project, env: dict[str, str]) -> Project:
-    """``project`` with ``env`` added to its commands' environment."""
-    other = Project(project.root)
-    other.env = project.env | env
-    return other
-
-
-def cache_files(project: Project) -> list[Path]:
-    cache = project.root / ".dvc" / "cache"
-    return sorted(path.relative_to(cache) for path in cache.rglob("*") if path.is_file())
