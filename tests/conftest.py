@@ -7,7 +7,7 @@ starts as a copy of one empty store migrated once per session, instead of being 
 The suite runs in three pytest-xdist workers (pyproject.toml: ``-n 3 --dist loadscope``): a worker
 takes a whole test module at a time, so module fixtures are built once and a module's tests run
 in their order. The end-to-end modules, the slowest, are handed out first, the longest of them
-first (``LONGEST_FIRST``), so that no worker is left finishing a long module while the other idles.
+first (``LONGEST_FIRST``), so that no worker is left finishing a long module while the others idle.
 """
 
 from __future__ import annotations
