@@ -92,7 +92,7 @@ def test_corrupt_saved_dataset_names_the_directory(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "what"),
     [
-        (gzip.compress(b'{"a": 1}\n'), "gzip-compressed data"),
+        (gzip.compress(b'{"a": 1}\n', mtime=0), "gzip-compressed data"),
         (b"PK\x03\x04rest", "a zip archive"),
         (b"BZh91AY", "bzip2-compressed data"),
         (b"\xfd7zXZ\x00\x00", "xz-compressed data"),
