@@ -100,7 +100,13 @@ def test_signal_mid_run_keeps_the_old_output_and_no_temporary(project, signal_na
     output.write_text("old prices\n")
     process = _start_pricing_from_a_pipe(root, output)
     process.send_signal(getattr(signal, signal_name))
-    assert process.wait(timeout=60) == status
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=30)
+        pytest.fail(f"`pricer predict` was still running 60 s after {signal_name}:\n{process.stderr.read()[-3000:]}")
+    assert process.returncode == status
     assert process.stderr.read().strip().splitlines()[-1] == f"pricer: {message}"
     assert output.read_text() == "old prices\n"
     assert sorted(path.name for path in root.iterdir()) == ["models", "prices.csv"]

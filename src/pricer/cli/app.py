@@ -24,8 +24,11 @@ from pricer.errors import PricerError
 log = logging.getLogger("pricer.cli")
 
 
-class Terminated(Exception):
-    """SIGTERM arrived: raised like Ctrl-C's KeyboardInterrupt so that cleanup code runs."""
+class Terminated(BaseException):
+    """SIGTERM arrived: raised like Ctrl-C's KeyboardInterrupt so that cleanup code runs. Like it, not
+    an ``Exception``: the signal lands wherever the main thread is, and an ``except Exception`` there
+    (in pricer or in a library it is importing or running) would swallow it and leave the command
+    running, e.g. waiting on stdin for rows that never come."""
 
 
 def build_parser() -> argparse.ArgumentParser:
