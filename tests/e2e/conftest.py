@@ -99,6 +99,12 @@ class Project:
     def dvc(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
         return self.run(sys.executable, "-m", "dvc", *args, **kwargs)
 
+    def with_env(self, env: Mapping[str, str]) -> Project:
+        """This project, its commands run with ``env`` added to their environment (``self`` unchanged)."""
+        other = Project(self.root)
+        other.env = self.env | dict(env)
+        return other
+
     def start(self, *args: str, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
         """Start a command in the background, in its own process group (``os.killpg`` ends it
         and its children), with stdout and stderr going to ``log``."""

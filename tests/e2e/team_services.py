@@ -230,13 +230,6 @@ def team_clone(project: Project, services: TeamServices) -> Project:
     return project
 
 
-def with_env(project: Project, env: dict[str, str]) -> Project:
-    """``project`` with ``env`` added to its commands' environment."""
-    other = Project(project.root)
-    other.env = project.env | env
-    return other
-
-
 @contextmanager
 def as_admin(services: TeamServices):
     """An MLflow client logged in as the admin (the login lives in the environment, as for users)."""

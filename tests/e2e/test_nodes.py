@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -16,6 +15,7 @@ import torch
 from pricer.predictor import PricePredictor
 
 from .conftest import Project, make_project
+from .servers import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -28,24 +28,13 @@ NODES = {"data": {"synthetic_items": 1000}, "mlp": {"epochs": 2}, "tracking": {"
          "train": {"nodes": 2, "processes": 1, "threads": 1}}
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _environment(port: int, node_rank: int | None = None) -> dict[str, str]:
     env = {"PRICER_RENDEZVOUS": f"127.0.0.1:{port}", "PRICER_RENDEZVOUS_TIMEOUT_S": str(RENDEZVOUS_TIMEOUT_S)}
     return env if node_rank is None else env | {"PRICER_NODE_RANK": str(node_rank)}
 
 
 def _on_node_0(project: Project, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    saved = project.env
-    project.env = saved | env
-    try:
-        return project.run(*args, check=False, timeout=600)
-    finally:
-        project.env = saved
+    return project.with_env(env).run(*args, check=False, timeout=600)
 
 
 def _worker(project: Project, log: Path, env: dict[str, str]) -> subprocess.Popen:
@@ -79,7 +68,7 @@ def nodes(tmp_path_factory) -> tuple[Project, Project]:
 
 def test_two_nodes_on_loopback_train_the_bytes_of_one_node_with_two_processes(nodes, tmp_path):
     node0, node1 = nodes
-    port = _free_port()
+    port = free_port()
     worker = _worker(node1, tmp_path / "node1.log", _environment(port, node_rank=1))
     done = _on_node_0(node0, _environment(port), "python", "-m", "dvc", "repro", "train_mlp")
     assert _finish(worker, timeout=120) == 0, (tmp_path / "node1.log").read_text()
@@ -103,9 +92,9 @@ def test_a_node_that_never_arrives_fails_in_one_line_naming_the_rendezvous(nodes
     """Node 0 whose node 1 never comes, and a worker whose node 0 never comes (the two wait at once,
     at two addresses)."""
     node0, node1 = nodes
-    port, worker_port = _free_port(), _free_port()
+    port, worker_port = free_port(), free_port()
     while worker_port == port:
-        worker_port = _free_port()
+        worker_port = free_port()
     started = time.monotonic()
     worker = _worker(node1, tmp_path / "node1.log", _environment(worker_port, node_rank=1))
     done = _on_node_0(node0, _environment(port), "python", "stages/train.py", "mlp")
@@ -125,7 +114,7 @@ def test_a_node_with_other_params_is_refused_on_both_nodes_naming_the_difference
     params = (node1.root / "params.yaml").read_text()
     node1.set_params({"mlp": {"lr": 0.5}})
     try:
-        port = _free_port()
+        port = free_port()
         worker = _worker(node1, tmp_path / "node1.log", _environment(port, node_rank=1))
         started = time.monotonic()
         done = _on_node_0(node0, _environment(port), "python", "stages/train.py", "mlp")

@@ -24,7 +24,6 @@ from .team_services import (
     team_clone,
     train,
     versions,
-    with_env,
 )
 
 pytestmark = pytest.mark.e2e
@@ -125,14 +124,14 @@ def test_a_failing_artifact_store_and_s3_down_are_one_line_each(services, clone_
 
     # botocore's default 5 attempts per file make each of these a 2-minute wait (docs/team.md)
     fail_fast = {"AWS_MAX_ATTEMPTS": "1"}
-    pushed = with_env(clone_a, fail_fast).dvc("push", check=False, timeout=300)
+    pushed = clone_a.with_env(fail_fast).dvc("push", check=False, timeout=300)
     assert pushed.returncode != 0 and "Traceback" not in pushed.stderr, pushed.stderr[-3000:]
     assert cache_files(clone_a) == cache  # nothing lost from the local cache
     done = subprocess.run(["git", "clone", "-q", str(clone_a.remote), str(tmp_path / "e")], capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     clone_e = team_clone(Project(tmp_path / "e"), services)
-    pulled = with_env(clone_e, fail_fast).dvc("pull", check=False, timeout=300)
+    pulled = clone_e.with_env(fail_fast).dvc("pull", check=False, timeout=300)
     assert pulled.returncode != 0 and "Traceback" not in pulled.stderr, pulled.stderr[-3000:]
 
     with s3_server(services.scratch, port=port):  # S3 is back, empty: the same commands complete
