@@ -18,6 +18,11 @@ import pytest
 
 from .conftest import run_bounded
 
+# What every `mlflow server` / `mlflow ui` here runs with, as docs/team.md advises: without it, MLflow
+# 3 starts job runners for its GenAI features (pricer uses none) that poll while idle, about 14
+# CPU-seconds a minute per server on this 2-core machine.
+NO_SERVER_JOBS = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
 
 def free_port() -> int:
     with socket.socket() as probe:

@@ -23,8 +23,8 @@ from unittest import mock
 import pytest
 
 from .conftest import Project
+from .servers import NO_SERVER_JOBS, free_port, running
 from .servers import _wait_healthy as wait_healthy
-from .servers import free_port, running
 
 ADMIN = "admin"
 ADMIN_PASSWORD = "admin-Secret-4242"
@@ -212,7 +212,7 @@ def team_services(scratch: Path) -> Iterator[TeamServices]:
             "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
         env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")} | S3_KEYS | {
             "MLFLOW_S3_ENDPOINT_URL": endpoint, "MLFLOW_AUTH_CONFIG_PATH": str(auth_config),
-            "MLFLOW_FLASK_SERVER_SECRET_KEY": "pricer-test-csrf-key"}
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": "pricer-test-csrf-key"} | NO_SERVER_JOBS
         services = TeamServices(postgres=cluster, s3_endpoint=endpoint, tracking_uri=f"http://127.0.0.1:{port}",
                                 scratch=scratch, server_command=mlflow_server_command(cluster.uri, port),
                                 server_env=env, server_log=scratch / "mlflow-server.log", s3_process=s3_process)

@@ -23,7 +23,7 @@ from pricer.digests import directory_md5
 from pricer.predictor import PricePredictor
 
 from .conftest import REPO_ROOT, Project, copy_project
-from .servers import chromium, chromium_run, free_port, running
+from .servers import NO_SERVER_JOBS, chromium, chromium_run, free_port, running
 
 pytestmark = pytest.mark.e2e
 
@@ -138,7 +138,7 @@ def mlflow_server(compared, tmp_path):
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", "sqlite:///mlflow.db",
                "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    with running(command, cwd=compared.root, env=compared.env, log_path=tmp_path / "mlflow-server.log",
+    with running(command, cwd=compared.root, env=compared.env | NO_SERVER_JOBS, log_path=tmp_path / "mlflow-server.log",
                  health_url=f"{url}/health", timeout_s=120):
         yield url
 

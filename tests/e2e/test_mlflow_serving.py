@@ -9,6 +9,7 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
 from types import SimpleNamespace
 
 import mlflow
@@ -18,10 +19,10 @@ import pytest
 
 import pricer
 from pricer.predictor import PricePredictor
-from pricer.tracking import registry
+from pricer.tracking import pyfunc, registry
 
 from .conftest import REPO_ROOT, Project, copy_project
-from .servers import chromium, chromium_run, free_port, running
+from .servers import NO_SERVER_JOBS, chromium, chromium_run, free_port, running
 
 pytestmark = pytest.mark.e2e
 
@@ -119,7 +120,8 @@ def _frame(columns: list[str], rows: list[list]) -> bytes:
     return json.dumps({"dataframe_split": {"columns": columns, "data": rows}}).encode()
 
 
-def test_mlflow_models_serve_prices_the_champion_and_refuses_bad_requests(project, store, champion, tmp_path):
+def test_mlflow_models_serve_prices_the_champion_and_refuses_bad_requests(project, store, champion, tmp_path,
+                                                                          monkeypatch):
     port = free_port()
     # No PYTHONPATH: the server imports pricer from the code logged with the model.
     env = project.env | {"MLFLOW_TRACKING_URI": store, "PYTHONPATH": ""}
@@ -138,6 +140,14 @@ def test_mlflow_models_serve_prices_the_champion_and_refuses_bad_requests(projec
         assert status == 200, answer
         np.testing.assert_allclose([[row["price"], row["low"], row["high"]] for row in answer["predictions"]],
                                    expected_ranges(project, TEXTS, level=0.95))
+
+        # the request example logged with the model, as a client copying it sends it
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", store)  # where models:/ resolves
+        files = Path(mlflow.artifacts.download_artifacts("models:/pricer-resnet@champion",
+                                                         dst_path=str(tmp_path / "champion")))
+        status, answer = _post(f"{url}/invocations", (files / "serving_input_example.json").read_bytes())
+        assert status == 200 and len(answer["predictions"]) == len(pyfunc.EXAMPLE_TEXTS), answer
+        assert all(row["low"] <= row["price"] <= row["high"] for row in answer["predictions"]), answer
 
         refusals = {
             "missing column": (_frame(["title"], [["a lamp"]]), "summary"),
@@ -167,7 +177,8 @@ def test_the_ui_opens_on_the_training_runs_with_datasets_and_sources(repro, tmp_
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", "sqlite:///mlflow.db",
                "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    with running(command, cwd=project.root, env=project.env, log_path=tmp_path / "ui.log", health_url=f"{url}/health"):
+    with running(command, cwd=project.root, env=project.env | NO_SERVER_JOBS, log_path=tmp_path / "ui.log",
+                 health_url=f"{url}/health"):
         api = f"{url}/api/2.0/mlflow"
         with urllib.request.urlopen(f"{api}/experiments/get?experiment_id={experiment_id}", timeout=10) as response:
             experiment = json.loads(response.read())["experiment"]

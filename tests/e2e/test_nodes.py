@@ -14,7 +14,7 @@ import torch
 
 from pricer.predictor import PricePredictor
 
-from .conftest import Project, make_project
+from .conftest import Project, copy_project, make_project
 from .servers import free_port
 
 pytestmark = pytest.mark.e2e
@@ -56,13 +56,11 @@ def _weights(project: Project) -> dict[str, torch.Tensor]:
 
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory) -> tuple[Project, Project]:
-    """Node 0's project (features built) and node 1's clone of its commit (features built there)."""
+    """Node 0's project (features built) and node 1's copy of it: the same commit and features
+    (README: its own checkout and `dvc repro vectorize` or `dvc pull`, which give those bytes)."""
     node0 = make_project(tmp_path_factory.mktemp("node0"), NODES)
     node0.dvc("repro", "vectorize")
-    root1 = tmp_path_factory.mktemp("node1") / "pricer"
-    node0.run("git", "clone", "-q", str(node0.root), str(root1))
-    node1 = Project(root1)
-    node1.dvc("repro", "vectorize")
+    node1 = copy_project(node0, tmp_path_factory.mktemp("node1") / "pricer")
     return node0, node1
 
 

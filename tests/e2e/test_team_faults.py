@@ -6,6 +6,7 @@ bounded time, and loses nothing. The S3 outage runs last (it empties the bucket)
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import time
 
 import pytest
 
-from .conftest import Project, make_project
+from .conftest import Project, copy_project
 from .team_services import (
     BUCKET,
     STAGE_ERROR,
@@ -30,16 +31,20 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def clone_a(services, tmp_path_factory) -> Project:
-    """A member's clone: its DVC remote on S3, `dvc repro` against the server, `dvc push`, and its
-    commits on a bare git repository (``remote``) that other clones start from."""
+def clone_a(services, pipeline, tmp_path_factory) -> Project:
+    """A member's clone with results: a copy of the session's reproduced pipeline (the faults need
+    trained features and cached outputs, not another `dvc repro`: test_team.py reproduces against
+    the server as docs/team.md says), its local MLflow store removed (the team's is the server),
+    its DVC remote on S3 and `dvc push`, and its commits on a bare git repository (``remote``)
+    that other clones start from."""
     root = tmp_path_factory.mktemp("team-faults")
     remote = root / "remote.git"
     subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(remote)], check=True, timeout=30)
-    project = team_clone(make_project(root / "a"), services)
+    project = team_clone(copy_project(pipeline, root / "a"), services)
+    (project.root / "mlflow.db").unlink()
+    shutil.rmtree(project.root / "mlartifacts")
     project.dvc("remote", "add", "-d", "storage", f"s3://{BUCKET}/dvc")
     project.run("git", "remote", "add", "origin", str(remote))
-    project.dvc("repro", timeout=900)
     project.run("git", "add", "-A")
     project.run("git", "commit", "-qm", "baseline results on the team's remote")
     project.run("git", "push", "-q", "origin", "main")
