@@ -209,7 +209,8 @@ def team_services(scratch: Path) -> Iterator[TeamServices]:
             "[mlflow]\ndefault_permission = READ\n"
             f"database_uri = postgresql://{cluster.user}@127.0.0.1:{cluster.port}/mlflow_auth\n"
             f"admin_username = {ADMIN}\nadmin_password = {ADMIN_PASSWORD}\n"
-            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+            "auth_cache_ttl_seconds = 60\n")  # as docs/team.md: the password's hash is checked once a minute
         env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")} | S3_KEYS | {
             "MLFLOW_S3_ENDPOINT_URL": endpoint, "MLFLOW_AUTH_CONFIG_PATH": str(auth_config),
             "MLFLOW_FLASK_SERVER_SECRET_KEY": "pricer-test-csrf-key"} | NO_SERVER_JOBS
