@@ -137,20 +137,15 @@ def test_lazy_input_trains_as_well_as_dense_adamw_and_leaves_dense_gradients(cat
 
 
 def _rank_worker(rank: int, world_size: int, rendezvous: str, out: str, arch: dict, recipe: Recipe,
-                 train_rows: int) -> None:
+                 features: tuple) -> None:
     import torch.distributed as dist
-
-    from pricer.catalogue import generate_catalogue
-    from pricer.features import VectorizerSettings, vectorize_texts
 
     dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world_size)
     from pricer import batching
     batching.EPOCH_BLOCK_BATCHES = 2  # the ranks copy their epoch rows in blocks of 2 batches; one process in one
     try:
-        items = generate_catalogue(1200, seed=0)  # the catalogue_features fixture's data
-        matrix = vectorize_texts(items["summary"].tolist(), VectorizerSettings(n_features=512))
-        prices = items["price"].to_numpy()
-        train_x, train_y, val_x, val_y = matrix[:train_rows], prices[:train_rows], matrix[1000:], prices[1000:]
+        train_x, train_y, val_x, val_y = features  # the one process's rows, sent (not hashed again in each rank)
+        train_rows = len(train_y)
         target = TargetTransform.fit("standardized_log", train_y)  # every train row's statistics
         # this rank holds only its own rows of each split
         train_share = RowShare.of_rank(train_rows, rank, world_size)
@@ -187,10 +182,10 @@ def test_ranks_holding_only_their_share_train_what_one_process_trains(catalogue_
     # ranks sum their parts of the batch-mean gradient, so every update is the same, to rounding
     world_size, train_rows = layout["world_size"], layout["train_rows"]
     recipe = dataclasses.replace(recipe, batch_size=layout["batch_size"])
-    torch.multiprocessing.spawn(_rank_worker, nprocs=world_size, args=(
-        world_size, str(tmp_path / "rendezvous"), str(tmp_path), arch, recipe, train_rows))
     settings, train_x, train_y, val_x, val_y, items = catalogue_features
     features = (settings, train_x[:train_rows], train_y[:train_rows], val_x, val_y, items)
+    torch.multiprocessing.spawn(_rank_worker, nprocs=world_size, args=(
+        world_size, str(tmp_path / "rendezvous"), str(tmp_path), arch, recipe, features[1:5]))
     model, result, _ = _train(features, arch=arch, recipe=recipe)
     ranks = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=True) for rank in range(world_size)]
     for name, tensor in model.state_dict().items():
