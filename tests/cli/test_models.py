@@ -109,3 +109,22 @@ def test_models_names_the_mlflow_run_that_trained_each_model(project, capsys, mo
     described = {entry["name"]: entry for entry in json.loads(capsys.readouterr().out)}
     assert described["resnet"]["mlflow_run_id"] == tracker.run_id
     assert described["mlp"]["mlflow_run_id"] is None  # this store did not train it
+
+
+def test_pricing_does_not_open_the_mlflow_store(project, capsys, monkeypatch):
+    """Only the listing names training runs: `pricer predict` prices without importing MLflow or
+    opening the store (seconds of a command's start), even where a store is there."""
+    root, _ = project
+    from pricer import tracking
+
+    tracking.start_run(enabled=True, experiment="pricer", run_name="resnet-workspace", tags={"model": "resnet"},
+                       root=root).finish()
+
+    def looked_up(*args, **kwargs):
+        raise AssertionError("pricing looked up a training run")
+
+    monkeypatch.setattr(tracking, "training_run_of", looked_up)
+    assert main(["predict", "-m", "resnet", "-f", "json", "Title: a desk lamp"]) == 0
+    assert json.loads(capsys.readouterr().out)["predictions"][0]["prices"]["resnet"] > 0
+    with pytest.raises(AssertionError, match="looked up a training run"):
+        main(["models"])

@@ -79,10 +79,12 @@ def _shown(path: Path) -> Path:
         return path
 
 
-def load_models(paths: Sequence[str] | None, *, device: str = "cpu") -> list[LoadedModel]:
+def load_models(paths: Sequence[str] | None, *, device: str = "cpu",
+                with_training_runs: bool = False) -> list[LoadedModel]:
     """Load ``paths`` (default: the pipeline's models/mlp, models/resnet and models/ensemble,
     whichever exist); a bare pipeline model name (``ensemble``) that is no path here means
-    ``models/<name>``."""
+    ``models/<name>``. ``with_training_runs``: also find the MLflow run that trained each model
+    directory (the listing shows it; pricing does not open the store, which costs a second or more)."""
     from pricer.predictor import ModelLoadError  # imports torch: seconds, and `pricer --help` needs none of it
     from pricer.tracking.registry import is_mlflow_uri, load_predictor
 
@@ -110,7 +112,7 @@ def load_models(paths: Sequence[str] | None, *, device: str = "cpu") -> list[Loa
                         predictor.version)
             continue
         seen.add((predictor.name, predictor.version))
-        run = None if is_mlflow_uri(raw) else _training_run(path, predictor.name)
+        run = _training_run(path, predictor.name) if with_training_runs and not is_mlflow_uri(raw) else None
         models.append(LoadedModel(predictor.name, path, predictor, run))
         log.debug("loaded %s from %s (version %s)", predictor.name, path, predictor.version)
     if not models:
@@ -126,7 +128,7 @@ def load_models(paths: Sequence[str] | None, *, device: str = "cpu") -> list[Loa
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    described = [model.describe() for model in load_models(args.model, device="cpu")]
+    described = [model.describe() for model in load_models(args.model, device="cpu", with_training_runs=True)]
     if args.format == "json":
         sys.stdout.write(json.dumps(described, indent=2) + "\n")
         return 0
