@@ -28,8 +28,8 @@ REAL_SAMPLE = REPO_ROOT.parent / "shared" / "data" / "real_items_sample.parquet"
 
 # The end-to-end modules that take longest, longest first (measured with `--durations=0`); the
 # others follow in collection order. A name missing here only costs balance, never a test.
-LONGEST_FIRST = ("test_team.py", "test_sweep.py", "test_team_faults.py", "test_docs.py", "test_reliability.py",
-                 "test_distributed.py", "test_compare.py", "test_nodes.py")
+LONGEST_FIRST = ("test_sweep.py", "test_interruption.py", "test_team.py", "test_team_faults.py", "test_distributed.py",
+                 "test_docs.py", "test_compare.py", "test_reliability.py", "test_nodes.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

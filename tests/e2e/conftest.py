@@ -242,6 +242,12 @@ def copy_project(source: Project, destination: Path) -> Project:
     return Project(destination)
 
 
+def snapshot(root: Path, patterns: Sequence[str]) -> dict[str, bytes]:
+    """The bytes of each file under ``root`` that matches one of the glob ``patterns``, by relative path."""
+    return {str(path.relative_to(root)): path.read_bytes()
+            for pattern in patterns for path in sorted(root.glob(pattern)) if path.is_file()}
+
+
 def commit_all(project: Project, message: str) -> Project:
     project.run("git", "add", "-A")
     project.run("git", "commit", "-q", "-m", message)
