@@ -253,8 +253,8 @@ def all_runs(services: TeamServices) -> list:
 
 
 def train(project: Project, model: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "stages/train.py", model], cwd=project.root, env=project.env | (env or {}),
-                          capture_output=True, text=True, timeout=600, check=False)
+    """The train stage in ``project`` (``env`` added), its exit status and output, whatever they are."""
+    return project.with_env(env or {}).run(sys.executable, "stages/train.py", model, check=False)
 
 
 
