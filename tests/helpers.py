@@ -1,9 +1,11 @@
-"""Helpers shared by several test modules: a loopback fake Hub, and a deep merge of params."""
+"""Helpers shared by several test modules: a loopback fake Hub, a deep merge of params, and
+data-parallel ranks started from one server process."""
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -46,3 +48,21 @@ def deep_merge(base: dict, override: dict) -> dict:
         nested = isinstance(value, dict) and isinstance(base.get(key), dict)
         merged[key] = deep_merge(base[key], value) if nested else value
     return merged
+
+
+# What the ranks' server imports once: the test modules' own imports. (Not the test modules themselves:
+# Python 3.11's forkserver does not take the test directories' sys.path, and skips what it cannot import.)
+RANK_PRELOAD = ["numpy", "scipy.sparse", "pytest", "torch", "torch.distributed", "pricer.batching", "pricer.models",
+                "pricer.target", "pricer.training", "pricer.training.distributed"]
+
+
+def spawn_ranks(worker: Callable[..., None], world_size: int, args: tuple) -> None:
+    """``worker(rank, *args)`` in ``world_size`` processes, waited for, as ``torch.multiprocessing.spawn``
+    does, but forked from one server process that imported torch and pricer once per test process:
+    with 'spawn' every rank is a fresh interpreter that imports them anew, 3-4 CPU-seconds a rank.
+    Each rank still starts from a clean interpreter state (the server's, never this process's), and
+    a rank's exception fails the call, as with spawn."""
+    import torch.multiprocessing
+
+    multiprocessing.set_forkserver_preload(RANK_PRELOAD)  # used when the server first starts
+    torch.multiprocessing.start_processes(worker, args=args, nprocs=world_size, start_method="forkserver")

@@ -49,7 +49,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 import yaml
-from helpers import deep_merge, not_found_hub
+from helpers import deep_merge, not_found_hub, spawn_ranks
 
 from pricer import tracking
 from pricer.digests import directory_md5
@@ -1637,8 +1637,7 @@ def _fingerprint_rank(rank: int, rendezvous: str, inputs: list[tuple[str, dict, 
 def check_node_differs(tmp_path: Path) -> None:
     node0 = ("a" * 40, {"mlp": {"lr": 0.01}}, {"data/features/train.npz": "0f"})
     node1 = ("b" * 40, {"mlp": {"lr": 0.5}}, {"data/features/train.npz": "1e"})
-    torch.multiprocessing.spawn(_fingerprint_rank, args=(str(tmp_path / "rendezvous"), [node0, node1], str(tmp_path)),
-                                nprocs=2)
+    spawn_ranks(_fingerprint_rank, 2, (str(tmp_path / "rendezvous"), [node0, node1], str(tmp_path)))
     for rank in range(2):
         message = (tmp_path / f"rank{rank}").read_text()
         assert message == ("node 1 (rank 1) is not training what node 0 trains: commit bbbbbbbbbbbb vs aaaaaaaaaaaa; "

@@ -15,10 +15,12 @@ costs about a second. So one pipeline is reproduced per test session and shared:
   and the MLflow store with its artifact locations re-pointed at the copy). A test that changes a
   project (a commit, an experiment, an edit, a stage run, a promotion) works on its own copy, e.g.
   ``copy_project(pipeline, tmp_path / "pricer")`` (``commit_all`` then commits its outputs).
-- ``half_lr`` (session): a committed copy after ``dvc exp run -n half-lr -S lr=0.0005`` (not
-  ``--temp``: the workspace holds the experiment), and that command's output. Read-only too.
-- ``comparing`` (session): docs/comparing.md walked once (its queue block is the suite's sweep:
-  see walkthroughs.py). Read-only too.
+- ``experiments`` (session): a copy of ``pipeline`` after the commands that the README and
+  docs/comparing.md both begin with (``walkthroughs.shared_start``: the baseline committed, then
+  ``dvc exp run --temp -n half-lr -S lr=0.0005`` and ``dvc exp run --temp -n mlp-fast -S
+  mlp.lr=0.005``), and each command's output. Read-only too: both walks go on from copies of it.
+- ``comparing`` (session): the rest of docs/comparing.md walked once (its queue block is the
+  suite's sweep: see walkthroughs.py). Read-only too.
 - ``make_project(root, overrides)``: a fresh project, for other params (then ``dvc repro`` it
   yourself, or only the stages you need).
 
@@ -299,26 +301,25 @@ def pipeline_repro_output(_reproduced) -> str:
 
 
 @pytest.fixture(scope="session")
-def half_lr(pipeline, tmp_path_factory) -> tuple[Project, str]:
-    """A committed copy of ``pipeline`` after ``dvc exp run -n half-lr -S lr=0.0005``, and that
-    command's stdout: read it, never change it (copy it first)."""
-    def experiment(directory: Path) -> str:
-        project = commit_all(copy_project(pipeline, directory), "baseline run")
-        return project.dvc("exp", "run", "-n", "half-lr", "-S", "lr=0.0005").stdout
+def experiments(pipeline, tmp_path_factory) -> tuple[Project, dict[str, str]]:
+    """A copy of ``pipeline`` after ``walkthroughs.shared_start`` (the baseline committed, then the
+    experiments ``half-lr`` and ``mlp-fast``, both ``--temp``: the workspace holds the baseline), and
+    each command's stdout + stderr by command: read it, never change it (copy it first)."""
+    from .walkthroughs import start_experiments  # a module built on this one's Project helpers
 
-    directory, output = built_once(tmp_path_factory, "half-lr", experiment)
-    return Project(directory), output
+    directory, outputs = built_once(tmp_path_factory, "experiments", functools.partial(start_experiments, pipeline))
+    return Project(directory / "pricer"), dict(json.loads(outputs))
 
 
 @pytest.fixture(scope="session")
-def comparing(pipeline, tmp_path_factory) -> tuple[Path, str]:
-    """docs/comparing.md walked once per test run (``walkthroughs.follow_comparing``): the directory
-    that holds the walked project (``pricer``), the sweep's copy taken after the page's queue block
-    (``swept``), the concurrent reader's report and the queued experiments' names; and the blocks'
-    output. Read it, never change it (copy it first)."""
+def comparing(experiments, tmp_path_factory) -> tuple[Path, str]:
+    """docs/comparing.md walked once per test run (``walkthroughs.follow_comparing``) from a copy of
+    ``experiments``: the directory that holds the walked project (``pricer``), the sweep's copy
+    taken after the page's queue block (``swept``), the concurrent reader's report and the queued
+    experiments' names; and the blocks' output. Read it, never change it (copy it first)."""
     from .walkthroughs import follow_comparing  # a module built on this one's Project helpers
 
-    return built_once(tmp_path_factory, "comparing", functools.partial(follow_comparing, pipeline))
+    return built_once(tmp_path_factory, "comparing", functools.partial(follow_comparing, experiments[0]))
 
 
 @pytest.fixture(scope="module")

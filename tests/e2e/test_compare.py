@@ -1,7 +1,8 @@
 """Comparing and sharing experiments with the real tools (docs/comparing.md), on a tiny project.
 
-A copy of the session's ``half_lr`` project: `dvc repro`, a commit, then `dvc exp run -n half-lr -S lr=0.0005`.
-The tests read it; the last one commits and shares a copy of it through a local DVC remote.
+A copy of the session's ``experiments`` project (`dvc repro`, a commit, then the experiments `half-lr`,
+`-S lr=0.0005`, and `mlp-fast`, `-S mlp.lr=0.005`) with `half-lr` applied to its workspace. The tests
+read it; the last one commits and shares a copy of it through a local DVC remote.
 """
 
 from __future__ import annotations
@@ -42,11 +43,13 @@ def _stages_run(output: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def compared(half_lr, tmp_path_factory) -> Project:
-    """A copy of the tiny project after `dvc repro`, a commit, and one experiment, `half-lr` (its
-    stages: tests/e2e/test_dvc_pipeline.py::test_exp_run_lr_reruns_only_the_residual_network_and_evaluation).
-    A copy: `dvc` commands here never wait for a lock that another module's hold in the shared one."""
-    return copy_project(half_lr[0], tmp_path_factory.mktemp("compared") / "pricer")
+def compared(experiments, tmp_path_factory) -> Project:
+    """A copy of the tiny project after `dvc repro`, a commit, and two experiments (their stages:
+    tests/e2e/test_dvc_pipeline.py), with `dvc exp apply half-lr`: the workspace holds half-lr's
+    params and results. A copy: `dvc` commands here never wait for a lock held in the shared one."""
+    project = copy_project(experiments[0], tmp_path_factory.mktemp("compared") / "pricer")
+    project.dvc("exp", "apply", "half-lr")
+    return project
 
 
 # ------------------------------------------------------------------- DVC: terminal and plots
@@ -55,26 +58,29 @@ def compared(half_lr, tmp_path_factory) -> Project:
 def test_exp_show_compact_columns_and_metrics_diff(compared):
     table = list(csv.DictReader(io.StringIO(compared.dvc(*EXP_SHOW, "--csv").stdout)))
     columns = set(table[0])
-    # the MAEs, the changed interval bounds and the paired comparison; `--only-changed` hides the
-    # MLP's interval, which lr leaves as it was
-    # (and the verdict too, where lr changed it)
+    # the MAEs, the changed interval bounds and the paired comparison (and the verdict too, where
+    # an lr changed it), and the two params that the experiments changed
     compact = {
         "Experiment", "rev", "typ", "metrics/mlp.json:test_mae", "metrics/resnet.json:test_mae",
         "metrics/resnet.json:test_mae_ci95_low", "metrics/resnet.json:test_mae_ci95_high",
         "resnet_vs_mlp.mae_difference", "resnet_vs_mlp.ci95_low", "resnet_vs_mlp.ci95_high",
-        "train_mean_test_mae", "train_median_test_mae", "lr"}
+        "train_mean_test_mae", "train_median_test_mae", "lr", "mlp.lr"}
     assert compact <= columns
-    # beyond those, only metrics that the residual network's lr also moves (the ensemble built on
-    # it, the comparisons, the ranges): no other param, and nothing that --drop removes
+    # beyond those, only metrics that the two lrs also move (the ensemble built on the models, the
+    # comparisons, the ranges): no other param, and nothing that --drop removes
     # (val_mae: metrics/train/ensemble.json's, which DVC names without its file where unambiguous)
     extra = columns - compact - {"resnet_vs_mlp.verdict", "val_mae"}
     assert not [column for column in extra if ".json:" not in column and "_vs_" not in column], extra
     assert not [column for column in extra if "metrics/train/" in column or "first_200" in column], extra
     rows = {row["Experiment"] or row["rev"]: row for row in table}
-    assert rows["half-lr"]["lr"] == "0.0005" and rows["main"]["lr"] == "0.001"
+    assert rows["half-lr"]["lr"] == "0.0005" and rows["main"]["lr"] == "0.001" and rows["mlp-fast"]["lr"] == "0.001"
+    assert rows["mlp-fast"]["mlp.lr"] == "0.005" and rows["half-lr"]["mlp.lr"] == rows["main"]["mlp.lr"] == "0.01"
     assert (float(rows["half-lr"]["metrics/resnet.json:test_mae"])
-            == compared.read_json("metrics/resnet.json")["test_mae"])
+            == compared.read_json("metrics/resnet.json")["test_mae"])  # the workspace: half-lr applied
+    # each experiment moved its own model's figures only
     assert rows["half-lr"]["metrics/mlp.json:test_mae"] == rows["main"]["metrics/mlp.json:test_mae"]
+    assert rows["mlp-fast"]["metrics/resnet.json:test_mae"] == rows["main"]["metrics/resnet.json:test_mae"]
+    assert rows["mlp-fast"]["metrics/mlp.json:test_mae"] != rows["main"]["metrics/mlp.json:test_mae"]
 
     diff = json.loads(compared.dvc("metrics", "diff", "main", "half-lr", "--json").stdout)
     assert "test_mae" in diff["metrics/resnet.json"] and "metrics/mlp.json" not in diff
@@ -151,15 +157,18 @@ def test_mlflow_server_has_both_models_runs_with_history_and_renders_the_compari
     runs = _post(f"{api}/runs/search", {"experiment_ids": [experiment["experiment_id"]], "max_results": 50})["runs"]
     by_name = {run["info"]["run_name"]: run for run in runs}
     # the two models' training runs, the ensemble stage's, and (the MLP being trained by the
-    # baseline, not by half-lr) an evaluate run of half-lr's own for the MLP's test figures
-    trained = {"mlp-workspace", "resnet-workspace", "resnet-half-lr"}
-    assert set(by_name) == trained | {"ensemble-workspace", "ensemble-half-lr", "mlp-half-lr-evaluate"}
+    # baseline, not by half-lr) an evaluate run of half-lr's own for the MLP's test figures; the
+    # same for mlp-fast, which trains the MLP only
+    trained = {"mlp-workspace", "resnet-workspace", "resnet-half-lr", "mlp-mlp-fast"}
+    assert set(by_name) == trained | {"ensemble-workspace", "ensemble-half-lr", "mlp-half-lr-evaluate",
+                                      "ensemble-mlp-fast", "resnet-mlp-fast-evaluate"}
     for name, run in ((name, by_name[name]) for name in sorted(trained)):
         tags = {t["key"]: t["value"] for t in run["data"]["tags"]}
         params = {p["key"]: p["value"] for p in run["data"]["params"]}
         metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
         assert tags["model"] == name.split("-")[0] and tags["dvc_exp_name"] == name.split("-", 1)[1]
         assert params["params.lr"] == ("0.0005" if name == "resnet-half-lr" else "0.001")
+        assert params["params.mlp.lr"] == ("0.005" if name == "mlp-mlp-fast" else "0.01")
         assert params["params.resnet.hidden"] == "32" and "architecture.kind" in params
         assert metrics["test_mae"] > 0 and "baseline_train_median_test_mae" in metrics
         history = _get(f"{api}/metrics/get-history?" + urllib.parse.urlencode(

@@ -13,12 +13,9 @@ import re
 import pytest
 
 from .conftest import REPO_ROOT, copy_project
-from .walkthroughs import command_blocks, run_page, runnable
+from .walkthroughs import command_blocks, readme_after_shared_start, run_page, shared_start
 
 pytestmark = pytest.mark.e2e
-
-# The README's first two blocks are its set-up and its test command: CI runs them as they are.
-README_OPENING_BLOCKS = 2
 
 
 def test_every_skipped_block_says_why():
@@ -31,7 +28,9 @@ def test_every_skipped_block_says_why():
                 assert marker in ("", "setup"), f"{page.name}: unknown docs-test marker {marker!r}"
 
 
-def test_the_readme_blocks_work_as_written(pipeline, tmp_path):
-    blocks = command_blocks(REPO_ROOT / "README.md")[README_OPENING_BLOCKS:]
-    # the first command's `dvc repro`, on the scratch project's tiny params (already run: up to date)
-    run_page(copy_project(pipeline, tmp_path / "pricer"), "README.md", ["dvc repro\n"] + runnable(blocks))
+def test_the_readme_blocks_work_as_written(experiments, tmp_path):
+    # the first command's `dvc repro` (on the tiny params: up to date), the baseline commit and the
+    # two experiments ran in `experiments` (walkthroughs.shared_start); the rest of the page here
+    project, outputs = experiments
+    assert list(outputs) == shared_start()
+    run_page(copy_project(project, tmp_path / "pricer"), "README.md", readme_after_shared_start())

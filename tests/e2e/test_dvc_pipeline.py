@@ -62,9 +62,11 @@ def test_repro_again_is_up_to_date(pipeline):
     assert _stages_run(done.stdout) == []
 
 
-def test_exp_run_lr_reruns_only_the_residual_network_and_evaluation(half_lr):
-    project, output = half_lr  # the outputs committed, then `dvc exp run -n half-lr -S lr=0.0005`
-    assert _stages_run(output) == ["train_resnet", "ensemble", "evaluate"]
+def test_an_experiment_on_one_models_lr_reruns_only_that_model_and_what_follows(experiments):
+    project, outputs = experiments  # the baseline committed, then an experiment on each model's lr
+    for command, trained in (("dvc exp run --temp -n half-lr -S lr=0.0005", "train_resnet"),
+                             ("dvc exp run --temp -n mlp-fast -S mlp.lr=0.005", "train_mlp")):
+        assert _stages_run(outputs[command]) == [trained, "ensemble", "evaluate"], outputs[command]
 
     table = json.loads(project.dvc("exp", "show", "--json").stdout)
     rows = {}
@@ -76,12 +78,12 @@ def test_exp_run_lr_reruns_only_the_residual_network_and_evaluation(half_lr):
             params = (data.get("params") or {}).get("params.yaml", {}).get("data", {})
             rows[name] = (params.get("lr"), metrics.get("test_mae"))
     assert rows["half-lr"][0] == 0.0005 and rows["half-lr"][1] > 0
-    baseline = [value for name, value in rows.items() if name not in ("half-lr", "workspace")]
+    baseline = [value for name, value in rows.items() if name not in ("half-lr", "mlp-fast", "workspace")]
     assert baseline and baseline[0][0] == 0.001 and baseline[0][1] > 0
 
     runs = project.mlflow_runs()
     by_exp = {(r.data.tags["dvc_exp_name"], r.data.tags["model"]) for r in runs}
-    assert ("half-lr", "resnet") in by_exp and ("workspace", "resnet") in by_exp
+    assert {("half-lr", "resnet"), ("mlp-fast", "mlp"), ("workspace", "resnet"), ("workspace", "mlp")} <= by_exp
     half = next(r for r in runs if r.data.tags["dvc_exp_name"] == "half-lr")
     assert half.data.params["params.lr"] == "0.0005" and "test_mae" in half.data.metrics
 

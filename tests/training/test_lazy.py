@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import spawn_ranks
 from torch import nn
 
 from pricer.models import SparseBatch, SparseLinear
@@ -184,7 +185,7 @@ def _gradient_worker(rank: int, world_size: int, rendezvous: str, out: str) -> N
 
 
 def test_summed_gradients_across_two_ranks_are_the_whole_batch_gradient_on_the_rows_touched(tmp_path):
-    torch.multiprocessing.spawn(_gradient_worker, args=(2, str(tmp_path / "rendezvous"), str(tmp_path)), nprocs=2)
+    spawn_ranks(_gradient_worker, 2, (2, str(tmp_path / "rendezvous"), str(tmp_path)))
     # one process, both ranks' rows in one batch: its mean loss
     model, _ = _twins(10)
     losses = []

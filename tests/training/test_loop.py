@@ -3,6 +3,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from helpers import spawn_ranks
 
 from pricer.batching import CSRTensors, RankShares, RowShare
 from pricer.models import build_model
@@ -184,8 +185,8 @@ def test_ranks_holding_only_their_share_train_what_one_process_trains(catalogue_
     recipe = dataclasses.replace(recipe, batch_size=layout["batch_size"])
     settings, train_x, train_y, val_x, val_y, items = catalogue_features
     features = (settings, train_x[:train_rows], train_y[:train_rows], val_x, val_y, items)
-    torch.multiprocessing.spawn(_rank_worker, nprocs=world_size, args=(
-        world_size, str(tmp_path / "rendezvous"), str(tmp_path), arch, recipe, features[1:5]))
+    spawn_ranks(_rank_worker, world_size, (world_size, str(tmp_path / "rendezvous"), str(tmp_path), arch, recipe,
+                                           features[1:5]))
     model, result, _ = _train(features, arch=arch, recipe=recipe)
     ranks = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=True) for rank in range(world_size)]
     for name, tensor in model.state_dict().items():
