@@ -1,11 +1,16 @@
 import errno
+import io
 import json
 import os
+import signal
 import stat
+import threading
 
 import pytest
+import torch
 
-from pricer.atomic import OutputError, atomic_directory, atomic_path, write_json
+from pricer import atomic
+from pricer.atomic import OutputError, atomic_directory, atomic_path, save_torch, sigterm_held, write_json
 
 
 def test_write_json_is_canonical(tmp_path):
@@ -98,3 +103,67 @@ def test_outputs_resolving_outside_the_root_are_refused_and_links_inside_are_not
     with pytest.raises(OutputError, match=r"^loop/x: "):
         refuse_outputs_outside(root, ["loop/x"])
     assert sorted(p.name for p in other.iterdir()) == []
+
+
+class _SigtermMidWrite(io.BufferedWriter):
+    """A file that sends this process SIGTERM during its third write: mid-way through torch.save."""
+
+    writes = 0
+
+    def write(self, data):
+        written = super().write(data)
+        type(self).writes += 1
+        if type(self).writes == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return written
+
+
+def _stage_handler(signum, _frame):  # what pricer.console installs in every stage
+    raise SystemExit(128 + signum)
+
+
+def test_sigterm_during_a_torch_save_ends_as_terminated_after_a_whole_file(tmp_path, monkeypatch):
+    # torch's zip writer, cut by the handler's SystemExit, raised its own RuntimeError on the way
+    # out: the stage ended with a traceback and status 1, not as terminated (143)
+    monkeypatch.setattr(_SigtermMidWrite, "writes", 0)
+    monkeypatch.setattr(atomic, "open", lambda path, mode: _SigtermMidWrite(io.FileIO(path, mode)), raising=False)
+    state = {name: torch.arange(1000.0) + index for index, name in enumerate("abcdef")}
+    previous = signal.signal(signal.SIGTERM, _stage_handler)
+    try:
+        target = tmp_path / "weights.pt"
+        with pytest.raises(SystemExit) as exit_info:
+            save_torch(target, state)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert _SigtermMidWrite.writes > 3  # the signal came mid-way, and the save went on
+    assert exit_info.value.code == 128 + signal.SIGTERM
+    saved = torch.load(target, weights_only=True)
+    assert saved.keys() == state.keys() and all(torch.equal(saved[name], state[name]) for name in state)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["weights.pt"]
+
+
+def test_sigterm_held_runs_the_block_whole_and_then_the_handler():
+    received = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, _frame: received.append(signum))
+    try:
+        with sigterm_held():
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(1000):  # the interpreter checks for signals between bytecodes
+                pass
+            assert received == []
+        assert received == [signal.SIGTERM]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_sigterm_held_outside_the_main_thread_runs_the_block_as_it_is():
+    ran = []
+
+    def block():
+        with sigterm_held():
+            ran.append(True)
+
+    worker = threading.Thread(target=block)
+    worker.start()
+    worker.join(timeout=10)
+    assert ran == [True]

@@ -17,7 +17,9 @@ import logging
 import os
 import secrets
 import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -108,6 +110,41 @@ def atomic_path(destination: str | Path, *, make_parents: bool = True) -> Iterat
             os.replace(tmp, destination)
         finally:
             tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def sigterm_held() -> Iterator[None]:
+    """SIGTERM waits until the block has ended, then takes its course: the handler in place runs
+    (a stage's raises SystemExit: pricer.console), or the default action ends the process.
+
+    For library writers that must not be cut by the exception a SIGTERM handler raises: torch's
+    zip writer, interrupted by it, raises its own RuntimeError while unwinding, which replaces the
+    SystemExit, and the stage ends with a traceback and status 1 instead of as a terminated run.
+    Only the main thread handles signals; elsewhere, or under a handler installed outside Python
+    (which could not be put back), the block runs as it is."""
+    previous = signal.getsignal(signal.SIGTERM)
+    if threading.current_thread() is not threading.main_thread() or previous is None:
+        yield
+        return
+    received: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, _frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if received:
+            signal.raise_signal(signal.SIGTERM)  # the handler runs before this returns
+
+
+def save_torch(destination: str | Path, state: Any) -> None:
+    """``torch.save(state)`` into ``destination``, atomically and whole even when SIGTERM arrives
+    meanwhile (``sigterm_held``: the stage then ends as terminated, the file complete)."""
+    import torch  # here: most importers of this module never save tensors, and torch's import takes seconds
+
+    # Through a file handle: given a path, torch names the zip's root folder after the (random)
+    # temporary file name, so equal tensors would be written as unequal bytes.
+    with sigterm_held(), atomic_path(destination) as tmp, open(tmp, "wb") as handle:
+        torch.save(state, handle)
 
 
 def write_text(destination: str | Path, text: str) -> None:

@@ -21,7 +21,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from pricer.atomic import atomic_path, write_json
+from pricer.atomic import save_torch, write_json
 from pricer.batching import CSRTensors, model_outputs
 from pricer.errors import PricerError
 from pricer.features import VectorizerSettings, vectorize_texts
@@ -78,10 +78,7 @@ class PricePredictor:
     def save(self, directory: str | Path) -> None:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        # Saved through a file handle: given a path, torch names the zip's root folder after the
-        # (random) temporary file name, so equal weights would be written as unequal bytes.
-        with atomic_path(directory / WEIGHTS_FILE) as tmp, open(tmp, "wb") as handle:
-            torch.save({k: v.detach().cpu() for k, v in self.model.state_dict().items()}, handle)
+        save_torch(directory / WEIGHTS_FILE, {k: v.detach().cpu() for k, v in self.model.state_dict().items()})
         write_json(
             directory / CONFIG_FILE,
             {

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from pricer.atomic import atomic_path
+from pricer.atomic import save_torch
 
 #: 2: ``torch_rng`` holds every data-parallel rank's generator state (rank order), not rank 0's alone.
 #: 3: the identity holds the digest of pricer's source (``code``).
@@ -27,8 +27,7 @@ class Checkpointing:
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:  # a handle: see PricePredictor.save
-        torch.save(state, handle)
+    save_torch(path, state)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any] | None:
