@@ -1,4 +1,5 @@
 import errno
+import functools
 import io
 import json
 import os
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 from pricer import atomic
-from pricer.atomic import OutputError, atomic_directory, atomic_path, save_torch, sigterm_held, write_json
+from pricer.atomic import OutputError, atomic_directory, atomic_path, sigterm_held, write_json, write_whole
 
 
 def test_write_json_is_canonical(tmp_path):
@@ -132,7 +133,7 @@ def test_sigterm_during_a_torch_save_ends_as_terminated_after_a_whole_file(tmp_p
     try:
         target = tmp_path / "weights.pt"
         with pytest.raises(SystemExit) as exit_info:
-            save_torch(target, state)
+            write_whole(target, functools.partial(torch.save, state))
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert _SigtermMidWrite.writes > 3  # the signal came mid-way, and the save went on

@@ -20,9 +20,9 @@ import shutil
 import signal
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from pricer.errors import PricerError
 
@@ -136,15 +136,13 @@ def sigterm_held() -> Iterator[None]:
             signal.raise_signal(signal.SIGTERM)  # the handler runs before this returns
 
 
-def save_torch(destination: str | Path, state: Any) -> None:
-    """``torch.save(state)`` into ``destination``, atomically and whole even when SIGTERM arrives
-    meanwhile (``sigterm_held``: the stage then ends as terminated, the file complete)."""
-    import torch  # here: most importers of this module never save tensors, and torch's import takes seconds
-
-    # Through a file handle: given a path, torch names the zip's root folder after the (random)
-    # temporary file name, so equal tensors would be written as unequal bytes.
+def write_whole(destination: str | Path, write: Callable[[BinaryIO], Any]) -> None:
+    """``write(handle)`` into ``destination``, atomically and whole even when SIGTERM arrives
+    meanwhile (``sigterm_held``: the stage then ends as terminated, the file complete). For
+    ``torch.save``: through a handle, because given a path torch names the zip's root folder after
+    the (random) temporary file's name, and equal tensors would be written as unequal bytes."""
     with sigterm_held(), atomic_path(destination) as tmp, open(tmp, "wb") as handle:
-        torch.save(state, handle)
+        write(handle)
 
 
 def write_text(destination: str | Path, text: str) -> None:

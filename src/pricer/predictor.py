@@ -9,6 +9,7 @@ predictor computes exactly what the trained one did.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Sequence
@@ -21,7 +22,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from pricer.atomic import save_torch, write_json
+from pricer.atomic import write_json, write_whole
 from pricer.batching import CSRTensors, model_outputs
 from pricer.errors import PricerError
 from pricer.features import VectorizerSettings, vectorize_texts
@@ -78,7 +79,8 @@ class PricePredictor:
     def save(self, directory: str | Path) -> None:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        save_torch(directory / WEIGHTS_FILE, {k: v.detach().cpu() for k, v in self.model.state_dict().items()})
+        weights = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+        write_whole(directory / WEIGHTS_FILE, functools.partial(torch.save, weights))
         write_json(
             directory / CONFIG_FILE,
             {

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from pricer.atomic import save_torch
+from pricer.atomic import write_whole
 
 #: 2: ``torch_rng`` holds every data-parallel rank's generator state (rank order), not rank 0's alone.
 #: 3: the identity holds the digest of pricer's source (``code``).
@@ -27,7 +28,7 @@ class Checkpointing:
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    save_torch(path, state)
+    write_whole(path, functools.partial(torch.save, state))
 
 
 def load_checkpoint(path: Path) -> dict[str, Any] | None:
