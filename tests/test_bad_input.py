@@ -748,7 +748,7 @@ def check_params_workers_above_cores(tmp_path: Path, features_dir: Path) -> None
                                    ("train.py", {"train": {"threads": cores + 1}}, "train.threads")]:
         project = stage_dir(tmp_path / script, overrides, features=features_dir if script == "train.py" else None)
         before = listing(project)
-        done = run_stage(project, script, *(["mlp"] if script == "train.py" else []))
+        done = run_stage_here(project, script, *(["mlp"] if script == "train.py" else []))
         assert done.returncode == 1, done.stderr
         expected = (f"params.yaml: {key} is {cores + 1} but this machine has {cores} CPU core"
                     f"{'s' if cores != 1 else ''}; use at most {cores}")
@@ -1787,12 +1787,12 @@ def check_output_outside_project(tmp_path: Path, features_dir: Path) -> None:
     before = {path: path.read_bytes() for path in other.rglob("*") if path.is_file()}
     project = stage_dir(tmp_path / "project", features=features_dir)
     (project / "models").symlink_to(other / "models")
-    done = run_stage(project, "train.py", "mlp")
+    done = run_stage_here(project, "train.py", "mlp")
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert re.search(rf"models/mlp: resolves to {re.escape(str(other))}/models/mlp, outside the project", done.stderr)
     assert "epoch 1/" not in done.stderr and not (project / "checkpoints").exists()
     (project / "data" / "raw").symlink_to(other / "data")
-    done = run_stage(project, "fetch.py")
+    done = run_stage_here(project, "fetch.py")
     assert done.returncode == 1 and "data/raw: resolves to" in done.stderr and "Traceback" not in done.stderr
     assert {path: path.read_bytes() for path in other.rglob("*") if path.is_file()} == before
 
