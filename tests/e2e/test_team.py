@@ -1,8 +1,9 @@
 """A team's setup with real services on 127.0.0.1 (docs/team.md): ``mlflow server`` on PostgreSQL with
 its artifacts in an S3 bucket (moto's server) and the basic-auth app, a DVC remote in the same S3,
-and a bare git repository as the team's git host. Clone A follows docs/team.md and pushes; clone B,
-a second team member, pulls, compares, promotes and prices with the champion; two more clones run
-experiments at once. One set of services for the module (``services``); every wait is bounded.
+and a bare git repository as the team's git host. Clone A follows docs/team.md and pushes; two more
+clones run experiments at once, and one of them pushes its experiment, half-lr; clone B, a second
+team member, pulls, compares with half-lr, promotes and prices with the champion. One set of
+services for the module (``services``); every wait is bounded.
 The faults are test_team_faults.py's, on a set of their own, so the two modules run side by side."""
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ from .walkthroughs import command_blocks, run_block, runnable
 pytestmark = pytest.mark.e2e
 
 TEXT = "Title: Cordless drill, 20V, two batteries\nCategory: Tools & Home Improvement"
+AT_ONCE = {"half-lr": 0.0005, "other-lr": 0.003}  # the experiments two clones run at the same time, and their lr
 
 
 @pytest.fixture(scope="module")
 def clone_a(services, tmp_path_factory) -> Project:
     """Clone A follows docs/team.md as written (``follow_the_walkthrough``: the admin's users, bea's
     DVC remote, `dvc repro` against the server and `dvc push` to S3, her promotion, carl's price),
-    then publishes it: its commits to a bare git repository and an experiment, pushed too."""
+    then publishes its commits to a bare git repository."""
     root = tmp_path_factory.mktemp("team")
     remote = root / "remote.git"
     subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(remote)], check=True, timeout=30)
@@ -39,10 +41,37 @@ def clone_a(services, tmp_path_factory) -> Project:
     project.run("git", "add", "-A")
     project.run("git", "commit", "-qm", "baseline results")
     project.run("git", "push", "-q", "origin", "main")
-    project.dvc("exp", "run", "--temp", "-n", "half-lr", "-S", "lr=0.0005", timeout=900)
-    project.dvc("exp", "push", "origin", "half-lr", timeout=300)
     project.remote = remote
     return project
+
+
+@pytest.fixture(scope="module")
+def experiments_at_once(services, clone_a, tmp_path_factory) -> dict[str, int]:
+    """Two more clones of the team's repository (git clone, `dvc pull`) each run an experiment at
+    the same time against the same server and S3: `half-lr` (lr 0.0005), which its clone then
+    pushes, and `other-lr` (lr 0.003). Each experiment's exit status, by name."""
+    root = tmp_path_factory.mktemp("at-once")
+    clones = {}
+    for name in AT_ONCE:
+        done = subprocess.run(["git", "clone", "-q", str(clone_a.remote), str(root / name)], capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        clone = team_clone(Project(root / name), services)
+        clone.dvc("pull", timeout=300)
+        clones[name] = clone
+    running = {name: clone.start(sys.executable, "-m", "dvc", "exp", "run", "-n", name, "-S", f"lr={lr}",
+                                 log=root / f"{name}.log")
+               for (name, lr), clone in zip(AT_ONCE.items(), clones.values(), strict=True)}
+    statuses = {}
+    for name, process in running.items():
+        try:
+            statuses[name] = process.wait(timeout=900)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        assert statuses[name] == 0, (root / f"{name}.log").read_text()[-3000:]
+    clones["half-lr"].dvc("exp", "push", "origin", "half-lr", timeout=300)
+    return statuses
 
 
 def follow_the_walkthrough(project: Project) -> str:
@@ -56,11 +85,12 @@ def follow_the_walkthrough(project: Project) -> str:
 def test_clone_a_lands_on_the_server_and_in_the_bucket(services, clone_a):
     runs = all_runs(services)
     names = {run.info.run_name for run in runs}
-    assert {"mlp-workspace", "resnet-workspace", "resnet-half-lr"} <= names, names
+    assert {"mlp-workspace", "resnet-workspace"} <= names, names
     assert all(run.info.status == "FINISHED" for run in runs)
     workspace = next(run for run in runs if run.info.run_name == "resnet-workspace")
     assert "test_mae" in workspace.data.metrics and workspace.inputs.dataset_inputs
-    assert {int(v.version) for v in versions(services, "pricer-resnet")} == {1, 2}
+    registered = {int(v.version): v.run_id for v in versions(services, "pricer-resnet")}
+    assert registered[1] == workspace.info.run_id  # the first version is clone A's
     assert len(versions(services, "pricer-mlp")) == 1
     artifacts = s3_keys(services.s3_endpoint, "mlartifacts/")
     assert any(key.endswith("/weights.pt") for key in artifacts), artifacts[:20]
@@ -81,7 +111,7 @@ def test_the_password_is_nowhere_but_the_environment(services, clone_a):
         assert ADMIN_PASSWORD not in recorded and "MLFLOW_TRACKING_PASSWORD" not in recorded
 
 
-def test_clone_b_pulls_compares_promotes_and_prices_the_champion(services, clone_a, tmp_path):
+def test_clone_b_pulls_compares_promotes_and_prices_the_champion(services, clone_a, experiments_at_once, tmp_path):
     done = subprocess.run(["git", "clone", "-q", str(clone_a.remote), str(tmp_path / "b")], capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 0, done.stderr
@@ -130,26 +160,13 @@ def test_the_team_walkthrough_works_as_written(services, clone_a):
     assert "carl-Reads-2027" not in refused.stderr
 
 
-def test_two_clones_running_experiments_at_once_both_land(services, clone_a, tmp_path):
-    clones = []
-    for name in ("c", "d"):
-        done = subprocess.run(["git", "clone", "-q", str(clone_a.remote), str(tmp_path / name)], capture_output=True,
-                              text=True, timeout=60)
-        assert done.returncode == 0, done.stderr
-        clone = team_clone(Project(tmp_path / name), services)
-        clone.dvc("pull", timeout=300)
-        clones.append(clone)
-    before = {run.info.run_id for run in all_runs(services)}
-    running_experiments = [clone.start(sys.executable, "-m", "dvc", "exp", "run", "-n", f"at-once-{index}",
-                                       "-S", f"lr=0.00{index + 2}", log=tmp_path / f"exp-{index}.log")
-                           for index, clone in enumerate(clones)]
-    for index, process in enumerate(running_experiments):
-        try:
-            assert process.wait(timeout=900) == 0, (tmp_path / f"exp-{index}.log").read_text()[-3000:]
-        finally:
-            if process.poll() is None:
-                process.kill()
-    landed = [run for run in all_runs(services) if run.info.run_id not in before]
-    trained = {run.info.run_name: run for run in landed if run.info.run_name.startswith("resnet-")}
-    assert sorted(trained) == ["resnet-at-once-0", "resnet-at-once-1"], sorted(trained)
+def test_two_clones_running_experiments_at_once_both_land(services, experiments_at_once):
+    assert experiments_at_once == {name: 0 for name in AT_ONCE}
+    runs = all_runs(services)
+    trained = {run.info.run_name: run for run in runs if run.info.run_name in {f"resnet-{name}" for name in AT_ONCE}}
+    assert sorted(trained) == sorted(f"resnet-{name}" for name in AT_ONCE), sorted(run.info.run_name for run in runs)
     assert all(run.info.status == "FINISHED" and "test_mae" in run.data.metrics for run in trained.values())
+    for name, lr in AT_ONCE.items():
+        assert trained[f"resnet-{name}"].data.params["params.lr"] == str(lr)
+    # each trained model registered its own version, beside clone A's
+    assert {int(v.version) for v in versions(services, "pricer-resnet")} == {1, 2, 3}
