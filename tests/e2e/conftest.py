@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import json
 import os
 import shutil
@@ -44,7 +45,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -105,28 +106,20 @@ class Project:
     def dvc(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
         return self.run(sys.executable, "-m", "dvc", *args, **kwargs)
 
-    def run_stage_here(self, script: str, *args: str) -> int:
-        """``python stages/<script> <args>`` run in this test's own process: a new interpreter spends
-        seconds of CPU importing torch, MLflow and scikit-learn before a tiny stage's work, and the
-        suite starts hundreds. For tests of what a stage writes, not of its process (its exit on a
-        signal, its output, its environment): the stage runs in the project, with its argv and the
-        project's environment, and what it changes in this process (torch's threads, determinism
-        and random state, the SIGTERM handler) is put back. Its exit status."""
-        import runpy
-
+    @contextlib.contextmanager
+    def _as_its_command(self) -> Iterator[None]:
+        """This process, for the duration, as a command run in the project: its directory and
+        environment; what such a command may change in a process (its argv, torch's threads,
+        determinism and random state, the SIGTERM handler) is put back afterwards."""
         import torch
 
         saved = (os.getcwd(), sys.argv, dict(os.environ), torch.get_num_threads(),
                  torch.are_deterministic_algorithms_enabled(), torch.get_rng_state(), signal.getsignal(signal.SIGTERM))
         try:
             os.chdir(self.root)
-            sys.argv = [f"stages/{script}", *args]
             os.environ.clear()
             os.environ.update(self.env)
-            runpy.run_path(f"stages/{script}", run_name="__main__")
-            return 0
-        except SystemExit as stage_exit:  # what `sys.exit(run_stage(...))` ends with
-            return stage_exit.code if isinstance(stage_exit.code, int) else int(stage_exit.code is not None)
+            yield
         finally:
             cwd, argv, environment, threads, deterministic, rng, sigterm = saved
             os.chdir(cwd)
@@ -137,6 +130,38 @@ class Project:
             torch.use_deterministic_algorithms(deterministic)
             torch.set_rng_state(rng)
             signal.signal(signal.SIGTERM, sigterm)
+
+    def run_stage_here(self, script: str, *args: str) -> int:
+        """``python stages/<script> <args>`` run in this test's own process: a new interpreter spends
+        seconds of CPU importing torch, MLflow and scikit-learn before a tiny stage's work, and the
+        suite starts hundreds. For tests of what a stage writes, not of its process (its exit on a
+        signal, its output, its environment): the stage runs in the project, with its argv and the
+        project's environment (``_as_its_command``). Its exit status."""
+        import runpy
+
+        with self._as_its_command():
+            sys.argv = [f"stages/{script}", *args]
+            try:
+                runpy.run_path(f"stages/{script}", run_name="__main__")
+                return 0
+            except SystemExit as stage_exit:  # what `sys.exit(run_stage(...))` ends with
+                return stage_exit.code if isinstance(stage_exit.code, int) else int(stage_exit.code is not None)
+
+    def cli_here(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """``pricer <args>`` run in this test's own process (``pricer.cli.main``, which logs to
+        whatever sys.stderr is), in the project and its environment: its status, stdout and stderr,
+        as ``run`` gives them. For tests of what a command prints and returns, not of its process:
+        a new interpreter spends seconds importing DVC, pandas, torch and pricer. (The `pricer`
+        command itself runs in the docs' walks and tests/cli/test_app.py.)"""
+        from pricer.cli import main
+
+        stdout, stderr = io.StringIO(), io.StringIO()
+        with self._as_its_command(), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            status = main(list(args))
+        done = subprocess.CompletedProcess(["pricer", *args], status, stdout.getvalue(), stderr.getvalue())
+        if check and status != 0:
+            raise AssertionError(f"pricer {' '.join(args)} failed ({status}):\n{done.stdout}\n{done.stderr}")
+        return done
 
     def with_env(self, env: Mapping[str, str]) -> Project:
         """This project, its commands run with ``env`` added to their environment (``self`` unchanged)."""

@@ -52,7 +52,7 @@ def store(project) -> str:
 def champion(project):
     """The workspace's residual network promoted to champion with `pricer promote`, as a user does
     after comparing."""
-    done = project.run("pricer", "promote", "resnet", "--exp", "workspace")
+    done = project.cli_here("promote", "resnet", "--exp", "workspace")
     assert done.stdout.strip() == "pricer-resnet@champion -> version 1 (experiment workspace)", done.stdout
     client = registry.registry_client(project.root)
     version = client.get_model_version_by_alias("pricer-resnet", registry.CHAMPION)
@@ -60,14 +60,14 @@ def champion(project):
 
 
 def test_promote_refuses_what_is_not_there_in_one_line(project, champion):
-    done = project.run("pricer", "promote", "resnet", "--version", "99", check=False)
+    done = project.cli_here("promote", "resnet", "--version", "99", check=False)
     assert done.returncode == 1 and done.stderr.count("\n") == 1
     assert "pricer-resnet has no version 99" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_pricer_predict_prices_an_mlflow_model_uri_like_the_directory(project, champion):
-    uri = project.run("pricer", "predict", "-m", "models:/pricer-resnet@champion", "-f", "json", *TEXTS)
-    directory = project.run("pricer", "predict", "-m", "models/resnet", "-f", "json", *TEXTS)
+    uri = project.cli_here("predict", "-m", "models:/pricer-resnet@champion", "-f", "json", *TEXTS)
+    directory = project.cli_here("predict", "-m", "models/resnet", "-f", "json", *TEXTS)
     prices = [[row["prices"]["resnet"] for row in json.loads(done.stdout)["predictions"]] for done in (uri, directory)]
     assert prices[0] == prices[1] and len(prices[0]) == len(TEXTS)
 

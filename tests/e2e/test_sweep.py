@@ -11,10 +11,7 @@ which is not paired with anything. Meanwhile a third process read the store. The
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import os
 import re
 import subprocess
 
@@ -27,22 +24,8 @@ pytestmark = pytest.mark.e2e
 
 
 def compare(project: Project, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """`pricer compare ARGS` in ``project``, run in this process: what is tested is what it prints
-    and its exit status, which ``pricer.cli.main`` gives as the command does (it logs to whatever
-    sys.stderr is); a new interpreter importing DVC, pandas and pricer costs seconds of CPU a call.
-    (The `pricer` command itself runs in docs/comparing.md's walk and tests/cli/test_app.py.)"""
-    from pricer.cli import main
-
-    stdout, stderr, directory = io.StringIO(), io.StringIO(), os.getcwd()
-    try:
-        os.chdir(project.root)
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-            status = main(["compare", *args])
-    finally:
-        os.chdir(directory)
-    done = subprocess.CompletedProcess(["pricer", "compare", *args], status, stdout.getvalue(), stderr.getvalue())
-    assert status == 0 or not check, f"pricer compare {' '.join(args)} failed ({status}):\n{done.stderr}"
-    return done
+    """`pricer compare ARGS` in ``project``, in this process (``Project.cli_here``)."""
+    return project.cli_here("compare", *args, check=check)
 
 
 def experiments(project: Project) -> dict[str, str]:

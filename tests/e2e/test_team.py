@@ -119,10 +119,10 @@ def test_clone_b_pulls_compares_promotes_and_prices_the_champion(services, clone
     clone_b.dvc("pull", timeout=300)
     assert "up to date" in clone_b.dvc("status").stdout
     clone_b.dvc("exp", "pull", "origin", "half-lr", timeout=300)
-    compared = clone_b.run("pricer", "compare", "workspace", "half-lr")
+    compared = clone_b.cli_here("compare", "workspace", "half-lr")
     assert "half-lr" in compared.stdout and "resnet" in compared.stdout
 
-    promoted = clone_b.run("pricer", "promote", "resnet", "--exp", "workspace")
+    promoted = clone_b.cli_here("promote", "resnet", "--exp", "workspace")
     assert "pricer-resnet@champion -> version 1 (experiment workspace)" in promoted.stdout
     local = price(clone_a, "models/resnet")
     assert price(clone_b, "models:/pricer-resnet@champion") == local
@@ -142,7 +142,7 @@ def test_clone_b_pulls_compares_promotes_and_prices_the_champion(services, clone
 
 def price(project: Project, model: str) -> float:
     """``pricer predict -m model`` of TEXT in ``project``, in dollars (the CLI rounds to cents)."""
-    printed = json.loads(project.run("pricer", "predict", "-m", model, "-f", "json", TEXT).stdout)
+    printed = json.loads(project.cli_here("predict", "-m", model, "-f", "json", TEXT).stdout)
     prices = printed["predictions"][0]["prices"]  # the price, and <model>_low/<model>_high: its range
     (dollars,) = [value for column, value in prices.items() if not column.endswith(("_low", "_high"))]
     return dollars
