@@ -14,7 +14,7 @@ costs about a second. So one pipeline is reproduced per test session and shared:
 - ``copy_project(source, destination)``: an independent copy (git history, DVC cache, outputs,
   and the MLflow store with its artifact locations re-pointed at the copy). A test that changes a
   project (a commit, an experiment, an edit, a stage run, a promotion) works on its own copy, e.g.
-  ``copy_project(pipeline, tmp_path / "pricer")`` (``commit_all`` then commits its outputs).
+  ``copy_project(pipeline, tmp_path / "pricer")``.
 - ``experiments`` (session): a copy of ``pipeline`` after the commands that the README and
   docs/comparing.md both begin with (``walkthroughs.shared_start``: the baseline committed, then
   ``dvc exp run --temp -n half-lr -S lr=0.0005`` and ``dvc exp run --temp -n mlp-fast -S
@@ -273,12 +273,6 @@ def snapshot(root: Path, patterns: Sequence[str]) -> dict[str, bytes]:
     """The bytes of each file under ``root`` that matches one of the glob ``patterns``, by relative path."""
     return {str(path.relative_to(root)): path.read_bytes()
             for pattern in patterns for path in sorted(root.glob(pattern)) if path.is_file()}
-
-
-def commit_all(project: Project, message: str) -> Project:
-    project.run("git", "add", "-A")
-    project.run("git", "commit", "-q", "-m", message)
-    return project
 
 
 SHARED_BUILD_WAIT_S = 1800

@@ -9,6 +9,8 @@ The faults are test_team_faults.py's, on a set of their own, so the two modules 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import urllib.request
@@ -63,13 +65,16 @@ def experiments_at_once(services, clone_a, tmp_path_factory) -> dict[str, int]:
                                  log=root / f"{name}.log")
                for (name, lr), clone in zip(AT_ONCE.items(), clones.values(), strict=True)}
     statuses = {}
-    for name, process in running.items():
-        try:
+    try:
+        for name, process in running.items():
             statuses[name] = process.wait(timeout=900)
-        finally:
+    finally:  # neither outlives the fixture, whichever failed or ran out of time
+        for process in running.values():
             if process.poll() is None:
-                process.kill()
-        assert statuses[name] == 0, (root / f"{name}.log").read_text()[-3000:]
+                os.killpg(process.pid, signal.SIGKILL)  # its stages too: Project.start gave it a session
+                process.wait(timeout=30)
+    for name, status in statuses.items():
+        assert status == 0, (root / f"{name}.log").read_text()[-3000:]
     clones["half-lr"].dvc("exp", "push", "origin", "half-lr", timeout=300)
     return statuses
 
