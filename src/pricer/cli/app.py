@@ -13,12 +13,12 @@ import logging
 import os
 import signal
 import sys
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
 from pricer.cli import compare, models, predict, promote, train_worker
+from pricer.console import sigterm_raises
 from pricer.errors import PricerError
 
 log = logging.getLogger("pricer.cli")
@@ -92,23 +92,6 @@ def one_line(message: str) -> str:
     return " ".join(line.strip() for line in message.splitlines() if line.strip())
 
 
-def _raise_terminated(signum: int, frame: Any) -> None:
-    raise Terminated()
-
-
-@contextmanager
-def _sigterm_raises() -> Iterator[None]:
-    """While a command runs, SIGTERM unwinds it like Ctrl-C (signals only reach the main thread)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -117,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     with _logging_to_stderr(args.verbose, args.quiet):
         try:
-            with _sigterm_raises():
+            with sigterm_raises(Terminated):
                 return args.handler(args)
         except PricerError as error:  # CliError, and the library's own (a model, a store, the registry)
             log.error("%s", one_line(str(error)))
