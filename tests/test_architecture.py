@@ -14,7 +14,7 @@ from pathlib import Path
 from code_imports import REPO_ROOT, direct_imports, package_modules
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "digests", "memory"),
+    ("errors", "digests", "memory", "signals"),
     ("atomic", "layout", "console", "text", "engine"),
     ("params",),
     ("catalogue", "cores"),

@@ -5,13 +5,12 @@ import json
 import os
 import signal
 import stat
-import threading
 
 import pytest
 import torch
 
 from pricer import atomic
-from pricer.atomic import OutputError, atomic_directory, atomic_path, sigterm_held, write_json, write_whole
+from pricer.atomic import OutputError, atomic_directory, atomic_path, write_json, write_whole
 
 
 def test_write_json_is_canonical(tmp_path):
@@ -142,29 +141,3 @@ def test_sigterm_during_a_torch_save_ends_as_terminated_after_a_whole_file(tmp_p
     assert saved.keys() == state.keys() and all(torch.equal(saved[name], state[name]) for name in state)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["weights.pt"]
 
-
-def test_sigterm_held_runs_the_block_whole_and_then_the_handler():
-    received = []
-    previous = signal.signal(signal.SIGTERM, lambda signum, _frame: received.append(signum))
-    try:
-        with sigterm_held():
-            os.kill(os.getpid(), signal.SIGTERM)
-            for _ in range(1000):  # the interpreter checks for signals between bytecodes
-                pass
-            assert received == []
-        assert received == [signal.SIGTERM]
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def test_sigterm_held_outside_the_main_thread_runs_the_block_as_it_is():
-    ran = []
-
-    def block():
-        with sigterm_held():
-            ran.append(True)
-
-    worker = threading.Thread(target=block)
-    worker.start()
-    worker.join(timeout=10)
-    assert ran == [True]

@@ -17,14 +17,13 @@ import logging
 import os
 import secrets
 import shutil
-import signal
 import tempfile
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from pricer.errors import PricerError
+from pricer.signals import sigterm_held
 
 log = logging.getLogger(__name__)
 
@@ -110,30 +109,6 @@ def atomic_path(destination: str | Path, *, make_parents: bool = True) -> Iterat
             os.replace(tmp, destination)
         finally:
             tmp.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def sigterm_held() -> Iterator[None]:
-    """SIGTERM waits until the block has ended, then takes its course: the handler in place runs
-    (a stage's raises SystemExit: pricer.console), or the default action ends the process.
-
-    For library writers that must not be cut by the exception a SIGTERM handler raises: torch's
-    zip writer, interrupted by it, raises its own RuntimeError while unwinding, which replaces the
-    SystemExit, and the stage ends with a traceback and status 1 instead of as a terminated run.
-    Only the main thread handles signals; elsewhere, or under a handler installed outside Python
-    (which could not be put back), the block runs as it is."""
-    previous = signal.getsignal(signal.SIGTERM)
-    if threading.current_thread() is not threading.main_thread() or previous is None:
-        yield
-        return
-    received: list[int] = []
-    signal.signal(signal.SIGTERM, lambda signum, _frame: received.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        if received:
-            signal.raise_signal(signal.SIGTERM)  # the handler runs before this returns
 
 
 def write_whole(destination: str | Path, write: Callable[[BinaryIO], Any]) -> None:

@@ -1,5 +1,8 @@
 """The MLflow store: naming it without secrets, bounded waits, and one line for its failures."""
 
+import os
+import signal
+
 import pytest
 
 from pricer import tracking
@@ -33,3 +36,36 @@ def test_the_guarded_client_turns_store_failures_into_one_line_and_lets_request_
                                                      r"tracking\.enabled=false\)$") as failed:
         client.search_runs([experiment_id])
     assert "\n" not in str(failed.value)
+
+
+class _Stop(BaseException):
+    pass
+
+
+def test_sigterm_waits_for_a_store_call_to_end_whole_then_stops_the_stage():
+    # cut mid-transaction, a call left the SQLite store locked for the one that marks the run KILLED
+    from pricer.signals import sigterm_raises
+    from pricer.tracking.store import GuardedClient
+
+    calls = []
+
+    class Store:
+        def log_batch(self, run_id):
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(10_000):  # the interpreter runs a handler between bytecodes: here
+                pass
+            calls.append(run_id)
+            return "logged"
+
+        def set_terminated(self, run_id, status):
+            calls.append(status)
+
+    client = GuardedClient(Store(), "sqlite:///mlflow.db")
+    with pytest.raises(_Stop), sigterm_raises(_Stop):
+        try:
+            client.log_batch("run-1")
+            calls.append("went on after the call")
+        except _Stop:
+            client.set_terminated("run-1", "KILLED")
+            raise
+    assert calls == ["run-1", "KILLED"]

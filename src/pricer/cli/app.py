@@ -18,8 +18,8 @@ from contextlib import contextmanager, suppress
 from typing import Any
 
 from pricer.cli import compare, models, predict, promote, train_worker
-from pricer.console import sigterm_raises
 from pricer.errors import PricerError
+from pricer.signals import sigterm_raises
 
 log = logging.getLogger("pricer.cli")
 

@@ -22,6 +22,7 @@ from pricer.digests import directory_md5, file_md5
 from pricer.errors import PricerError
 from pricer.layout import checkout_commit, project_root
 from pricer.params import Params, TrackingParams, flatten
+from pricer.signals import sigterm_held
 from pricer.tracking import registry
 from pricer.tracking.inputs import read_fetch_report, split_datasets
 from pricer.tracking.store import (
@@ -161,7 +162,9 @@ class Tracker:
         digest = directory_md5(directory)
         self.set_tags({MODEL_DIGEST_TAG: digest})
         artifacts = self.client.get_run(self.run_id).info.artifact_uri
-        with store_errors(self.client.tracking_uri, f"store the logged model in its artifact store {artifacts}"):
+        # MLflow's own store calls, not the guarded client's: SIGTERM waits for them too
+        with sigterm_held(), store_errors(self.client.tracking_uri,
+                                          f"store the logged model in its artifact store {artifacts}"):
             logged = pyfunc.log_pyfunc_model(self.client, directory, experiment_id=self.experiment_id,
                                              run_id=self.run_id, model_digest=digest)
         if not register:

@@ -31,6 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pricer.errors import PricerError
 from pricer.layout import project_root
+from pricer.signals import sigterm_held
 
 STORE_FILE = "mlflow.db"
 # Ties a run to the model directory it trained, by content, so that no DVC output has to hold a
@@ -262,7 +263,9 @@ def store_errors(uri: str, action: str) -> Iterator[None]:
 
 class GuardedClient:
     """An ``MlflowClient`` whose every call goes through ``store_errors``: a store failure in
-    the middle of a stage or a command is one line, wherever the call is made."""
+    the middle of a stage or a command is one line, wherever the call is made. A SIGTERM waits
+    for the call (``sigterm_held``): cut mid-transaction, the call left the SQLite store locked
+    for the one that marks the run KILLED, and the run stayed RUNNING."""
 
     def __init__(self, client: Any, uri: str) -> None:
         self._client = client
@@ -275,7 +278,7 @@ class GuardedClient:
         action = name.replace("_", " ")
 
         def guarded(*args: Any, **kwargs: Any) -> Any:
-            with store_errors(self._uri, action):
+            with sigterm_held(), store_errors(self._uri, action):
                 return found(*args, **kwargs)
 
         return guarded

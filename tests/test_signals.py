@@ -1,11 +1,12 @@
 import os
 import signal
 import sys
+import threading
 import time
 
 import pytest
 
-from pricer.console import sigterm_raises
+from pricer.signals import sigterm_held, sigterm_raises
 
 
 class _SigtermWhenCollected:
@@ -59,3 +60,30 @@ def test_other_exceptions_in_finalizers_go_to_the_hook_before_and_both_are_put_b
     assert [type(unraisable.exc_value) for unraisable in reported] == [ValueError]
     assert sys.unraisablehook == reported.append
     assert signal.getsignal(signal.SIGTERM) is handler_before
+
+
+def test_sigterm_held_runs_the_block_whole_and_then_the_handler():
+    received = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, _frame: received.append(signum))
+    try:
+        with sigterm_held():
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(1000):  # the interpreter checks for signals between bytecodes
+                pass
+            assert received == []
+        assert received == [signal.SIGTERM]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_sigterm_held_outside_the_main_thread_runs_the_block_as_it_is():
+    ran = []
+
+    def block():
+        with sigterm_held():
+            ran.append(True)
+
+    worker = threading.Thread(target=block)
+    worker.start()
+    worker.join(timeout=10)
+    assert ran == [True]
