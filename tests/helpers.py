@@ -1,13 +1,26 @@
-"""Helpers shared by several test modules: a loopback fake Hub, a deep merge of params, and
-data-parallel ranks started from one server process."""
+"""Helpers shared by several test modules: a loopback fake Hub, a deep merge of params,
+data-parallel ranks started from one server process, and stage scripts run in this process
+(``run_stage_here``) or in such ranks (``run_stage_ranks``)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import multiprocessing
+import os
+import runpy
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
 import threading
-from collections.abc import Callable, Iterator
+import traceback
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 
@@ -53,7 +66,8 @@ def deep_merge(base: dict, override: dict) -> dict:
 # What the ranks' server imports once: the test modules' own imports. (Not the test modules themselves:
 # Python 3.11's forkserver does not take the test directories' sys.path, and skips what it cannot import.)
 RANK_PRELOAD = ["numpy", "scipy.sparse", "pytest", "torch", "torch.distributed", "pricer.batching", "pricer.models",
-                "pricer.target", "pricer.training", "pricer.training.distributed"]
+                "pricer.target", "pricer.training", "pricer.training.distributed", "pricer.training.runner",
+                "pricer.tracking", "pricer.console"]
 
 
 def spawn_ranks(worker: Callable[..., None], world_size: int, args: tuple) -> None:
@@ -66,3 +80,96 @@ def spawn_ranks(worker: Callable[..., None], world_size: int, args: tuple) -> No
 
     multiprocessing.set_forkserver_preload(RANK_PRELOAD)  # used when the server first starts
     torch.multiprocessing.start_processes(worker, args=args, nprocs=world_size, start_method="forkserver")
+
+
+@contextmanager
+def as_its_command(directory: Path, environment: Mapping[str, str], argv: list[str] | None = None) -> Iterator[None]:
+    """This process, for the duration, as a command run in ``directory`` with exactly
+    ``environment`` (and ``argv``); what such a command may change in a process (its argv,
+    torch's threads, determinism and random state, the SIGTERM handler, the root logger) is put
+    back afterwards."""
+    import torch
+
+    root = logging.getLogger()
+    saved = (os.getcwd(), sys.argv, dict(os.environ), torch.get_num_threads(),
+             torch.are_deterministic_algorithms_enabled(), torch.get_rng_state(), signal.getsignal(signal.SIGTERM),
+             root.handlers, root.level)
+    try:
+        os.chdir(directory)
+        os.environ.clear()
+        os.environ.update(environment)
+        if argv is not None:
+            sys.argv = argv
+        yield
+    finally:
+        cwd, sys.argv, environ, threads, deterministic, rng, sigterm, root.handlers, level = saved
+        os.chdir(cwd)
+        os.environ.clear()
+        os.environ.update(environ)
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+        torch.set_rng_state(rng)
+        signal.signal(signal.SIGTERM, sigterm)
+        root.setLevel(level)
+
+
+def run_stage_here(directory: Path, script: str | Path, *args: str, environment: Mapping[str, str],
+                   check: bool = False) -> subprocess.CompletedProcess:
+    """``python <script> <args>`` run in ``directory`` in this test's own process: a new interpreter
+    spends seconds of CPU importing torch, MLflow and scikit-learn before a tiny stage's work, and
+    the suite starts hundreds. For tests of what a stage writes and says, not of its process (its
+    exit on a signal, settings read at import): the script runs as ``__main__`` with exactly
+    ``environment`` (``as_its_command``). Its exit status is what it passes to ``sys.exit``, its
+    stderr holds its log lines (INFO, the stage's format) and, had it raised, the traceback. With
+    ``check``, a failure fails the test with that output."""
+    stdout, stderr = io.StringIO(), io.StringIO()
+    handler = logging.StreamHandler(stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    argv = [str(script), *args]
+    with (as_its_command(directory, environment, argv), contextlib.redirect_stderr(stderr),
+          contextlib.redirect_stdout(stdout)):
+        root = logging.getLogger()
+        root.handlers = [handler]  # the stage's logging.basicConfig then adds none of its own
+        root.setLevel(logging.INFO)
+        try:
+            runpy.run_path(str(script), run_name="__main__")
+            status = 0
+        except SystemExit as stage_exit:  # what `sys.exit(run_stage(...))` ends with
+            status = stage_exit.code or 0 if isinstance(stage_exit.code, int | None) else 1
+            if not isinstance(stage_exit.code, int | None):
+                print(stage_exit.code, file=sys.stderr)  # as the interpreter does with `sys.exit("message")`
+        except Exception:
+            traceback.print_exc()
+            status = 1
+    done = subprocess.CompletedProcess(argv, status, stdout.getvalue(), stderr.getvalue())
+    if check and status != 0:
+        raise AssertionError(f"{' '.join(argv)} failed ({status}):\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+def _stage_rank(rank: int, world_size: int, directory: Path, script: str, args: tuple[str, ...],
+                environment: dict[str, str], port: int, logs: str) -> None:
+    # what torchrun's agent gives each worker of a one-node run (torch.distributed.run)
+    ranked = environment | {"RANK": str(rank), "LOCAL_RANK": str(rank), "GROUP_RANK": "0",
+                            "WORLD_SIZE": str(world_size), "LOCAL_WORLD_SIZE": str(world_size),
+                            "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+    done = run_stage_here(directory, script, *args, environment=ranked)
+    Path(logs, f"rank{rank}.log").write_text(done.stderr)
+    if done.returncode != 0:
+        raise AssertionError(f"rank {rank}: {script} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+
+
+def run_stage_ranks(directory: Path, script: str, *args: str, environment: Mapping[str, str],
+                    world_size: int = 2) -> list[str]:
+    """``torchrun --standalone --nproc_per_node=<world_size> <script> <args>`` without torchrun's
+    agent and its fresh interpreters: the stage's ranks, forked (``spawn_ranks``) with the
+    environment torchrun gives its workers, each ``run_stage_here``; each rank's stderr. For tests
+    of what data-parallel ranks train, not of the launch (tests/e2e/test_nodes.py and
+    test_interruption.py launch through torchrun). A rank that fails fails the call with its output."""
+    with socket.socket() as probe:  # a free port for the ranks' rendezvous
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with tempfile.TemporaryDirectory() as logs:
+        spawn_ranks(_stage_rank, world_size, (world_size, directory, script, tuple(args), dict(environment), port,
+                                              logs))
+        return [Path(logs, f"rank{rank}.log").read_text() for rank in range(world_size)]

