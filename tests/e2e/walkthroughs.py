@@ -47,6 +47,7 @@ README_SHARED_COMMANDS = 3
 # copy has no .dvc/tmp, where the queue keeps them).
 SWEPT, READER_REPORT, QUEUED, QUEUE_STATUS = "swept", "reader.json", "queued.json", "queue-status.txt"
 QUEUE_LOGS = "queue-logs"
+QUEUE_RUN = "dvc exp run --run-all"  # the block that runs the queue (around which the reader polls)
 
 # A plain reader of the store (sqlite's default 5 s busy wait) polling while the queue workers write:
 # once a second, a hundred reads or more over the queue's minutes (a read of the store's runs takes
@@ -158,7 +159,7 @@ def follow_comparing(experiments: Project, directory: Path) -> str:
     first, blocks = comparing_after_shared_start()
     try:
         for number, body in enumerate(blocks, start=first):
-            if "dvc queue start" not in body:
+            if QUEUE_RUN not in body:
                 output.append(run_block(project, COMPARING.name, number, body))
                 continue
             before = experiment_names(project)
