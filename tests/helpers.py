@@ -173,3 +173,37 @@ def run_stage_ranks(directory: Path, script: str, *args: str, environment: Mappi
         spawn_ranks(_stage_rank, world_size, (world_size, directory, script, tuple(args), dict(environment), port,
                                               logs))
         return [Path(logs, f"rank{rank}.log").read_text() for rank in range(world_size)]
+
+
+def _forked_stage(directory: Path, script: str, args: tuple[str, ...], environment: dict[str, str],
+                  before: Callable[[], None] | None) -> None:
+    if before is not None:
+        before()
+    done = run_stage_here(directory, script, *args, environment=environment)
+    sys.stderr.write(done.stderr)
+    sys.exit(done.returncode)
+
+
+def start_stage_forked(directory: Path, script: str, *args: str, environment: Mapping[str, str],
+                       before: Callable[[], None] | None = None) -> multiprocessing.Process:
+    """``run_stage_here`` started in a process of its own, forked from the server that imported
+    torch and pricer once (``spawn_ranks``), after ``before()`` there (a picklable callable: an
+    audit hook that kills the process at some write, say); its exit code is the stage's. For tests
+    of a stage's process that die with it, without a fresh interpreter's seconds of imports."""
+    multiprocessing.set_forkserver_preload(RANK_PRELOAD)
+    process = multiprocessing.get_context("forkserver").Process(
+        target=_forked_stage, args=(directory, script, tuple(args), dict(environment), before))
+    process.start()
+    return process
+
+
+def run_stage_forked(directory: Path, script: str, *args: str, environment: Mapping[str, str],
+                     before: Callable[[], None] | None = None, timeout: float = 300) -> int:
+    """``start_stage_forked`` waited for: its exit code, negative when a signal ended it."""
+    process = start_stage_forked(directory, script, *args, environment=environment, before=before)
+    process.join(timeout)
+    if process.exitcode is None:
+        process.kill()
+        process.join()
+        raise AssertionError(f"{script} {' '.join(args)} still ran after {timeout:g} s: killed")
+    return process.exitcode

@@ -8,6 +8,7 @@ SIGTERM marks the stage's MLflow run KILLED; data-parallel workers die with thei
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -21,6 +22,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 import torch
+from helpers import run_stage_forked, start_stage_forked
 
 from pricer.features import read_manifest
 from pricer.predictor import PricePredictor
@@ -32,39 +34,34 @@ pytestmark = pytest.mark.e2e
 HIDDEN_TEMPORARY = re.compile(r"^\..+\.(tmp.*|old)$")  # what pricer.atomic writes before the rename
 
 
-KILLER = r"""
-import os, runpy, signal, sys
+def _kill_at_write(kill_at: int, write_log: str | None) -> None:
+    """Count the writes of the stage this process runs next under its output folders (audit events
+    fire just before the operation) and SIGKILL the process at write number ``kill_at`` (0: never);
+    ``write_log`` lists them."""
+    log = open(write_log, "w", buffering=1) if write_log else None  # noqa: SIM115 (open until the process ends)
+    watched = tuple(folder + os.sep for folder in ("data", "models", "metrics", "checkpoints"))
+    events = {"open", "os.rename", "os.mkdir"}  # creations, writes and renames (os.replace is os.rename)
+    count = 0
 
-# Counts the writes of a stage under its output folders (audit events fire just before the
-# operation) and SIGKILLs the process at write number $KILL_AT_WRITE; $WRITE_LOG lists them.
-kill_at = int(os.environ.get("KILL_AT_WRITE", "0"))
-log = open(os.environ["WRITE_LOG"], "w", buffering=1) if os.environ.get("WRITE_LOG") else None
-watched = tuple(folder + os.sep for folder in ("data", "models", "metrics", "checkpoints"))
-events = {"open", "os.rename", "os.mkdir"}  # creations, writes and renames (os.replace is os.rename)
-count = 0
-
-def hook(event, args):
-    global count
-    if event not in events or not isinstance(args[0], (str, bytes, os.PathLike)):
-        return
-    if event == "open":
-        mode, flags = args[1], args[2]
-        writing = any(c in mode for c in "wax+") if mode else bool(flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT))
-        if not writing:
+    def hook(event: str, args: tuple) -> None:
+        nonlocal count
+        if event not in events or not isinstance(args[0], str | bytes | os.PathLike):
             return
-    path = os.path.relpath(os.path.abspath(os.fsdecode(args[0])))
-    if not path.startswith(watched):
-        return
-    count += 1
-    if log:
-        log.write(f"{count}\t{event}\t{path}\n")
-    if count == kill_at:
-        os.kill(os.getpid(), signal.SIGKILL)
+        if event == "open":
+            mode, flags = args[1], args[2]
+            writing = any(c in mode for c in "wax+") if mode else bool(flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT))
+            if not writing:
+                return
+        path = os.path.relpath(os.path.abspath(os.fsdecode(args[0])))
+        if not path.startswith(watched):
+            return
+        count += 1
+        if log:
+            log.write(f"{count}\t{event}\t{path}\n")
+        if count == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
 
-sys.addaudithook(hook)
-sys.argv = sys.argv[1:]
-runpy.run_path(sys.argv[0], run_name="__main__")
-"""
+    sys.addaudithook(hook)
 
 
 RESUME_EPOCHS = 5
@@ -82,35 +79,32 @@ def vectorized_project(tmp_path_factory) -> Project:
     return project
 
 
+# The stages below run in processes forked from one that imported torch and pricer once
+# (helpers.start_stage_forked): each dies as a stage process does, without a fresh interpreter's
+# seconds of imports before its first write.
+
 def writes_of(project: Project, stage: list[str], tmp_path: Path) -> tuple[list[list[str]], float]:
     """Run ``stage`` to completion, listing its writes; and how long it took."""
     log = tmp_path / "writes.log"
-    project.env["WRITE_LOG"] = str(log)
     started = time.monotonic()
-    try:
-        project.run(sys.executable, "-c", KILLER, *stage)
-    finally:
-        del project.env["WRITE_LOG"]
+    status = run_stage_forked(project.root, *stage, environment=project.env,
+                              before=functools.partial(_kill_at_write, 0, str(log)))
+    assert status == 0, f"{' '.join(stage)} failed ({status}): its output is in the captured stderr"
     return [line.split("\t") for line in log.read_text().splitlines()], time.monotonic() - started
 
 
 def killed_at_write(project: Project, stage: list[str], number: int) -> None:
-    project.env["KILL_AT_WRITE"] = str(number)
-    try:
-        done = project.run(sys.executable, "-c", KILLER, *stage, check=False)
-    finally:
-        del project.env["KILL_AT_WRITE"]
-    assert done.returncode == -signal.SIGKILL, (number, done.returncode, done.stderr[-2000:])
+    status = run_stage_forked(project.root, *stage, environment=project.env,
+                              before=functools.partial(_kill_at_write, number, None))
+    assert status == -signal.SIGKILL, (number, status)
 
 
-def killed_after(project: Project, stage: list[str], seconds: float, log: Path) -> None:
-    """SIGKILL ``stage`` (its whole process group) ``seconds`` after it starts."""
-    process = project.start(sys.executable, *stage, log=log)
-    try:
-        process.wait(timeout=seconds)
-    except Exception:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=30)
+def killed_after(project: Project, stage: list[str], seconds: float) -> None:
+    """SIGKILL ``stage`` ``seconds`` after it starts."""
+    process = start_stage_forked(project.root, *stage, environment=project.env)
+    process.join(seconds)
+    process.kill()
+    process.join(30)
 
 
 def kill_moments(writes: list[list[str]], groups: tuple[str, ...], seed: int) -> list[int]:
@@ -197,7 +191,7 @@ def test_killed_vectorize_leaves_each_output_old_or_complete(vectorized_project,
             assert_each_output_old_or_complete(project.root, before, VECTORIZE_LOADERS, ("data/features",),
                                                f"killed at write {number} {writes[number - 1]}")
         before = snapshot(project.root, ("data/features/**/*",))
-        killed_after(project, stage, random.Random(6).uniform(0.5, 0.95) * seconds, tmp_path / "vectorize.log")
+        killed_after(project, stage, random.Random(6).uniform(0.5, 0.95) * seconds)
         assert_each_output_old_or_complete(project.root, before, VECTORIZE_LOADERS, ("data/features",),
                                            "killed at random")
     finally:
@@ -260,7 +254,7 @@ def test_killed_training_leaves_each_output_old_or_complete_and_the_next_run_cle
         writes, seconds = writes_of(project, stage, tmp_path)  # the writes over existing outputs: the "old" ones
         project.set_params({"lr": 0.005})
         before = snapshot(project.root, outputs)
-        killed_after(project, stage, random.Random(8).uniform(0.5, 0.95) * seconds, tmp_path / "train.log")
+        killed_after(project, stage, random.Random(8).uniform(0.5, 0.95) * seconds)
         assert_each_output_old_or_complete(project.root, before, TRAIN_LOADERS, TRAIN_FOLDERS, "killed at random")
 
         # the model folder's swap: old folder renamed aside, new one not yet in place
@@ -276,7 +270,7 @@ def test_killed_training_leaves_each_output_old_or_complete_and_the_next_run_cle
                                                f"killed at write {number} {writes[number - 1]}")
         assert not (project.root / "models/resnet").exists() and leftovers(project.root, TRAIN_FOLDERS)
 
-        done = project.run(sys.executable, *stage)  # the next run completes and removes the leftovers
+        done = project.run_stage_here("train.py", "resnet")  # the next run completes and removes the leftovers
         assert "left by an interrupted run" in done.stderr
         assert leftovers(project.root, TRAIN_FOLDERS) == []
         for relative, load in TRAIN_LOADERS.items():

@@ -76,9 +76,10 @@ def test_two_nodes_on_loopback_train_the_bytes_of_one_node_with_two_processes(no
     assert not (node1.root / "models" / "mlp").exists()  # node 0 alone writes
     assert "PRICER" not in (node0.root / "dvc.lock").read_text()  # deployment, not results
 
-    # one node, two processes: per rank the same thread (train.threads is per machine)
+    # one node, two processes: per rank the same thread (train.threads is per machine); the
+    # reference's launch is not under test, so its ranks are forked (helpers.run_stage_ranks)
     node0.set_params({"train": {"nodes": 1, "processes": 2, "threads": 2}})
-    node0.run("python", "stages/train.py", "mlp")
+    node0.run_stage_ranks("train.py", "mlp", world_size=2)
     one_node = _weights(node0)
     assert two_nodes.keys() == one_node.keys()
     for name, tensor in two_nodes.items():
@@ -129,8 +130,8 @@ def test_a_node_with_other_params_is_refused_on_both_nodes_naming_the_difference
 
 def test_the_environment_is_checked_before_any_node_starts(nodes):
     node0, node1 = nodes
-    done = _on_node_0(node0, {}, "python", "stages/train.py", "mlp")
+    done = node0.run_stage_here("train.py", "mlp", check=False)
     assert done.returncode == 1 and "train.nodes is 2: set PRICER_RENDEZVOUS=host:port on every node" in done.stderr
-    done = node1.run("pricer", "train-worker", "mlp", check=False)
+    done = node1.cli_here("train-worker", "mlp", check=False)
     assert done.returncode == 1 and "set PRICER_NODE_RANK to this machine's node number, 1..1" in done.stderr
     assert "Traceback" not in done.stderr
