@@ -5,6 +5,7 @@ of them at an allowed version with hashes, and the README installs from it."""
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.metadata
 import re
 import sys
@@ -42,10 +43,15 @@ def declared_names(*groups: str) -> set[str]:
     return {normalized(Requirement(line).name) for group in groups for line in declared[group]}
 
 
+@functools.cache
+def installed_distributions() -> dict[str, list[str]]:
+    return importlib.metadata.packages_distributions()  # reads every installed package's metadata: once
+
+
 def distributions_of(module: str) -> set[str]:
     """The distributions that provide ``module`` here; by its own name where none is installed
     (a package for another Python version, such as tomli)."""
-    return {normalized(name) for name in importlib.metadata.packages_distributions().get(module, [module])}
+    return {normalized(name) for name in installed_distributions().get(module, [module])}
 
 
 @pytest.mark.parametrize(("folders", "groups"), [
