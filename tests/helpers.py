@@ -82,6 +82,13 @@ def spawn_ranks(worker: Callable[..., None], world_size: int, args: tuple) -> No
     torch.multiprocessing.start_processes(worker, args=args, nprocs=world_size, start_method="forkserver")
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for a server or a rendezvous)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 @contextmanager
 def as_its_command(directory: Path, environment: Mapping[str, str], argv: list[str] | None = None) -> Iterator[None]:
     """This process, for the duration, as a command run in ``directory`` with exactly
@@ -166,12 +173,9 @@ def run_stage_ranks(directory: Path, script: str, *args: str, environment: Mappi
     environment torchrun gives its workers, each ``run_stage_here``; each rank's stderr. For tests
     of what data-parallel ranks train, not of the launch (tests/e2e/test_nodes.py and
     test_interruption.py launch through torchrun). A rank that fails fails the call with its output."""
-    with socket.socket() as probe:  # a free port for the ranks' rendezvous
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     with tempfile.TemporaryDirectory() as logs:
-        spawn_ranks(_stage_rank, world_size, (world_size, directory, script, tuple(args), dict(environment), port,
-                                              logs))
+        spawn_ranks(_stage_rank, world_size, (world_size, directory, script, tuple(args), dict(environment),
+                                              free_port(), logs))
         return [Path(logs, f"rank{rank}.log").read_text() for rank in range(world_size)]
 
 

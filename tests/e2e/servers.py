@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -15,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from helpers import free_port  # noqa: F401 (re-exported: the e2e modules import it from here)
 
 from .conftest import run_bounded
 
@@ -22,12 +22,6 @@ from .conftest import run_bounded
 # 3 starts job runners for its GenAI features (pricer uses none) that poll while idle, about 14
 # CPU-seconds a minute per server on this 2-core machine.
 NO_SERVER_JOBS = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _wait_healthy(process: subprocess.Popen, health_url: str, log_path: Path, timeout_s: float) -> None:
