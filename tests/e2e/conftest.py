@@ -45,7 +45,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -53,6 +53,7 @@ import yaml
 from filelock import FileLock
 from filelock import Timeout as FileLockTimeout
 from helpers import as_its_command, deep_merge, run_stage_here, run_stage_ranks
+from zygote import SOCKET_ENV, Zygote
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -81,20 +82,39 @@ def project_files(root: Path = REPO_ROOT) -> list[str]:
     return [f for f in listed if f and (root / f).is_file() and not f.endswith(".pyc")]
 
 
+# This process's environment before any test ran: what an in-process test sets there (Dask's and
+# torchrun's OMP_NUM_THREADS=1) never reaches the commands of a later test.
+SESSION_ENVIRONMENT = dict(os.environ)
+
+
+def command_environment() -> dict[str, str]:
+    """What the scratch projects' commands run with: this test session's starting environment with
+    this interpreter's ``bin`` first on PATH, no MLflow or DVC settings, a test identity for git."""
+    bin_dir = str(Path(sys.executable).parent)
+    env = {k: v for k, v in SESSION_ENVIRONMENT.items() if not k.startswith(("MLFLOW_", "DVC_"))}
+    return env | {"PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}", "CI": "true",
+                  "GIT_AUTHOR_NAME": "pricer-test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
+                  "GIT_COMMITTER_NAME": "pricer-test", "GIT_COMMITTER_EMAIL": "test@example.invalid",
+                  # torch's OpenMP threads wait asleep, not spinning: the suite runs more processes
+                  # than the machine has cores, where a spinning thread burns the CPU that the thread
+                  # it waits for needs (about 12% of a training's CPU time). Results are unchanged.
+                  "OMP_WAIT_POLICY": "PASSIVE"}
+
+
+# This test process's zygote (tests/zygote.py), once the session fixture `stage_zygote` started it.
+_zygote: Zygote | None = None
+
+
 class Project:
-    """A scratch pricer project; ``run`` executes a command there and returns its output."""
+    """A scratch pricer project; ``run`` executes a command there and returns its output. Its
+    commands' ``python stages/...`` and ``pricer`` fork from this test process's zygote
+    (tests/zygote.py) when one runs (``fresh_interpreters`` gives a copy whose commands never do)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        bin_dir = str(Path(sys.executable).parent)
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
-        self.env |= {"PATH": f"{bin_dir}{os.pathsep}{self.env.get('PATH', '')}", "CI": "true",
-                     "GIT_AUTHOR_NAME": "pricer-test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
-                     "GIT_COMMITTER_NAME": "pricer-test", "GIT_COMMITTER_EMAIL": "test@example.invalid",
-                     # torch's OpenMP threads wait asleep, not spinning: the suite runs more processes
-                     # than the machine has cores, where a spinning thread burns the CPU that the thread
-                     # it waits for needs (about 12% of a training's CPU time). Results are unchanged.
-                     "OMP_WAIT_POLICY": "PASSIVE"}
+        self.env = command_environment()
+        if _zygote is not None:
+            self.env = _zygote.forking(self.env)
 
     def run(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
         """Run a command here (``run_bounded``); fail with its output if it fails and ``check``."""
@@ -135,6 +155,11 @@ class Project:
         if check and status != 0:
             raise AssertionError(f"pricer {' '.join(args)} failed ({status}):\n{done.stdout}\n{done.stderr}")
         return done
+
+    def fresh_interpreters(self) -> Project:
+        """This project, its commands' ``python`` and ``pricer`` started as new interpreters
+        (``self`` unchanged)."""
+        return self.with_env({SOCKET_ENV: ""})
 
     def with_env(self, env: Mapping[str, str]) -> Project:
         """This project, its commands run with ``env`` added to their environment (``self`` unchanged)."""
@@ -269,8 +294,23 @@ def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Calla
     return directory, text.read_text()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def stage_zygote(tmp_path_factory) -> Iterator[Zygote]:
+    """This test process's zygote (tests/zygote.py), which the scratch projects' stage commands
+    and ``pricer`` commands fork from."""
+    global _zygote
+    started = Zygote(tmp_path_factory.mktemp("zygote"), command_environment())
+    _zygote = started
+    try:
+        yield started
+    finally:
+        _zygote = None
+        started.close()
+
+
 def _reproduce(directory: Path) -> str:
-    done = make_project(directory).dvc("repro")
+    # new interpreters, as a user's `dvc repro` starts: the suite's one run of every stage without the zygote
+    done = make_project(directory).fresh_interpreters().dvc("repro")
     return done.stdout + done.stderr
 
 

@@ -254,7 +254,7 @@ def all_runs(services: TeamServices) -> list:
 
 def train(project: Project, model: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """The train stage in ``project`` (``env`` added), its exit status and output, whatever they are."""
-    return project.with_env(env or {}).run(sys.executable, "stages/train.py", model, check=False)
+    return project.with_env(env or {}).run("python", "stages/train.py", model, check=False)
 
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import shutil
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -86,7 +85,7 @@ def test_the_server_killed_mid_stage_is_one_line_and_the_rerun_completes(service
     before = len(versions(services, "pricer-resnet"))
     clone_a.set_params({"resnet": {"epochs": 30}})
     log = tmp_path / "train.log"
-    stage = clone_a.start(sys.executable, "stages/train.py", "resnet", log=log)
+    stage = clone_a.start("python", "stages/train.py", "resnet", log=log)
     deadline = time.monotonic() + 300
     while "epoch 2/" not in log.read_text() and stage.poll() is None and time.monotonic() < deadline:
         time.sleep(0.5)
