@@ -140,3 +140,13 @@ def test_a_killed_launcher_takes_its_command_with_it(zygote, project):
     launcher.kill()
     launcher.wait(timeout=30)
     assert gone(command), "the command outlived its SIGKILLed launcher"
+
+
+def test_a_preload_that_prints_is_refused_and_commands_run_the_real_interpreter(tmp_path, project):
+    printing = Zygote(tmp_path / "printing", BASE, preload=("this",))  # the Zen of Python, printed on import
+    try:
+        assert printing.process.wait(timeout=60) == 1
+        assert run(project, printing.forking(BASE), "report").returncode == 3  # not forked: nobody listens
+    finally:
+        with pytest.raises(RuntimeError, match="the preload printed"):
+            printing.close()

@@ -15,9 +15,10 @@ script, and any command whose environment sets what a library reads only when im
 ``PYTHON*``, OpenMP's and MKL's threads, Arrow's allocator) ``exec``s the real interpreter, as
 when no zygote runs.
 
-What a forked command cannot tell from a fresh interpreter: its libraries were imported before
-its own first line (none of them prints or starts a thread on import: ``serve`` fails otherwise),
-and ``hash()`` of a string is the same in every command forked from one zygote. The suite's own
+Where a forked command differs from a fresh interpreter: its libraries were imported before its
+own first line (none of them prints or starts a thread on import: ``serve`` refuses to serve
+otherwise), and ``hash()`` of a string is the same in every command forked from one zygote (the
+random states are drawn anew: Python's by itself after a fork, numpy's global one here). The suite's own
 ``dvc repro`` of the shared pipeline (tests/e2e/conftest.py) and the CI's README commands run
 real interpreters throughout.
 """
@@ -135,6 +136,11 @@ def serve(address: str, preload: Sequence[str] = ()) -> None:
     import importlib
     import pkgutil
 
+    try:  # the handlers wait on a command with a pidfd (Linux 5.3)
+        os.close(os.pidfd_open(os.getpid()))
+    except (AttributeError, OSError) as error:
+        print(f"not serving: no pidfd here ({error}); the launchers run the real interpreter", file=sys.stderr)
+        return
     environment = wanted_environment(os.environ)
     before = dict(os.environ)
     if not preload:
@@ -146,6 +152,10 @@ def serve(address: str, preload: Sequence[str] = ()) -> None:
         importlib.import_module(name)
     if threading.active_count() != 1:
         raise SystemExit(f"zygote: the preload started threads {threading.enumerate()}: forking would copy them")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if os.fstat(2).st_size:  # the log (stdout and stderr), empty until now unless an import printed
+        raise SystemExit("zygote: the preload printed the lines above: a forked command would not print them")
     # what the imports put in the environment (torch: KMP_*), as they would in a fresh interpreter
     set_on_import = {key: value for key, value in os.environ.items() if before.get(key) != value}
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -318,7 +328,7 @@ class Zygote:
         self.launchers = install_launchers(directory / "bin")
         with open(self.log, "w") as log:
             self.process = subprocess.Popen([sys.executable, __file__, self.address, *preload], stdin=subprocess.PIPE,
-                                            stdout=subprocess.DEVNULL, stderr=log, env=dict(environment),
+                                            stdout=log, stderr=log, env=dict(environment),
                                             cwd=directory, start_new_session=True)
 
     def forking(self, environment: Mapping[str, str]) -> dict[str, str]:
@@ -347,7 +357,7 @@ class Zygote:
         except Exception:
             self.process.kill()
             self.process.wait()
-        if ended_early is not None:
+        if ended_early:
             raise RuntimeError(f"the zygote ended early ({ended_early}):\n{self.log.read_text()[-3000:]}")
 
 

@@ -1,7 +1,11 @@
 """End-to-end fixtures: throwaway git + DVC copies of this repository with tiny params.
 
 The real ``dvc`` commands run there, in subprocesses, with this interpreter's environment, so the
-stage commands (``python stages/...``) use the same installed pricer.
+stage commands (``python stages/...``) use the same installed pricer. Those stage commands, and
+``pricer`` commands, fork from this test process's zygote (``stage_zygote``: tests/zygote.py), an
+interpreter that imported torch, MLflow and pricer once, instead of spending 5-7 CPU-seconds of
+imports each: to ``dvc`` and the test they are the same commands (exit status, output, signals).
+The shared ``pipeline`` is reproduced by new interpreters, as a user's ``dvc repro`` is.
 
 A ``dvc repro`` costs about a minute on a loaded 2-core machine; a copy of a reproduced project
 costs about a second. So one pipeline is reproduced per test session and shared:
