@@ -78,6 +78,15 @@ def test_a_forked_stage_script_is_indistinguishable_from_a_new_interpreter(zygot
     assert '"argv": ["stages/probe.py", "report"]' in report.stdout and '"stdin": "standard input"' in report.stdout
 
 
+def test_the_pricer_command_forked_is_the_console_script(zygote, project):
+    env = zygote.forking(BASE)
+    forked, fresh = (subprocess.run(["pricer", "no-such-command"], cwd=project, env=environment, capture_output=True,
+                                    text=True, timeout=120) for environment in (env, env | {SOCKET_ENV: ""}))
+    assert (forked.returncode, forked.stdout, forked.stderr) == (fresh.returncode, fresh.stdout, fresh.stderr)
+    assert forked.returncode == 2 and "usage: pricer" in forked.stderr
+    assert "forked ['pricer', 'no-such-command']" in zygote.log.read_text()
+
+
 def test_a_command_that_sets_what_libraries_read_on_import_runs_in_a_new_interpreter(zygote, project):
     env = zygote.forking(BASE) | {"OMP_NUM_THREADS": "1"}
     before = forked_count(zygote)

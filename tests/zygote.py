@@ -86,8 +86,9 @@ def launch(argv: Sequence[str], real_python: str) -> None:
             connection.close()
         else:
             _forward(connection, command)  # exits
-    module = ["-m", "pricer.cli"] if Path(argv[0]).name == "pricer" else []
-    os.execv(real_python, [real_python, *module, *argv[1:]])  # the absolute path: the venv is found from it
+    # by absolute path: the interpreter finds its venv from it, and `pricer` is the venv's own script
+    real = str(Path(real_python).with_name("pricer")) if Path(argv[0]).name == "pricer" else real_python
+    os.execv(real, [real, *argv[1:]])
 
 
 def _forward(connection: socket.socket, command: list[str]) -> None:
