@@ -88,6 +88,13 @@ def test_an_experiment_on_one_models_lr_reruns_only_that_model_and_what_follows(
     assert half.data.params["params.lr"] == "0.0005" and "test_mae" in half.data.metrics
 
 
+def test_repro_logs_no_progress_bars_when_progress_is_off(pipeline_repro_output):
+    # train.progress is false in the tiny params; MLflow's check of each logged model (it downloads
+    # the model again) draws none either
+    assert "Validating input example against model signature" in pipeline_repro_output  # the check ran
+    assert "Downloading artifacts" not in pipeline_repro_output and "%|" not in pipeline_repro_output
+
+
 def test_an_edit_to_any_module_a_stage_imports_makes_it_stale(pipeline, tmp_path):
     project = copy_project(pipeline, tmp_path / "pricer")
     project.dvc("repro")  # the workspace up to date first

@@ -161,7 +161,7 @@ def _unversioned(uri: str) -> str | None:
 
 
 @contextmanager
-def _artifact_progress(shown: bool) -> Iterator[None]:
+def artifact_progress(shown: bool) -> Iterator[None]:
     """MLflow's download progress bars on or off (its own setting, an environment variable)."""
     saved = os.environ.get(PROGRESS_VARIABLE)
     os.environ[PROGRESS_VARIABLE] = "true" if shown else "false"
@@ -227,7 +227,7 @@ def load_predictor(location: str | Path, *, device: str = "cpu", root: Path | No
         raise ModelLoadError(f"{uri} names no version: use {uri.rstrip('/')}@{CHAMPION} (the version `pricer "
                              f"promote` chose) or {uri.rstrip('/')}/<version number>")
     with (tempfile.TemporaryDirectory(prefix="pricer-model-") as scratch, global_store(store),
-          _artifact_progress(progress_enabled("auto"))):
+          artifact_progress(progress_enabled("auto"))):
         try:
             with store_errors(store, f"download {uri}"):
                 local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=scratch, tracking_uri=store,

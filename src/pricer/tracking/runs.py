@@ -162,9 +162,10 @@ class Tracker:
         digest = directory_md5(directory)
         self.set_tags({MODEL_DIGEST_TAG: digest})
         artifacts = self.client.get_run(self.run_id).info.artifact_uri
-        # MLflow's own store calls, not the guarded client's: SIGTERM waits for them too
-        with sigterm_held(), store_errors(self.client.tracking_uri,
-                                          f"store the logged model in its artifact store {artifacts}"):
+        # MLflow's own store calls, not the guarded client's: SIGTERM waits for them too. Its check of
+        # the logged model downloads it again, with progress bars: noise in a stage's log
+        with sigterm_held(), registry.artifact_progress(False), store_errors(
+                self.client.tracking_uri, f"store the logged model in its artifact store {artifacts}"):
             logged = pyfunc.log_pyfunc_model(self.client, directory, experiment_id=self.experiment_id,
                                              run_id=self.run_id, model_digest=digest)
         if not register:
