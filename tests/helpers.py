@@ -23,6 +23,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from zygote import exit_status
+
 
 class _NotFoundHub(BaseHTTPRequestHandler):
     """Answers the dataset-info API the way huggingface.co does for unknown ids and revisions."""
@@ -142,9 +144,7 @@ def run_stage_here(directory: Path, script: str | Path, *args: str, environment:
             runpy.run_path(str(script), run_name="__main__")
             status = 0
         except SystemExit as stage_exit:  # what `sys.exit(run_stage(...))` ends with
-            status = stage_exit.code or 0 if isinstance(stage_exit.code, int | None) else 1
-            if not isinstance(stage_exit.code, int | None):
-                print(stage_exit.code, file=sys.stderr)  # as the interpreter does with `sys.exit("message")`
+            status = exit_status(stage_exit)
         except Exception:
             traceback.print_exc()
             status = 1

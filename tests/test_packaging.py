@@ -31,7 +31,7 @@ def third_party_imports(*folders: str) -> set[str]:
                 elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                     names.add(node.module.split(".")[0])
     return {name for name in names if name not in STANDARD_LIBRARY and name not in LOCAL_MODULES
-            and not any((REPO_ROOT / folder / local).exists() for folder in folders for local in (name, f"{name}.py"))}
+            and not any((REPO_ROOT / root / local).exists() for root in folders for local in (name, f"{name}.py"))}
 
 
 def normalized(name: str) -> str:

@@ -32,8 +32,10 @@ import os
 import select
 import signal
 import socket
+import subprocess
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -247,12 +249,7 @@ def _run_command(argv: list[str], cwd: str, env: dict[str, str], descriptors: li
         else:
             _run_script(argv)
     except SystemExit as stage_exit:
-        code = stage_exit.code
-        if code is None or isinstance(code, int):
-            status = code or 0
-        else:
-            print(code, file=sys.stderr)
-            status = 1
+        status = exit_status(stage_exit)
     except KeyboardInterrupt:
         status = -signal.SIGINT
     except BaseException as error:
@@ -262,6 +259,16 @@ def _run_command(argv: list[str], cwd: str, env: dict[str, str], descriptors: li
         sys.excepthook(type(error), error.with_traceback(trace), trace)
         status = 1
     _exit_as_interpreter(status)
+
+
+def exit_status(stage_exit: SystemExit) -> int:
+    """The status ``sys.exit(code)`` ends an interpreter with; a message (``sys.exit("...")``) is
+    printed to stderr first, as the interpreter prints it."""
+    code = stage_exit.code
+    if code is None or isinstance(code, int):
+        return code or 0
+    print(code, file=sys.stderr)
+    return 1
 
 
 def _run_script(argv: list[str]) -> None:
@@ -322,8 +329,6 @@ class Zygote:
     and refused."""
 
     def __init__(self, directory: Path, environment: Mapping[str, str], preload: Sequence[str] = ()) -> None:
-        import subprocess
-
         self.address = str(directory / "zygote.sock")
         self.log = directory / "zygote.log"
         self.launchers = install_launchers(directory / "bin")
@@ -340,8 +345,6 @@ class Zygote:
 
     def wait_listening(self, timeout: float = 300) -> None:
         """Until launchers can connect (at most ``timeout`` seconds, then fail with the log)."""
-        import time
-
         deadline = time.monotonic() + timeout
         while LISTENING not in self.log.read_text():
             if self.process.poll() is not None or time.monotonic() > deadline:
